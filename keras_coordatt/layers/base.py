@@ -1,0 +1,124 @@
+"""Shared machinery of the attention layers: argument checks, activations, 1x1 convs.
+
+Every attention layer here pools the input into a small descriptor, runs a few
+convolutions on it and multiplies the input by the resulting gates. The
+convolutions always run in channels-last layout, whatever the layer's
+``data_format``: TensorFlow has no NCHW convolution kernels on CPU, and the
+descriptors are tiny, so transposing them costs nothing measurable.
+"""
+
+import keras
+from keras import ops
+
+DATA_FORMATS = ("channels_last", "channels_first")
+
+ACTIVATIONS = {
+    "hard_swish": ops.hard_silu,
+    "h_swish": ops.hard_silu,
+    "hard_silu": ops.hard_silu,
+    "relu": ops.relu,
+    "relu6": ops.relu6,
+    "swish": ops.silu,
+    "silu": ops.silu,
+    "sigmoid": ops.sigmoid,
+    "hard_sigmoid": ops.hard_sigmoid,
+}
+
+
+def resolve_activation(name, argument, layer_name):
+    """Returns the function named ``name``; a clear error names the argument."""
+    if not isinstance(name, str) or name.lower() not in ACTIVATIONS:
+        raise ValueError(
+            f"{layer_name}: unknown {argument}={name!r}. "
+            f"Expected one of {sorted(ACTIVATIONS)}."
+        )
+    return ACTIVATIONS[name.lower()]
+
+
+def check_positive_int(value, argument, layer_name):
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(
+            f"{layer_name}: {argument} must be a positive integer, got {value!r}."
+        )
+    return value
+
+
+def reduced_channels(channels, reduction, min_channels):
+    """Width of the bottleneck: ``max(min_channels, channels // reduction)``."""
+    return max(min_channels, channels // reduction)
+
+
+class AttentionLayer(keras.layers.Layer):
+    """Base class: validates the input, knows the layout, builds on first call.
+
+    Subclasses implement ``build_attention(channels)`` and ``call``; the
+    output always has the input's shape.
+    """
+
+    def __init__(self, data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        data_format = data_format or keras.config.image_data_format()
+        if data_format not in DATA_FORMATS:
+            raise ValueError(
+                f"{self.__class__.__name__}: unknown data_format={data_format!r}. "
+                f"Expected one of {DATA_FORMATS}."
+            )
+        self.data_format = data_format
+        self.channel_axis = -1 if data_format == "channels_last" else 1
+        self.supports_masking = False
+
+    def build(self, input_shape):
+        input_shape = tuple(input_shape)
+        if len(input_shape) != 4:
+            raise ValueError(
+                f"{self.__class__.__name__} '{self.name}' expects a 4D input "
+                f"(batch, height, width, channels) or (batch, channels, height, "
+                f"width); got shape {input_shape} of rank {len(input_shape)}."
+            )
+        channels = input_shape[self.channel_axis]
+        if channels is None:
+            raise ValueError(
+                f"{self.__class__.__name__} '{self.name}' needs a known channel "
+                f"dimension (axis {self.channel_axis} for {self.data_format}); "
+                f"got shape {input_shape}."
+            )
+        self.channels = int(channels)
+        self.input_spec = keras.InputSpec(
+            ndim=4, axes={self.channel_axis: self.channels}
+        )
+        self.build_attention(self.channels)
+
+    def build_attention(self, channels):
+        raise NotImplementedError
+
+    def conv(self, filters, name, kernel_size=1, input_channels=None):
+        """A channels-last convolution with bias, in this layer's dtype policy."""
+        layer = keras.layers.Conv2D(
+            filters,
+            kernel_size,
+            padding="same",
+            use_bias=True,
+            data_format="channels_last",
+            dtype=self.dtype_policy,
+            name=name,
+        )
+        layer.build((None, None, None, input_channels))
+        return layer
+
+    def to_channels_last(self, tensor):
+        if self.data_format == "channels_last":
+            return tensor
+        return ops.transpose(tensor, (0, 2, 3, 1))
+
+    def from_channels_last(self, tensor):
+        if self.data_format == "channels_last":
+            return tensor
+        return ops.transpose(tensor, (0, 3, 1, 2))
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config["data_format"] = self.data_format
+        return config

@@ -1,0 +1,110 @@
+"""CBAM: channel then spatial attention, at the paper's baseline settings."""
+
+import keras
+from keras import ops
+
+from keras_coordatt.layers.base import AttentionLayer
+from keras_coordatt.layers.base import check_positive_int
+from keras_coordatt.layers.base import reduced_channels
+from keras_coordatt.layers.base import resolve_activation
+
+
+@keras.saving.register_keras_serializable(package="keras_coordatt")
+class CBAM(AttentionLayer):
+    """Convolutional Block Attention Module.
+
+    Reference: Woo, Park, Lee, Kweon, "CBAM: Convolutional Block Attention
+    Module", ECCV 2018; settings as in the Coordinate Attention paper's CBAM
+    baseline.
+
+    Channel attention: the average- and max-pooled descriptors go through one
+    shared MLP (1x1 convs ``conv_reduce``, C -> C // reduction, and
+    ``conv_expand``, back to C, both with bias, ``activation`` between); the
+    two results are summed and squashed by a sigmoid. Spatial attention: the
+    channel-wise mean and max maps of the re-weighted input (in that order)
+    are concatenated and a ``kernel_size`` x ``kernel_size`` conv
+    ``conv_spatial`` (2 -> 1, with bias, "same" padding) and a sigmoid give one
+    gate per position. The defaults give the paper's MobileNetV2 + CBAM count
+    of 3,889,792 parameters.
+
+    Args:
+        reduction: int, channel reduction ratio. Defaults to 24.
+        min_channels: int, the smallest bottleneck width. Defaults to 1.
+        activation: the MLP non-linearity. Defaults to ``"relu"``.
+        kernel_size: odd int, the spatial conv's size. Defaults to 7.
+        data_format: ``"channels_last"`` (default) or ``"channels_first"``.
+        **kwargs: the usual `keras.layers.Layer` arguments.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras_coordatt import CBAM
+    >>> layer = CBAM()
+    >>> layer(np.ones((2, 14, 14, 96), "float32")).shape
+    (2, 14, 14, 96)
+    >>> layer.count_params()
+    967
+    """
+
+    def __init__(
+        self,
+        reduction=24,
+        min_channels=1,
+        activation="relu",
+        kernel_size=7,
+        data_format=None,
+        **kwargs,
+    ):
+        super().__init__(data_format=data_format, **kwargs)
+        cls = self.__class__.__name__
+        self.reduction = check_positive_int(reduction, "reduction", cls)
+        self.min_channels = check_positive_int(min_channels, "min_channels", cls)
+        self.activation = activation
+        self.activation_fn = resolve_activation(activation, "activation", cls)
+        check_positive_int(kernel_size, "kernel_size", cls)
+        if kernel_size % 2 == 0:
+            raise ValueError(
+                f"{cls}: kernel_size must be odd so the spatial gate stays "
+                f"centred on its position, got {kernel_size}."
+            )
+        self.kernel_size = kernel_size
+
+    def build_attention(self, channels):
+        self.squeezed = reduced_channels(channels, self.reduction, self.min_channels)
+        self.conv_reduce = self.conv(self.squeezed, "conv_reduce", input_channels=channels)
+        self.conv_expand = self.conv(channels, "conv_expand", input_channels=self.squeezed)
+        self.conv_spatial = self.conv(
+            1, "conv_spatial", kernel_size=self.kernel_size, input_channels=2
+        )
+
+    def shared_mlp(self, descriptor):
+        return self.conv_expand(self.activation_fn(self.conv_reduce(descriptor)))
+
+    def call(self, inputs):
+        spatial_axes = (1, 2) if self.data_format == "channels_last" else (2, 3)
+        average = self.to_channels_last(ops.mean(inputs, axis=spatial_axes, keepdims=True))
+        maximum = self.to_channels_last(ops.max(inputs, axis=spatial_axes, keepdims=True))
+        channel_gate = ops.sigmoid(self.shared_mlp(average) + self.shared_mlp(maximum))
+        refined = inputs * self.from_channels_last(channel_gate)
+
+        maps = ops.concatenate(
+            [
+                ops.mean(refined, axis=self.channel_axis, keepdims=True),
+                ops.max(refined, axis=self.channel_axis, keepdims=True),
+            ],
+            axis=self.channel_axis,
+        )
+        spatial_gate = ops.sigmoid(self.conv_spatial(self.to_channels_last(maps)))
+        return refined * self.from_channels_last(spatial_gate)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "reduction": self.reduction,
+                "min_channels": self.min_channels,
+                "activation": self.activation,
+                "kernel_size": self.kernel_size,
+            }
+        )
+        return config

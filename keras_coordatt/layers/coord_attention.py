@@ -1,0 +1,159 @@
+"""Coordinate Attention (Hou, Zhou, Feng, CVPR 2021)."""
+
+import keras
+from keras import ops
+
+from keras_coordatt.layers.base import AttentionLayer
+from keras_coordatt.layers.base import check_positive_int
+from keras_coordatt.layers.base import reduced_channels
+from keras_coordatt.layers.base import resolve_activation
+
+DIRECTIONS = ("hw", "h", "w")
+
+
+@keras.saving.register_keras_serializable(package="keras_coordatt")
+class CoordAttention(AttentionLayer):
+    """Coordinate Attention: channel attention that keeps positions along H and W.
+
+    Reference: Hou, Zhou, Feng, "Coordinate Attention for Efficient Mobile
+    Network Design", CVPR 2021 (arXiv:2103.02907).
+
+    The input is averaged along its width (giving one descriptor per row) and
+    along its height (one per column). Both descriptors are concatenated along
+    the spatial axis and go through one shared 1x1 conv ``F1`` (C -> mip, with
+    bias), BatchNorm over the concatenated tensor and h-swish. The result is
+    split back into its row and column parts; 1x1 convs ``F_h`` and ``F_w``
+    (mip -> C, with bias) and a sigmoid turn them into gates ``g_h`` (one value
+    per row and channel) and ``g_w`` (per column and channel), and the output
+    is ``x * g_h * g_w``. ``mip = max(min_channels, C // reduction)``.
+
+    Sub-layers and weights (stable names, used by the checkpoint converter):
+
+    | sub-layer     | paper | official PyTorch | weights                    |
+    |---------------|-------|------------------|----------------------------|
+    | `conv_reduce` | F1    | `conv1`          | `kernel` (1,1,C,mip), `bias` |
+    | `bn`          | BN    | `bn1`            | `gamma`, `beta`, `moving_mean`, `moving_variance` |
+    | `conv_h`      | F_h   | `conv2`          | `kernel` (1,1,mip,C), `bias` |
+    | `conv_w`      | F_w   | `conv3`          | `kernel` (1,1,mip,C), `bias` |
+
+    With ``directions="h"`` (or ``"w"``) only that direction is pooled and
+    gated, as in the paper's ablation (Table 1); ``conv_w`` (or ``conv_h``)
+    then does not exist.
+
+    Args:
+        reduction: int, the reduction ratio ``r``. Defaults to 32 (the paper).
+        min_channels: int, the smallest bottleneck width. Defaults to 8.
+        activation: the non-linearity after BatchNorm: ``"hard_swish"``
+            (default, the paper's h-swish), ``"relu"``, ``"relu6"`` or
+            ``"swish"``.
+        directions: ``"hw"`` (default, both), ``"h"`` or ``"w"``.
+        bn_momentum: BatchNorm momentum in Keras' convention. Defaults to 0.9,
+            PyTorch's 0.1.
+        bn_epsilon: BatchNorm epsilon. Defaults to 1e-5, PyTorch's default.
+        data_format: ``"channels_last"`` (default) or ``"channels_first"``.
+        **kwargs: the usual `keras.layers.Layer` arguments (``name``,
+            ``dtype``, ``trainable``).
+
+    Example:
+
+    >>> import numpy as np, keras
+    >>> from keras_coordatt import CoordAttention
+    >>> layer = CoordAttention()
+    >>> layer(np.ones((2, 14, 14, 96), "float32")).shape
+    (2, 14, 14, 96)
+    >>> layer.count_params()
+    2536
+    """
+
+    def __init__(
+        self,
+        reduction=32,
+        min_channels=8,
+        activation="hard_swish",
+        directions="hw",
+        bn_momentum=0.9,
+        bn_epsilon=1e-5,
+        data_format=None,
+        **kwargs,
+    ):
+        super().__init__(data_format=data_format, **kwargs)
+        cls = self.__class__.__name__
+        self.reduction = check_positive_int(reduction, "reduction", cls)
+        self.min_channels = check_positive_int(min_channels, "min_channels", cls)
+        self.activation = activation
+        self.activation_fn = resolve_activation(activation, "activation", cls)
+        if directions not in DIRECTIONS:
+            raise ValueError(
+                f"{cls}: unknown directions={directions!r}. Expected one of "
+                f"{DIRECTIONS}: 'hw' pools and gates along both height and "
+                "width, 'h' or 'w' along one only."
+            )
+        self.directions = directions
+        self.bn_momentum = bn_momentum
+        self.bn_epsilon = bn_epsilon
+
+    def build_attention(self, channels):
+        self.mip = reduced_channels(channels, self.reduction, self.min_channels)
+        self.conv_reduce = self.conv(self.mip, "conv_reduce", input_channels=channels)
+        self.bn = keras.layers.BatchNormalization(
+            axis=-1,
+            momentum=self.bn_momentum,
+            epsilon=self.bn_epsilon,
+            dtype=self.dtype_policy,
+            name="bn",
+        )
+        self.bn.build((None, None, 1, self.mip))
+        if "h" in self.directions:
+            self.conv_h = self.conv(channels, "conv_h", input_channels=self.mip)
+        if "w" in self.directions:
+            self.conv_w = self.conv(channels, "conv_w", input_channels=self.mip)
+
+    def call(self, inputs, training=None):
+        # Coordinate information embedding: z^h (N, H, C) averages each row
+        # over the width, z^w (N, W, C) each column over the height.
+        if self.data_format == "channels_last":
+            height_axis = 1
+            z_h = ops.mean(inputs, axis=2)
+            z_w = ops.mean(inputs, axis=1)
+        else:
+            height_axis = 2
+            z_h = ops.transpose(ops.mean(inputs, axis=3), (0, 2, 1))
+            z_w = ops.transpose(ops.mean(inputs, axis=2), (0, 2, 1))
+
+        pooled = {"h": z_h, "w": z_w}
+        descriptor = ops.concatenate([pooled[d] for d in self.directions], axis=1)
+        # (N, H + W, 1, C): one shared F1 and one BatchNorm over both parts.
+        descriptor = ops.expand_dims(descriptor, 2)
+        f = self.activation_fn(
+            self.bn(self.conv_reduce(descriptor), training=training)
+        )
+
+        if self.directions == "hw":
+            height = ops.shape(inputs)[height_axis]
+            parts = {"h": f[:, :height], "w": f[:, height:]}
+        else:
+            parts = {self.directions: f}
+
+        outputs = inputs
+        if "h" in parts:
+            g_h = ops.sigmoid(self.conv_h(parts["h"]))  # (N, H, 1, C)
+            outputs = outputs * self.from_channels_last(g_h)
+        if "w" in parts:
+            g_w = ops.sigmoid(self.conv_w(parts["w"]))  # (N, W, 1, C)
+            g_w = ops.transpose(g_w, (0, 2, 1, 3))  # (N, 1, W, C)
+            outputs = outputs * self.from_channels_last(g_w)
+        return outputs
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "reduction": self.reduction,
+                "min_channels": self.min_channels,
+                "activation": self.activation,
+                "directions": self.directions,
+                "bn_momentum": self.bn_momentum,
+                "bn_epsilon": self.bn_epsilon,
+            }
+        )
+        return config
