@@ -116,12 +116,17 @@ def _interpreter(model_content, num_threads, delegates=True):
     )
 
 
-def _allocated_interpreter(model_content, num_threads):
+def _allocated_interpreter(model_content, num_threads, xnnpack):
     """An interpreter with XNNPACK where it prepares, builtin kernels otherwise.
 
-    XNNPACK 2.3 refuses some int8 graphs (seen: CBAM's channel-wise
-    REDUCE_MAX behind another layer); the builtin kernels still run them.
+    The XNNPACK delegate of ai-edge-litert 2.3 refuses some int8 CBAM graphs,
+    with an error or, for some weights, by aborting the process; the builtin
+    kernels run them.
     """
+    if not xnnpack:
+        interpreter = _interpreter(model_content, num_threads, delegates=False)
+        interpreter.allocate_tensors()
+        return interpreter
     interpreter = _interpreter(model_content, num_threads)
     try:
         interpreter.allocate_tensors()
@@ -145,7 +150,7 @@ def tflite_op_names(model_content):
     return [op["op_name"] for op in interpreter._get_ops_details()]
 
 
-def run_tflite(model_content, inputs, num_threads=1):
+def run_tflite(model_content, inputs, num_threads=1, xnnpack=True):
     """Runs a TFLite model on float inputs, one example at a time.
 
     Quantized (int8) inputs and outputs are (de)quantized with the model's own
@@ -156,11 +161,14 @@ def run_tflite(model_content, inputs, num_threads=1):
         inputs: float array of shape ``(N, ...)``; each example is run with
             the model's own batch size of 1.
         num_threads: interpreter threads.
+        xnnpack: run on the XNNPACK delegate (the default, as on phones); if
+            it cannot prepare the model, a warning says so and the builtin
+            kernels run it. False uses the builtin kernels only.
 
     Returns:
         float32 array of the stacked outputs.
     """
-    interpreter = _allocated_interpreter(model_content, num_threads)
+    interpreter = _allocated_interpreter(model_content, num_threads, xnnpack)
     input_detail = interpreter.get_input_details()[0]
     output_detail = interpreter.get_output_details()[0]
     expected = tuple(input_detail["shape"][1:])

@@ -1,0 +1,252 @@
+"""MobileNetV2 with an attention block in every inverted residual block.
+
+Reference:
+- Hou, Zhou, Feng, "Coordinate Attention for Efficient Mobile Network Design",
+  CVPR 2021 (arXiv:2103.02907), Figure 3 and Table 2.
+- Sandler et al., "MobileNetV2: Inverted Residuals and Linear Bottlenecks",
+  CVPR 2018.
+
+With ``attention=None`` and ``padding="keras"`` the graph is
+`keras.applications.MobileNetV2`'s, layer for layer and name for name, so its
+weight files load as they are. The attention layer of block ``i`` is
+``block_{i}_attention``, between the depthwise conv's ReLU6 and the linear
+projection, as in the paper's Figure 3 and the official ``mbv2_ca``.
+"""
+
+import keras
+
+from keras_coordatt.models.common import Norm
+from keras_coordatt.models.common import Stage
+from keras_coordatt.models.common import attend
+from keras_coordatt.models.common import blocks
+from keras_coordatt.models.common import check_arguments
+from keras_coordatt.models.common import classifier_head
+from keras_coordatt.models.common import conv_bn
+from keras_coordatt.models.common import finish_model
+from keras_coordatt.models.common import image_input
+from keras_coordatt.models.common import make_divisible
+
+# (t, c, n, s) of the MobileNetV2 paper's Table 2.
+STAGES = (
+    Stage(1, 16, 1, 1),
+    Stage(6, 24, 2, 2),
+    Stage(6, 32, 3, 2),
+    Stage(6, 64, 4, 2),
+    Stage(6, 96, 3, 1),
+    Stage(6, 160, 3, 2),
+    Stage(6, 320, 1, 1),
+)
+STEM_CHANNELS = 32
+LAST_CHANNELS = 1280
+OUTPUT_STRIDES = (8, 16, 32)
+
+# The last block at strides 4, 8 and 16, and the final 1280-channel map.
+PYRAMID_LAYERS = {
+    "P2": "block_2_add",
+    "P3": "block_5_add",
+    "P4": "block_12_add",
+    "P5": "out_relu",
+}
+
+
+def MobileNetV2(
+    input_shape=None,
+    alpha=1.0,
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name=None,
+    *,
+    attention=None,
+    attention_kwargs=None,
+    output_stride=32,
+    padding="keras",
+    bn_epsilon=1e-3,
+    bn_momentum=0.999,
+    dropout_rate=0.0,
+):
+    """Instantiates MobileNetV2, optionally with Coordinate Attention or a baseline.
+
+    Reference: Hou, Zhou, Feng, "Coordinate Attention for Efficient Mobile
+    Network Design", CVPR 2021 (arXiv:2103.02907); Sandler et al.,
+    "MobileNetV2: Inverted Residuals and Linear Bottlenecks", CVPR 2018.
+
+    The arguments up to ``name`` are `keras.applications.MobileNetV2`'s. At
+    width 1.0, 224x224 and 1000 classes the trainable parameters are
+    3,504,872 without attention, 3,888,208 with ``"se"``, 3,889,792 with
+    ``"cbam"`` and 3,950,648 with ``"ca"``: the paper's Table 2.
+
+    The model has a ``pyramid_outputs`` attribute, ``{"P2": ..., "P5": ...}``:
+    the outputs of blocks 2, 5 and 12 (strides 4, 8, 16) and of ``out_relu``
+    (stride 32, or ``output_stride``); see `feature_pyramid`.
+
+    Args:
+        input_shape: ``(height, width, channels)``. Defaults to
+            ``(224, 224, 3)`` with ``include_top`` and ``(None, None, 3)``
+            without; height and width are at least 32.
+        alpha: width multiplier; every layer's channels are scaled and rounded
+            with `make_divisible` (to multiples of 8, at most 10% down). The
+            last 1x1 conv keeps 1280 channels for ``alpha <= 1``.
+        include_top: whether to add global average pooling and the
+            ``predictions`` Dense layer.
+        weights: None (random initialization) or the path of a weights file
+            (a ``.weights.h5`` saved by ``save_weights``, or keras.applications'
+            ``.h5`` for the same alpha when ``attention=None``). ImageNet
+            downloads are not available.
+        input_tensor: optional Keras tensor to build the model on.
+        pooling: without the top, None (the 4D feature map), ``"avg"`` or
+            ``"max"``.
+        classes: number of classes, with ``include_top``.
+        classifier_activation: the ``predictions`` activation; None for
+            logits.
+        name: the model name. Defaults to ``"mobilenetv2_{alpha}_{rows}"``
+            plus ``"_{attention}"`` when ``attention`` is a name.
+        attention: the attention of every block with expansion 6: None,
+            ``"se"``, ``"cbam"``, ``"ca"``, ``"ca_h"``, ``"ca_w"`` or anything
+            `get_attention` accepts.
+        attention_kwargs: dict of keyword arguments for every attention layer,
+            for example ``{"reduction": 16}``.
+        output_stride: 32, 16 or 8. Below 32, the blocks past that stride
+            keep stride 1 and dilate their depthwise convs instead (the
+            DeepLabV3 setting); the parameters do not change.
+        padding: ``"keras"`` (keras.applications' asymmetric padding before
+            stride-2 convs) or ``"pytorch"`` (symmetric padding of 1, what
+            PyTorch checkpoints were trained with).
+        bn_epsilon: BatchNormalization epsilon; keras.applications' 1e-3,
+            PyTorch's 1e-5.
+        bn_momentum: BatchNormalization momentum, Keras convention;
+            keras.applications' 0.999, PyTorch's 0.9.
+        dropout_rate: dropout before ``predictions``. Defaults to 0, which
+            keeps keras.applications' graph; the paper's ``mbv2_ca`` was
+            trained with 0.1.
+
+    Returns:
+        A `keras.Model`.
+
+    Example:
+
+    >>> from keras_coordatt.models import MobileNetV2
+    >>> model = MobileNetV2(attention="ca")
+    >>> sum(int(w.numpy().size) for w in model.trainable_weights)
+    3950648
+    >>> model.get_layer("block_1_attention").__class__.__name__
+    'CoordAttention'
+    """
+    builder = "MobileNetV2"
+    check_arguments(
+        builder, alpha, include_top, weights, pooling, classes, padding, dropout_rate
+    )
+    if output_stride not in OUTPUT_STRIDES:
+        raise ValueError(
+            f"{builder}: output_stride must be one of {OUTPUT_STRIDES}, got "
+            f"output_stride={output_stride!r}."
+        )
+    image, inputs = image_input(builder, input_shape, input_tensor, include_top)
+    norm = Norm(bn_epsilon, bn_momentum)
+    attention_kwargs = attention_kwargs or {}
+
+    # keras.applications' stem pads with Conv2D's own "same" (no pad layer).
+    x = conv_bn(
+        image,
+        make_divisible(STEM_CHANNELS * alpha),
+        3,
+        ("Conv1", "bn_Conv1", "Conv1_relu"),
+        norm,
+        strides=2,
+        activation="relu6",
+        padding=padding,
+        pad_name="Conv1_pad" if padding == "pytorch" else None,
+    )
+    for block_id, (stage, stride, dilation) in enumerate(
+        dilated_strides(STAGES, output_stride)
+    ):
+        x = inverted_residual_block(
+            x,
+            expansion=stage.expansion,
+            filters=make_divisible(stage.channels * alpha),
+            stride=stride,
+            dilation=dilation,
+            block_id=block_id,
+            attention=attention,
+            attention_kwargs=attention_kwargs,
+            norm=norm,
+            padding=padding,
+        )
+
+    last_channels = make_divisible(LAST_CHANNELS * alpha) if alpha > 1 else LAST_CHANNELS
+    x = conv_bn(x, last_channels, 1, ("Conv_1", "Conv_1_bn", "out_relu"), norm, activation="relu6")
+    outputs = classifier_head(
+        x, include_top, pooling, classes, classifier_activation, dropout_rate
+    )
+    if name is None:
+        suffix = f"_{attention.lower()}" if isinstance(attention, str) else ""
+        name = f"mobilenetv2_{alpha:0.2f}_{image.shape[1]}{suffix}"
+    return finish_model(builder, inputs, outputs, name, weights, PYRAMID_LAYERS)
+
+
+def dilated_strides(stages, output_stride, stem_stride=2):
+    """Yields ``(stage, stride, dilation)`` per block for an output stride.
+
+    As in DeepLabV3's MobileNetV2: once the target stride is reached, a block
+    that would downsample keeps stride 1 at the current rate and every later
+    block's depthwise conv dilates by the skipped strides.
+    """
+    current, rate = stem_stride, 1
+    for _, _, stage, stride in blocks(stages):
+        if current * stride > output_stride:
+            yield stage, 1, rate
+            rate *= stride
+        else:
+            current *= stride
+            yield stage, stride, rate
+
+
+def inverted_residual_block(
+    x,
+    expansion,
+    filters,
+    stride,
+    dilation,
+    block_id,
+    attention,
+    attention_kwargs,
+    norm,
+    padding,
+):
+    """1x1 expand -> 3x3 depthwise -> attention -> 1x1 linear projection (+ input)."""
+    in_channels = x.shape[-1]
+    # keras.applications names the first block, which has no expansion,
+    # "expanded_conv"; the others are "block_{id}".
+    prefix = f"block_{block_id}_" if block_id else "expanded_conv_"
+    inputs = x
+    if expansion != 1:
+        x = conv_bn(
+            x,
+            expansion * in_channels,
+            1,
+            (f"{prefix}expand", f"{prefix}expand_BN", f"{prefix}expand_relu"),
+            norm,
+            activation="relu6",
+        )
+    x = conv_bn(
+        x,
+        None,
+        3,
+        (f"{prefix}depthwise", f"{prefix}depthwise_BN", f"{prefix}depthwise_relu"),
+        norm,
+        strides=stride,
+        dilation_rate=dilation,
+        activation="relu6",
+        padding=padding,
+        pad_name=f"{prefix}pad",
+    )
+    # The paper puts no attention in the expansion-1 block (official mbv2_ca).
+    if expansion != 1:
+        x = attend(x, attention, attention_kwargs, f"{prefix}attention")
+    x = conv_bn(x, filters, 1, (f"{prefix}project", f"{prefix}project_BN"), norm)
+    if stride == 1 and in_channels == filters:
+        x = keras.layers.Add(name=f"{prefix}add")([inputs, x])
+    return x

@@ -1,0 +1,93 @@
+"""Independent NumPy implementations of the paper's equations (NHWC, float64).
+
+Weights are passed as plain arrays so these functions know nothing about the
+Keras layers they check.
+"""
+
+import numpy as np
+
+
+def conv1x1(x, kernel, bias):
+    return np.einsum("nhwc,cd->nhwd", x, kernel[0, 0]) + bias
+
+
+def conv2d_same(x, kernel, bias):
+    """Stride-1 'same' convolution, odd kernel, by explicit sliding window."""
+    k = kernel.shape[0]
+    pad = k // 2
+    padded = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    height, width = x.shape[1:3]
+    out = np.zeros(x.shape[:3] + (kernel.shape[-1],))
+    for i in range(k):
+        for j in range(k):
+            window = padded[:, i : i + height, j : j + width, :]
+            out += np.einsum("nhwc,cd->nhwd", window, kernel[i, j])
+    return out + bias
+
+
+def sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def hard_swish(x):
+    return x * np.clip(x + 3.0, 0.0, 6.0) / 6.0
+
+
+def batch_norm(x, gamma, beta, mean, var, eps, training):
+    """BatchNorm over every axis but the last; batch statistics in training."""
+    if training:
+        axes = tuple(range(x.ndim - 1))
+        mean, var = x.mean(axis=axes), x.var(axis=axes)
+    return gamma * (x - mean) / np.sqrt(var + eps) + beta
+
+
+def coord_attention(x, w, training, eps=1e-5, directions="hw"):
+    """y_c(i, j) = x_c(i, j) * g^h_c(i) * g^w_c(j), Section 3.2 of the paper."""
+    height = x.shape[1]
+    z_h = x.mean(axis=2)  # (N, H, C): z^h_c(h) = 1/W sum_i x_c(h, i)
+    z_w = x.mean(axis=1)  # (N, W, C): z^w_c(w) = 1/H sum_j x_c(j, w)
+    parts = {"h": z_h, "w": z_w}
+    descriptor = np.concatenate([parts[d] for d in directions], axis=1)[:, :, None]
+    f = conv1x1(descriptor, w["conv_reduce/kernel"], w["conv_reduce/bias"])
+    f = hard_swish(
+        batch_norm(
+            f, w["bn/gamma"], w["bn/beta"], w["bn/moving_mean"],
+            w["bn/moving_variance"], eps, training,
+        )
+    )
+    y = x
+    if directions == "hw":
+        f_parts = {"h": f[:, :height], "w": f[:, height:]}
+    else:
+        f_parts = {directions: f}
+    if "h" in f_parts:
+        g_h = sigmoid(conv1x1(f_parts["h"], w["conv_h/kernel"], w["conv_h/bias"]))
+        y = y * g_h  # (N, H, 1, C)
+    if "w" in f_parts:
+        g_w = sigmoid(conv1x1(f_parts["w"], w["conv_w/kernel"], w["conv_w/bias"]))
+        y = y * g_w.transpose(0, 2, 1, 3)  # (N, 1, W, C)
+    return y
+
+
+def squeeze_excite(x, w, activation=lambda v: np.clip(v, 0.0, 6.0)):
+    squeezed = x.mean(axis=(1, 2), keepdims=True)
+    hidden = activation(conv1x1(squeezed, w["conv_reduce/kernel"], w["conv_reduce/bias"]))
+    return x * sigmoid(conv1x1(hidden, w["conv_expand/kernel"], w["conv_expand/bias"]))
+
+
+def cbam(x, w):
+    def mlp(descriptor):
+        hidden = np.maximum(
+            conv1x1(descriptor, w["conv_reduce/kernel"], w["conv_reduce/bias"]), 0.0
+        )
+        return conv1x1(hidden, w["conv_expand/kernel"], w["conv_expand/bias"])
+
+    average = x.mean(axis=(1, 2), keepdims=True)
+    maximum = x.max(axis=(1, 2), keepdims=True)
+    refined = x * sigmoid(mlp(average) + mlp(maximum))
+    maps = np.concatenate(
+        [refined.mean(axis=-1, keepdims=True), refined.max(axis=-1, keepdims=True)],
+        axis=-1,
+    )
+    gate = sigmoid(conv2d_same(maps, w["conv_spatial/kernel"], w["conv_spatial/bias"]))
+    return refined * gate

@@ -1,0 +1,181 @@
+import keras
+import numpy as np
+import pytest
+
+from keras_coordatt import CoordAttention
+from keras_coordatt import SqueezeExcite
+from keras_coordatt.models.add_attention import add_attention
+
+# sigmoid(100) is exactly 1.0 in float32, so a gate with a zero kernel and
+# this bias multiplies its input by one: the network with its gates opened
+# computes exactly what it computed without them.
+OPEN_GATE_BIAS = 100.0
+
+
+def mobilenet_v2(**kwargs):
+    options = dict(input_shape=(96, 96, 3), alpha=0.35, weights=None)
+    return keras.applications.MobileNetV2(**{**options, **kwargs})
+
+
+def randomize_batch_norms(model, rng):
+    """Non-trivial BN parameters and statistics, so that copying them matters."""
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            channels = layer.gamma.shape[0]
+            layer.gamma.assign(rng.uniform(0.5, 1.5, channels))
+            layer.beta.assign(rng.uniform(-0.2, 0.2, channels))
+            layer.moving_mean.assign(rng.uniform(-0.2, 0.2, channels))
+            layer.moving_variance.assign(rng.uniform(0.5, 1.5, channels))
+
+
+def open_gate(conv):
+    conv.kernel.assign(np.zeros(conv.kernel.shape))
+    conv.bias.assign(np.full(conv.bias.shape, OPEN_GATE_BIAS))
+
+
+def open_coord_attention_gates(model):
+    for layer in model.layers:
+        if isinstance(layer, CoordAttention):
+            open_gate(layer.conv_h)
+            open_gate(layer.conv_w)
+
+
+def attention_layers(model):
+    return [layer for layer in model.layers if isinstance(layer, CoordAttention)]
+
+
+def infer(model, images):
+    return keras.ops.convert_to_numpy(model(images, training=False))
+
+
+def trainable_count(model):
+    return sum(int(np.prod(weight.shape)) for weight in model.trainable_weights)
+
+
+def test_mobilenet_v2_with_open_gates_computes_the_original(rng):
+    base = mobilenet_v2(classifier_activation=None)
+    randomize_batch_norms(base, rng)
+    model = add_attention(base, "ca")
+    open_coord_attention_gates(model)
+    images = rng.uniform(-1, 1, (2, 96, 96, 3)).astype("float32")
+    np.testing.assert_allclose(
+        infer(model, images), infer(base, images), atol=1e-5, rtol=0
+    )
+
+
+@pytest.mark.parametrize(
+    "application", [keras.applications.EfficientNetB0, keras.applications.EfficientNetV2B0]
+)
+def test_efficientnet_with_open_gates_computes_the_original_with_open_se(
+    application, rng
+):
+    # CA replaces SE, so the two networks compute the same function only when
+    # both gates are identities: SE's sigmoid gate opened the same way.
+    base = application(input_shape=(64, 64, 3), weights=None, classifier_activation=None)
+    randomize_batch_norms(base, rng)
+    model = add_attention(base, "ca")
+    for layer in base.layers:
+        if layer.name.endswith("se_expand"):
+            open_gate(layer)
+    open_coord_attention_gates(model)
+    images = rng.uniform(0, 255, (2, 64, 64, 3)).astype("float32")
+    np.testing.assert_allclose(
+        infer(model, images), infer(base, images), atol=1e-5, rtol=0
+    )
+
+
+def test_mobilenet_v2_attention_sits_between_depthwise_relu_and_projection():
+    model = add_attention(mobilenet_v2(), "ca")
+    for block in range(1, 17):
+        attention = model.get_layer(f"block_{block}_attention")
+        relu = model.get_layer(f"block_{block}_depthwise_relu")
+        assert attention.input is relu.output
+        assert model.get_layer(f"block_{block}_project").input is attention.output
+    assert len(attention_layers(model)) == 16
+    assert model.get_layer("expanded_conv_project").input is (
+        model.get_layer("expanded_conv_depthwise_relu").output
+    )
+
+
+def test_efficientnet_se_is_replaced_by_attention_on_the_activated_depthwise_output():
+    base = keras.applications.EfficientNetB0(input_shape=(64, 64, 3), weights=None)
+    model = add_attention(base, "ca")
+    blocks = [layer.name[: -len("se_excite")] for layer in base.layers
+              if layer.name.endswith("se_excite")]
+    assert len(blocks) == 16
+    assert not [layer.name for layer in model.layers if "_se_" in layer.name]
+    for block in blocks:
+        attention = model.get_layer(f"{block}attention")
+        assert attention.input is model.get_layer(f"{block}activation").output
+        assert model.get_layer(f"{block}project_conv").input is attention.output
+
+
+def test_trainable_parameters_grow_by_exactly_the_attention_parameters():
+    base = keras.applications.MobileNetV2(weights=None)
+    model = add_attention(base, "ca")
+    added = sum(trainable_count(layer) for layer in attention_layers(model))
+    assert trainable_count(base) == 3_504_872
+    assert trainable_count(model) == trainable_count(base) + added
+    # The paper's MobileNetV2 + CA count (Table 2): the same network.
+    assert trainable_count(model) == 3_950_648
+
+
+def test_weights_from_a_weights_file_are_carried_over(tmp_path, rng):
+    source = mobilenet_v2()
+    randomize_batch_norms(source, rng)
+    path = str(tmp_path / "mobilenet_v2.weights.h5")
+    source.save_weights(path)
+    base = mobilenet_v2(weights=path)
+    model = add_attention(base, "ca")
+    for layer in source.layers:
+        if not layer.weights:
+            continue
+        copied = model.get_layer(layer.name).get_weights()
+        assert len(copied) == len(layer.get_weights())
+        for expected, actual in zip(layer.get_weights(), copied):
+            np.testing.assert_array_equal(actual, expected)
+
+
+def test_result_shares_no_variables_with_the_original():
+    base = mobilenet_v2()
+    model = add_attention(base, "ca")
+    original = {id(variable) for variable in base.weights}
+    assert not [v.path for v in model.weights if id(v) in original]
+
+
+def test_attention_spec_and_kwargs_reach_every_inserted_layer():
+    model = add_attention(mobilenet_v2(), "se", attention_kwargs={"reduction": 8})
+    inserted = [layer for layer in model.layers if layer.name.endswith("_attention")]
+    assert len(inserted) == 16
+    assert all(isinstance(layer, SqueezeExcite) for layer in inserted)
+    assert {layer.reduction for layer in inserted} == {8}
+
+
+def test_result_round_trips_through_a_keras_file(tmp_path, rng):
+    model = add_attention(mobilenet_v2(), "ca")
+    path = str(tmp_path / "attended.keras")
+    model.save(path)
+    restored = keras.models.load_model(path)
+    images = rng.uniform(-1, 1, (1, 96, 96, 3)).astype("float32")
+    np.testing.assert_allclose(
+        infer(restored, images), infer(model, images), atol=1e-6, rtol=0
+    )
+
+
+def test_unsupported_model_is_rejected_naming_the_supported_families():
+    inputs = keras.Input((32, 32, 3))
+    outputs = keras.layers.Conv2D(8, 3, name="conv")(inputs)
+    model = keras.Model(inputs, outputs, name="tiny")
+    with pytest.raises(ValueError, match="'tiny' is not of a supported family.*MobileNetV2.*EfficientNet"):
+        add_attention(model, "ca")
+
+
+def test_model_with_attention_is_rejected():
+    model = add_attention(mobilenet_v2(), "ca")
+    with pytest.raises(ValueError, match="already has attention layers \\(block_1_attention"):
+        add_attention(model, "ca")
+
+
+def test_attention_none_is_rejected():
+    with pytest.raises(ValueError, match="attention=None adds nothing"):
+        add_attention(mobilenet_v2(), None)

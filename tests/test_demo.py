@@ -1,0 +1,27 @@
+"""`make demo`'s job runs end to end and its exports agree with Keras."""
+
+import json
+
+import pytest
+
+from training import demo
+
+
+@pytest.mark.slow
+@pytest.mark.requires_tensorflow
+def test_demo_trains_exports_and_checks_parity(tmp_path, capsys):
+    demo.main(["--output", str(tmp_path), "--epochs", "2", "--size", "24"])
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["tflite_float32_max_diff"] <= 1e-4
+    assert results["keras_reload_max_diff"] == 0.0
+    assert results["tflite_int8_top1_agreement"] >= 0.9
+    assert results["keras_accuracy"] > 0.5
+    assert (tmp_path / "training_curves.png").stat().st_size > 1000
+    assert "tflite_float32_max_diff" in capsys.readouterr().out
+
+
+def test_generated_bars_put_the_label_in_the_bar_direction():
+    images, labels = demo.bars(8, 16, seed=3)
+    rows = images[..., 0].mean(axis=2).max(axis=1)
+    columns = images[..., 0].mean(axis=1).max(axis=1)
+    assert ((columns > rows) == (labels == 1)).all()

@@ -1,0 +1,209 @@
+"""CoordAttention, SqueezeExcite and CBAM against the paper, on every backend."""
+
+import functools
+
+import keras
+import numpy as np
+import pytest
+
+import reference
+from harness import randomize_weights
+from harness import run_layer_test
+from harness import run_saved_model_test
+from harness import run_tflite_test
+from harness import to_numpy
+from keras_coordatt import CBAM
+from keras_coordatt import CoordAttention
+from keras_coordatt import SqueezeExcite
+
+# Trainable parameter counts, worked out by hand:
+#   CA:   F1 C*mip + mip, BN 2*mip, F_h and F_w mip*C + C each, mip = max(8, C // r)
+#   SE:   C*s + s + s*C + C with s = C // r
+#   CBAM: the SE count + k*k*2 + 1 for the spatial conv
+LAYER_CASES = {
+    # 96 channels, r=32: mip=8, 3*96*8 + 3*8 + 2*96 (a MobileNetV2 block-2 width)
+    "ca": (CoordAttention, {}, 96, 2520, reference.coord_attention),
+    # 64 channels, r=8: mip=8, 3*64*8 + 24 + 128
+    "ca_r8_relu6": (CoordAttention, {"reduction": 8, "activation": "relu6"}, 64, 1688, None),
+    # one direction: F1 96*8+8, BN 16, one gate conv 8*96+96
+    "ca_h": (
+        CoordAttention, {"directions": "h"}, 96, 1656,
+        functools.partial(reference.coord_attention, directions="h"),
+    ),
+    "ca_w": (
+        CoordAttention, {"directions": "w"}, 96, 1656,
+        functools.partial(reference.coord_attention, directions="w"),
+    ),
+    # 576 channels: mip=18, 3*576*18 + 3*18 + 2*576 (MobileNetV2's widest stride-16 block)
+    "ca_576": (CoordAttention, {}, 576, 32310, None),
+    # 96 channels, r=24: s=4, 96*4 + 4 + 4*96 + 96
+    "se": (
+        SqueezeExcite, {}, 96, 868,
+        lambda x, w, training: reference.squeeze_excite(x, w),
+    ),
+    # 32 channels, r=4, swish: s=8, 32*8 + 8 + 8*32 + 32
+    "se_r4_swish": (SqueezeExcite, {"reduction": 4, "activation": "swish"}, 32, 552, None),
+    # 96 channels: the SE count 868 + 7*7*2 + 1
+    "cbam": (CBAM, {}, 96, 967, lambda x, w, training: reference.cbam(x, w)),
+    # 48 channels, k=3: s=2, 48*2 + 2 + 2*48 + 48 + 3*3*2 + 1
+    "cbam_k3": (CBAM, {"kernel_size": 3}, 48, 261, None),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LAYER_CASES))
+def test_layer_contract(case, tmp_path, rng):
+    layer_cls, kwargs, channels, params, numpy_reference = LAYER_CASES[case]
+    run_layer_test(
+        layer_cls, kwargs, (2, 6, 5, channels), params,
+        reference=numpy_reference, tmp_path=tmp_path, rng=rng,
+    )
+
+
+@pytest.mark.parametrize("layer_cls", [CoordAttention, SqueezeExcite, CBAM])
+def test_channels_first_matches_channels_last(layer_cls, rng):
+    x = rng.normal(size=(2, 7, 4, 32)).astype("float32")
+    last = layer_cls()
+    last(x)
+    randomize_weights(last, rng)
+    first = layer_cls(data_format="channels_first")
+    first(x.transpose(0, 3, 1, 2))
+    first.set_weights(last.get_weights())
+    for training in (False, True):
+        np.testing.assert_allclose(
+            to_numpy(first(x.transpose(0, 3, 1, 2), training=training)),
+            to_numpy(last(x, training=training)).transpose(0, 3, 1, 2),
+            rtol=1e-5, atol=1e-5,
+        )
+
+
+def test_coord_attention_gates_vary_along_height_and_width(rng):
+    # The point of the paper: unlike SE, the gate depends on the position.
+    x = rng.normal(size=(1, 6, 5, 16)).astype("float32")
+    layer = CoordAttention()
+    layer(x)
+    randomize_weights(layer, rng)
+    gate = to_numpy(layer(np.ones_like(x) + x * 0.1)) / (1.0 + x * 0.1)
+    assert gate[0, :, 0, 0].std() > 1e-3 and gate[0, 0, :, 0].std() > 1e-3
+
+
+def test_coord_attention_updates_batchnorm_statistics_in_training(rng):
+    x = rng.normal(size=(4, 6, 5, 32)).astype("float32")
+    layer = CoordAttention(bn_momentum=0.9)
+    layer(x)
+    randomize_weights(layer, rng)
+    before = to_numpy(layer.bn.moving_mean)
+    descriptor = np.concatenate([x.mean(axis=2), x.mean(axis=1)], axis=1)[:, :, None]
+    kernel, bias = to_numpy(layer.conv_reduce.kernel), to_numpy(layer.conv_reduce.bias)
+    batch_mean = reference.conv1x1(descriptor, kernel, bias).mean(axis=(0, 1, 2))
+    layer(x, training=True)
+    np.testing.assert_allclose(
+        to_numpy(layer.bn.moving_mean), 0.9 * before + 0.1 * batch_mean, rtol=1e-5, atol=1e-5
+    )
+    inference = to_numpy(layer(x, training=False))
+    np.testing.assert_allclose(to_numpy(layer.bn.moving_mean), 0.9 * before + 0.1 * batch_mean,
+                               rtol=1e-5, atol=1e-5)
+    assert np.isfinite(inference).all()
+
+
+@pytest.mark.parametrize("activation", ["relu", "relu6", "swish"])
+def test_coord_attention_activation_changes_the_output(activation, rng):
+    x = rng.normal(size=(2, 6, 5, 32)).astype("float32")
+    default = CoordAttention()
+    default(x)
+    randomize_weights(default, rng)
+    other = CoordAttention(activation=activation)
+    other(x)
+    other.set_weights(default.get_weights())
+    assert np.abs(to_numpy(other(x)) - to_numpy(default(x))).max() > 1e-4
+
+
+def test_layers_compose_in_a_sequential_cnn(rng):
+    model = keras.Sequential(
+        [
+            keras.Input((16, 16, 3)),
+            keras.layers.Conv2D(32, 3, padding="same", activation="relu"),
+            CoordAttention(),
+            SqueezeExcite(),
+            CBAM(),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(2),
+        ]
+    )
+    model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(True))
+    x = rng.normal(size=(8, 16, 16, 3)).astype("float32")
+    history = model.fit(x, np.arange(8) % 2, epochs=2, batch_size=4, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    assert model.predict(x, verbose=0).shape == (8, 2)
+
+
+# --- bad input --------------------------------------------------------------
+
+@pytest.mark.parametrize("layer_cls", [CoordAttention, SqueezeExcite, CBAM])
+def test_rank_other_than_four_is_refused(layer_cls):
+    with pytest.raises(ValueError, match="4D input"):
+        layer_cls()(np.zeros((2, 8, 16), "float32"))
+
+
+@pytest.mark.parametrize("layer_cls", [CoordAttention, SqueezeExcite, CBAM])
+def test_unknown_channel_dimension_is_refused(layer_cls):
+    with pytest.raises(ValueError, match="known channel dimension"):
+        layer_cls()(keras.Input((None, None, None)))
+
+
+@pytest.mark.parametrize("layer_cls", [CoordAttention, SqueezeExcite, CBAM])
+def test_a_different_channel_count_than_built_for_is_refused(layer_cls):
+    layer = layer_cls()
+    layer(np.zeros((1, 4, 4, 32), "float32"))
+    with pytest.raises(ValueError, match="expected axis -1 of input shape to have value 32"):
+        layer(np.zeros((1, 4, 4, 16), "float32"))
+
+
+@pytest.mark.parametrize("layer_cls", [CoordAttention, SqueezeExcite, CBAM])
+@pytest.mark.parametrize("argument", ["reduction", "min_channels"])
+@pytest.mark.parametrize("value", [0, -4, 2.5])
+def test_non_positive_or_non_integer_sizes_are_refused(layer_cls, argument, value):
+    with pytest.raises(ValueError, match=f"{argument} must be a positive integer"):
+        layer_cls(**{argument: value})
+
+
+@pytest.mark.parametrize(
+    "layer_cls, kwargs, message",
+    [
+        (CoordAttention, {"directions": "xy"}, "unknown directions='xy'"),
+        (CoordAttention, {"activation": "gelu6"}, "unknown activation='gelu6'"),
+        (SqueezeExcite, {"gate_activation": "tanh"}, "unknown gate_activation='tanh'"),
+        (CBAM, {"kernel_size": 4}, "kernel_size must be odd"),
+        (CoordAttention, {"data_format": "NHWC"}, "unknown data_format='NHWC'"),
+        (SqueezeExcite, {"data_format": "channels_middle"}, "unknown data_format"),
+    ],
+)
+def test_unknown_options_are_refused(layer_cls, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        layer_cls(**kwargs)
+
+
+# --- exports (TensorFlow backend) --------------------------------------------
+
+def small_model(layer):
+    inputs = keras.Input((None, None, 24))
+    return keras.Model(inputs, layer(inputs))
+
+
+@pytest.mark.requires_tensorflow
+@pytest.mark.parametrize("layer_cls", [CoordAttention, SqueezeExcite, CBAM])
+def test_saved_model_round_trip(layer_cls, tmp_path, rng):
+    model = small_model(layer_cls())
+    x = rng.normal(size=(2, 7, 6, 24)).astype("float32")
+    randomize_weights(model.layers[-1], rng)
+    run_saved_model_test(model, x, tmp_path)
+
+
+@pytest.mark.requires_tensorflow
+@pytest.mark.parametrize("layer_cls", [CoordAttention, SqueezeExcite, CBAM])
+def test_tflite_builtin_ops_match_keras_and_int8_stays_close(layer_cls, rng):
+    model = small_model(layer_cls())
+    x = rng.uniform(-1, 1, size=(16, 7, 6, 24)).astype("float32")
+    randomize_weights(model.layers[-1], rng)
+    # int8 keeps about 1/255 of the output range per step; allow a few steps.
+    output_range = np.ptp(to_numpy(model(x)))
+    run_tflite_test(model, x, atol=1e-5, int8_max_error=0.05 * output_range)
