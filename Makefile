@@ -27,7 +27,7 @@ test-tensorflow: $(STAMP)
 
 # The layers again on the JAX backend: forward, backward, saving.
 test-jax: $(STAMP)
-	KERAS_BACKEND=jax $(BIN)/python -m pytest -q tests/test_layers.py
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -q tests/test_layers.py tests/test_factory.py tests/test_docstrings.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -49,14 +49,21 @@ def reduced_channels(channels, reduction, min_channels):
 
 
 class AttentionLayer(keras.layers.Layer):
-    """Base class: validates the input, knows the layout, builds on first call.
+    """Base class: validates the arguments and the input, knows the layout.
 
-    Subclasses implement ``build_attention(channels)`` and ``call``; the
-    output always has the input's shape.
+    Every attention here has a bottleneck of ``max(min_channels, C //
+    reduction)`` channels and one named non-linearity in it. Subclasses
+    implement ``build_attention(channels)`` and ``call``; the output always
+    has the input's shape.
     """
 
-    def __init__(self, data_format=None, **kwargs):
+    def __init__(self, reduction, min_channels, activation, data_format=None, **kwargs):
         super().__init__(**kwargs)
+        cls = self.__class__.__name__
+        self.reduction = check_positive_int(reduction, "reduction", cls)
+        self.min_channels = check_positive_int(min_channels, "min_channels", cls)
+        self.activation = activation
+        self.activation_fn = resolve_activation(activation, "activation", cls)
         data_format = data_format or keras.config.image_data_format()
         if data_format not in DATA_FORMATS:
             raise ValueError(
@@ -65,7 +72,6 @@ class AttentionLayer(keras.layers.Layer):
             )
         self.data_format = data_format
         self.channel_axis = -1 if data_format == "channels_last" else 1
-        self.supports_masking = False
 
     def build(self, input_shape):
         input_shape = tuple(input_shape)
@@ -90,6 +96,9 @@ class AttentionLayer(keras.layers.Layer):
 
     def build_attention(self, channels):
         raise NotImplementedError
+
+    def bottleneck_width(self, channels):
+        return reduced_channels(channels, self.reduction, self.min_channels)
 
     def conv(self, filters, name, kernel_size=1, input_channels=None):
         """A channels-last convolution with bias, in this layer's dtype policy."""
@@ -120,5 +129,12 @@ class AttentionLayer(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config["data_format"] = self.data_format
+        config.update(
+            {
+                "reduction": self.reduction,
+                "min_channels": self.min_channels,
+                "activation": self.activation,
+                "data_format": self.data_format,
+            }
+        )
         return config

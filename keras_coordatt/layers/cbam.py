@@ -5,8 +5,6 @@ from keras import ops
 
 from keras_coordatt.layers.base import AttentionLayer
 from keras_coordatt.layers.base import check_positive_int
-from keras_coordatt.layers.base import reduced_channels
-from keras_coordatt.layers.base import resolve_activation
 
 
 @keras.saving.register_keras_serializable(package="keras_coordatt")
@@ -40,7 +38,7 @@ class CBAM(AttentionLayer):
     >>> import numpy as np
     >>> from keras_coordatt import CBAM
     >>> layer = CBAM()
-    >>> layer(np.ones((2, 14, 14, 96), "float32")).shape
+    >>> tuple(layer(np.ones((2, 14, 14, 96), "float32")).shape)
     (2, 14, 14, 96)
     >>> layer.count_params()
     967
@@ -55,12 +53,8 @@ class CBAM(AttentionLayer):
         data_format=None,
         **kwargs,
     ):
-        super().__init__(data_format=data_format, **kwargs)
+        super().__init__(reduction, min_channels, activation, data_format, **kwargs)
         cls = self.__class__.__name__
-        self.reduction = check_positive_int(reduction, "reduction", cls)
-        self.min_channels = check_positive_int(min_channels, "min_channels", cls)
-        self.activation = activation
-        self.activation_fn = resolve_activation(activation, "activation", cls)
         check_positive_int(kernel_size, "kernel_size", cls)
         if kernel_size % 2 == 0:
             raise ValueError(
@@ -70,7 +64,7 @@ class CBAM(AttentionLayer):
         self.kernel_size = kernel_size
 
     def build_attention(self, channels):
-        self.squeezed = reduced_channels(channels, self.reduction, self.min_channels)
+        self.squeezed = self.bottleneck_width(channels)
         self.conv_reduce = self.conv(self.squeezed, "conv_reduce", input_channels=channels)
         self.conv_expand = self.conv(channels, "conv_expand", input_channels=self.squeezed)
         self.conv_spatial = self.conv(
@@ -116,9 +110,6 @@ class CBAM(AttentionLayer):
         config = super().get_config()
         config.update(
             {
-                "reduction": self.reduction,
-                "min_channels": self.min_channels,
-                "activation": self.activation,
                 "kernel_size": self.kernel_size,
             }
         )

@@ -4,9 +4,6 @@ import keras
 from keras import ops
 
 from keras_coordatt.layers.base import AttentionLayer
-from keras_coordatt.layers.base import check_positive_int
-from keras_coordatt.layers.base import reduced_channels
-from keras_coordatt.layers.base import resolve_activation
 
 DIRECTIONS = ("hw", "h", "w")
 
@@ -59,7 +56,7 @@ class CoordAttention(AttentionLayer):
     >>> import numpy as np, keras
     >>> from keras_coordatt import CoordAttention
     >>> layer = CoordAttention()
-    >>> layer(np.ones((2, 14, 14, 96), "float32")).shape
+    >>> tuple(layer(np.ones((2, 14, 14, 96), "float32")).shape)
     (2, 14, 14, 96)
     >>> layer.count_params()
     2536
@@ -76,12 +73,8 @@ class CoordAttention(AttentionLayer):
         data_format=None,
         **kwargs,
     ):
-        super().__init__(data_format=data_format, **kwargs)
+        super().__init__(reduction, min_channels, activation, data_format, **kwargs)
         cls = self.__class__.__name__
-        self.reduction = check_positive_int(reduction, "reduction", cls)
-        self.min_channels = check_positive_int(min_channels, "min_channels", cls)
-        self.activation = activation
-        self.activation_fn = resolve_activation(activation, "activation", cls)
         if directions not in DIRECTIONS:
             raise ValueError(
                 f"{cls}: unknown directions={directions!r}. Expected one of "
@@ -93,7 +86,7 @@ class CoordAttention(AttentionLayer):
         self.bn_epsilon = bn_epsilon
 
     def build_attention(self, channels):
-        self.mip = reduced_channels(channels, self.reduction, self.min_channels)
+        self.mip = self.bottleneck_width(channels)
         self.conv_reduce = self.conv(self.mip, "conv_reduce", input_channels=channels)
         self.bn = keras.layers.BatchNormalization(
             axis=-1,
@@ -148,9 +141,6 @@ class CoordAttention(AttentionLayer):
         config = super().get_config()
         config.update(
             {
-                "reduction": self.reduction,
-                "min_channels": self.min_channels,
-                "activation": self.activation,
                 "directions": self.directions,
                 "bn_momentum": self.bn_momentum,
                 "bn_epsilon": self.bn_epsilon,

@@ -4,8 +4,6 @@ import keras
 from keras import ops
 
 from keras_coordatt.layers.base import AttentionLayer
-from keras_coordatt.layers.base import check_positive_int
-from keras_coordatt.layers.base import reduced_channels
 from keras_coordatt.layers.base import resolve_activation
 
 
@@ -35,7 +33,7 @@ class SqueezeExcite(AttentionLayer):
     >>> import numpy as np
     >>> from keras_coordatt import SqueezeExcite
     >>> layer = SqueezeExcite()
-    >>> layer(np.ones((2, 14, 14, 96), "float32")).shape
+    >>> tuple(layer(np.ones((2, 14, 14, 96), "float32")).shape)
     (2, 14, 14, 96)
     >>> layer.count_params()
     868
@@ -50,17 +48,13 @@ class SqueezeExcite(AttentionLayer):
         data_format=None,
         **kwargs,
     ):
-        super().__init__(data_format=data_format, **kwargs)
+        super().__init__(reduction, min_channels, activation, data_format, **kwargs)
         cls = self.__class__.__name__
-        self.reduction = check_positive_int(reduction, "reduction", cls)
-        self.min_channels = check_positive_int(min_channels, "min_channels", cls)
-        self.activation = activation
-        self.activation_fn = resolve_activation(activation, "activation", cls)
         self.gate_activation = gate_activation
         self.gate_fn = resolve_activation(gate_activation, "gate_activation", cls)
 
     def build_attention(self, channels):
-        self.squeezed = reduced_channels(channels, self.reduction, self.min_channels)
+        self.squeezed = self.bottleneck_width(channels)
         self.conv_reduce = self.conv(self.squeezed, "conv_reduce", input_channels=channels)
         self.conv_expand = self.conv(channels, "conv_expand", input_channels=self.squeezed)
 
@@ -78,9 +72,6 @@ class SqueezeExcite(AttentionLayer):
         config = super().get_config()
         config.update(
             {
-                "reduction": self.reduction,
-                "min_channels": self.min_channels,
-                "activation": self.activation,
                 "gate_activation": self.gate_activation,
             }
         )

@@ -1,0 +1,20 @@
+"""The runnable examples in the public docstrings give what they show."""
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = [
+    "keras_coordatt.layers.coord_attention",
+    "keras_coordatt.layers.squeeze_excite",
+    "keras_coordatt.layers.cbam",
+    "keras_coordatt.layers.factory",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name):
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0, f"{name} has no example"
+    assert result.failed == 0
