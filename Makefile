@@ -3,31 +3,44 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-test
+DEMO_STAMP := $(VENV)/.installed-cpu
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test test-tensorflow test-jax install clean
+LAYER_TESTS := tests/test_layers.py tests/test_factory.py tests/test_docstrings.py
+
+.PHONY: demo test test-tensorflow test-jax test-torch install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
+# torch==2.13.0 first and exactly: the CPU wheel. An open `torch` requirement
+# resolves to a multi-GB CUDA build.
 $(STAMP): $(BIN)/python setup.cfg pyproject.toml
+	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+$(DEMO_STAMP): $(BIN)/python setup.cfg pyproject.toml
+	$(BIN)/pip install --quiet -e '.[cpu]'
+	touch $(DEMO_STAMP)
+
 install: $(STAMP)
 
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	$(BIN)/python -m training.demo
 
-test: test-tensorflow test-jax
+test: test-tensorflow test-jax test-torch
 
 test-tensorflow: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-# The layers again on the JAX backend: forward, backward, saving.
+# The layers again on the JAX and PyTorch backends: forward, backward, saving.
 test-jax: $(STAMP)
-	KERAS_BACKEND=jax $(BIN)/python -m pytest -q tests/test_layers.py tests/test_factory.py tests/test_docstrings.py
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -q $(LAYER_TESTS)
+
+test-torch: $(STAMP)
+	KERAS_BACKEND=torch $(BIN)/python -m pytest -q $(LAYER_TESTS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
