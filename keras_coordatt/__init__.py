@@ -5,13 +5,31 @@ from keras_coordatt.layers import CoordAttention
 from keras_coordatt.layers import SqueezeExcite
 from keras_coordatt.layers import attention_names
 from keras_coordatt.layers import get_attention
+from keras_coordatt import models
+from keras_coordatt.models import EfficientNetB0
+from keras_coordatt.models import MobileNeXt
+from keras_coordatt.models import MobileNetV2
+from keras_coordatt.models import add_attention
+from keras_coordatt.models import convert
+from keras_coordatt.models import count_macs
+from keras_coordatt.models import count_trainable_params
+from keras_coordatt.models import feature_pyramid
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CBAM",
     "CoordAttention",
+    "EfficientNetB0",
+    "MobileNeXt",
+    "MobileNetV2",
     "SqueezeExcite",
+    "add_attention",
     "attention_names",
+    "convert",
+    "count_macs",
+    "count_trainable_params",
+    "feature_pyramid",
     "get_attention",
+    "models",
 ]

@@ -11,6 +11,13 @@ MODULES = [
     "keras_coordatt.layers.cbam",
     "keras_coordatt.layers.factory",
     "keras_coordatt.models.add_attention",
+    "keras_coordatt.models.common",
+    "keras_coordatt.models.mobilenet_v2",
+    "keras_coordatt.models.mobilenext",
+    "keras_coordatt.models.efficientnet",
+    "keras_coordatt.models.macs",
+    "keras_coordatt.models.pyramid",
+    "training.data.preprocessing",
 ]
 
 

@@ -228,6 +228,37 @@ def _make_callbacks(config, run, checkpoint, manager, epoch, start_step, steps_p
     return [Watch()]
 
 
+def _work_around_keras_multi_worker(model, strategy, element_spec):
+    """Builds metrics and loss from the dataset's spec instead of a real batch.
+
+    Keras 3 (keras-team/keras#20585) peeks at the first batch in fit() and
+    averages it across replicas with ``strategy.reduce``, which fails under
+    MultiWorkerMirroredStrategy ("Attempt to convert a value (PerReplica ...)").
+    Building from the spec first makes that peek unnecessary.
+    """
+    tf = _tf()
+    from keras.src.backend.tensorflow import trainer as tf_trainer
+
+    with strategy.scope():
+        model._symbolic_build(data_batch=element_spec)
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+
+    # The same code averages the scalar metrics of the workers with
+    # reduce("MEAN", axis=0), which a scalar has no axis for.
+    original = tf_trainer.reduce_per_replica
+    if getattr(original, "multi_worker_scalars", False):
+        return
+
+    def reduce_per_replica(values, strategy, reduction):
+        if reduction in ("auto", "mean") and tf_trainer._collective_all_reduce_multi_worker(strategy):
+            return tf.nest.map_structure(
+                lambda value: strategy.reduce("MEAN", value, axis=None), values)
+        return original(values, strategy, reduction)
+
+    reduce_per_replica.multi_worker_scalars = True
+    tf_trainer.reduce_per_replica = reduce_per_replica
+
+
 def _verbosity(config):
     if config.verbose == "auto":
         return 1 if sys.stdout.isatty() else 2
@@ -411,6 +442,10 @@ def train(config: TrainConfig):
     }
     transform = _label_transform(config, datasets.num_classes, one_hot)
     eval_data = datasets.eval.map(transform) if transform else datasets.eval
+    if config.strategy == "multiworker":
+        train_spec = datasets.train_for_epoch(0)
+        _work_around_keras_multi_worker(model, strategy, (train_spec.map(transform) if transform
+                                                 else train_spec).element_spec)
     started = time.perf_counter()
     trained_steps = 0
     logs = {}
