@@ -31,7 +31,7 @@ $(DEMO_STAMP): $(BIN)/python setup.cfg pyproject.toml
 install: $(STAMP)
 
 demo: $(DEMO_STAMP)
-	$(BIN)/python -m training.demo
+	$(BIN)/python -m training.elpv_demo
 
 test: test-tensorflow test-jax test-torch
 

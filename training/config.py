@@ -32,6 +32,10 @@ class TrainConfig:
     attention: Optional[str] = "ca"
     alpha: float = 1.0
     dropout_rate: float = 0.1
+    # Keras convention; 0.9 is PyTorch's 0.1, what the paper trained with.
+    # keras.applications' 0.999 needs thousands of steps before the moving
+    # statistics are usable, so short runs would evaluate on stale ones.
+    bn_momentum: float = 0.9
     image_size: int = 224
     init_weights: Optional[str] = None
     # data

@@ -123,6 +123,7 @@ def build_model(config, num_classes):
         classes=num_classes,
         classifier_activation=None,
         dropout_rate=config.dropout_rate,
+        bn_momentum=config.bn_momentum,
     )
     if config.model != "efficientnet_b0":
         kwargs["alpha"] = config.alpha
