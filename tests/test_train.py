@@ -125,21 +125,32 @@ def test_bad_config_values_are_named(field, value):
 
 @pytest.mark.slow
 def test_a_run_leaves_checkpoints_weights_model_metrics_and_plots(tmp_path, image_folder):
+    """Also the mixed_float16 path (loss scaling), with label smoothing and mixup on."""
     import keras
 
     from training.train import train
 
-    metrics = train(tiny(tmp_path, image_folder))
+    metrics = train(tiny(tmp_path, image_folder, precision="mixed_float16",
+                         label_smoothing=0.1, mixup_alpha=0.2))
     run = tmp_path / "run"
     for name in ("best.weights.h5", "last.weights.h5", "model.keras", "metrics.json",
                  "history.csv", "training_curves.png", "config.json"):
         assert (run / name).exists(), name
     assert (run / "tensorboard").is_dir() and (run / "checkpoints" / "checkpoint").exists()
-    assert metrics["global_steps"] == 2 * (96 // 16)
+    assert metrics["global_steps"] == 2 * (96 // 16) and np.isfinite(metrics["eval_loss"])
+    # Loss scaling skips the updates whose scaled gradients overflow; the
+    # step count (and the checkpoint numbers) must not depend on them.
+    assert 0 <= metrics["optimizer_updates"] <= metrics["global_steps"]
+    assert "ckpt-12.index" in os.listdir(run / "checkpoints")
+    assert metrics["class_names"] == [f"class_{i}" for i in range(4)]
     rows = (run / "history.csv").read_text().strip().splitlines()
     assert len(rows) == 3 and rows[0].startswith("epoch,")
-    model = keras.saving.load_model(run / "model.keras")
+    # The process-wide policy is back to float32; the saved model keeps its own.
+    assert keras.config.dtype_policy().name == "float32"
+    model = keras.saving.load_model(run / "model.keras", compile=False)
     assert model.output_shape == (None, 4)
+    assert model.get_layer("block_1_attention").dtype_policy.name == "mixed_float16"
+    assert {w.dtype for w in model.weights} == {"float32"}
 
 
 @pytest.mark.slow
@@ -201,21 +212,126 @@ def test_nan_loss_stops_with_the_step_and_batch(tmp_path, image_folder):
         train(tiny(tmp_path, image_folder, learning_rate=1e12, epochs=1))
 
 
+# --- starting weights, label transforms, precision ---------------------------
+
+def small_config(**overrides):
+    return TrainConfig(**{**dict(model="mobilenet_v2", alpha=0.35, attention="ca",
+                                 image_size=32, dropout_rate=0.0), **overrides})
+
+
+def test_init_weights_reads_a_keras_applications_h5_file_by_layer_name(tmp_path):
+    import h5py
+    import keras
+    from keras.src.legacy.saving import legacy_h5_format
+
+    from training.train import build_model
+
+    # The layout keras.applications' ImageNet files use (legacy .h5, a group
+    # per layer), from a network without attention layers.
+    backbone = keras.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35,
+                                              weights=None, classes=10)
+    path = tmp_path / "mobilenet_v2_0.35.h5"
+    with h5py.File(path, "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, backbone)
+
+    fresh = build_model(small_config(), num_classes=4)
+    model = build_model(small_config(init_weights=str(path)), num_classes=4)
+    for name in ("Conv1", "block_5_project", "Conv_1_bn"):
+        for loaded, source in zip(model.get_layer(name).get_weights(),
+                                  backbone.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(loaded, source)
+    # The classifier (10 vs 4 classes) and the attention layers stay new.
+    assert model.get_layer("predictions").kernel.shape == (1280, 4)
+    assert not np.array_equal(model.get_layer("Conv1").get_weights()[0],
+                              fresh.get_layer("Conv1").get_weights()[0])
+
+
+def test_init_weights_from_a_run_with_another_class_count(tmp_path):
+    from training.train import build_model
+
+    source = build_model(small_config(), num_classes=10)
+    path = tmp_path / "last.weights.h5"
+    source.save_weights(path)
+    model = build_model(small_config(init_weights=str(path)), num_classes=4)
+    for name in ("block_3_attention", "block_16_depthwise_BN"):
+        for loaded, saved in zip(model.get_layer(name).get_weights(),
+                                 source.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(loaded, saved)
+    assert model.output_shape == (None, 4)
+
+
+@pytest.mark.parametrize("name, match", [("missing.h5", "no file"), ("notes.txt", "neither")])
+def test_init_weights_bad_files_are_named(tmp_path, name, match):
+    from training.train import build_model
+
+    if name.endswith(".txt"):
+        (tmp_path / name).write_text("not weights")
+    with pytest.raises((FileNotFoundError, ValueError), match=match):
+        build_model(small_config(init_weights=str(tmp_path / name)), num_classes=4)
+
+
+def test_mixup_mixes_targets_with_the_same_weight_as_images():
+    import tensorflow as tf
+
+    from training.train import _label_transform
+
+    tf.random.set_seed(3)
+    transform = _label_transform(small_config(mixup_alpha=0.4), num_classes=8, one_hot=True)
+    labels = tf.constant(np.arange(8))
+    # Image i is filled with the value i, so a mixed image's value is the
+    # label-weighted mean of its target.
+    images = tf.cast(tf.reshape(labels, (8, 1, 1, 1)), tf.float32) * tf.ones((8, 4, 4, 3))
+    mixed, targets = transform(images, labels)
+    targets = targets.numpy()
+    np.testing.assert_allclose(targets.sum(axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(mixed.numpy()[:, 0, 0, 0], targets @ np.arange(8.0), rtol=1e-5)
+    assert (targets.max(axis=1) < 1.0).any(), "no example was mixed"
+
+
+def test_label_smoothing_is_in_the_loss_and_plain_labels_stay_sparse():
+    import keras
+
+    from training.train import _compile
+    from training.train import _label_transform
+
+    for smoothing, expected in ((0.1, keras.losses.CategoricalCrossentropy),
+                                (0.0, keras.losses.SparseCategoricalCrossentropy)):
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+        one_hot = _compile(model, small_config(label_smoothing=smoothing), steps_per_epoch=5)
+        assert isinstance(model.loss, expected)
+        if smoothing:
+            assert model.loss.label_smoothing == smoothing
+            _, targets = _label_transform(small_config(label_smoothing=smoothing), 3, one_hot)(
+                np.zeros((2, 4), np.float32), np.array([0, 2]))
+            np.testing.assert_array_equal(targets.numpy(), [[1, 0, 0], [0, 0, 1]])
+        else:
+            assert _label_transform(small_config(), 3, one_hot) is None
+
+
 # --- distribution ------------------------------------------------------------
 
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory, image_folder):
+    """One epoch in one process, the reference for the distributed runs.
+
+    float64: in float32 the summation order of two replicas alone moves the
+    weights of this chaotic little network by up to 0.8 (see PRECISIONS).
+    """
+    root = tmp_path_factory.mktemp("single")
+    single = tiny(root, image_folder, epochs=1, sync_batchnorm=True, precision="float64")
+    code, output = run_cli(single)
+    assert code == 0, output
+    return single, weights_of(root / "run" / "last.weights.h5")
+
+
 @pytest.mark.slow
-def test_mirrored_over_two_cpu_devices_matches_one_device(tmp_path, image_folder):
-    # float64: in float32 the summation order of two replicas alone moves the
-    # weights of this chaotic little network by up to 0.8 (see PRECISIONS).
-    single = tiny(tmp_path / "single", image_folder, epochs=1, sync_batchnorm=True,
-                  precision="float64")
+def test_mirrored_over_two_cpu_devices_matches_one_device(tmp_path, one_process):
+    single, reference = one_process
     mirrored = dataclasses.replace(single, output_dir=str(tmp_path / "mirrored" / "run"),
                                    strategy="mirrored", devices="/cpu:0,/cpu:1")
-    for config in (single, mirrored):
-        code, output = run_cli(config)
-        assert code == 0, output
-    for a, b in zip(weights_of(tmp_path / "single" / "run" / "last.weights.h5"),
-                    weights_of(tmp_path / "mirrored" / "run" / "last.weights.h5")):
+    code, output = run_cli(mirrored)
+    assert code == 0, output
+    for a, b in zip(reference, weights_of(tmp_path / "mirrored" / "run" / "last.weights.h5")):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
@@ -226,11 +342,8 @@ def free_port():
 
 
 @pytest.mark.slow
-def test_two_workers_reach_the_weights_of_one_process(tmp_path, image_folder):
-    single = tiny(tmp_path / "single", image_folder, epochs=1, sync_batchnorm=True,
-                  precision="float64")
-    code, output = run_cli(single)
-    assert code == 0, output
+def test_two_workers_reach_the_weights_of_one_process(tmp_path, one_process):
+    single, reference = one_process
 
     workers = [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]
     multi = dataclasses.replace(single, output_dir=str(tmp_path / "multi" / "run"),
@@ -243,6 +356,5 @@ def test_two_workers_reach_the_weights_of_one_process(tmp_path, image_folder):
     for process in processes:
         output, _ = process.communicate(timeout=300)
         assert process.returncode == 0, output
-    for a, b in zip(weights_of(tmp_path / "single" / "run" / "last.weights.h5"),
-                    weights_of(tmp_path / "multi" / "run" / "last.weights.h5")):
+    for a, b in zip(reference, weights_of(tmp_path / "multi" / "run" / "last.weights.h5")):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

@@ -26,7 +26,7 @@ from training.config import load_config
 ATTENTIONS = ("none", "se", "ca")
 
 
-def held_out_curves(output, runs, path):
+def held_out_curves(output, runs, path, cells):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -39,7 +39,7 @@ def held_out_curves(output, runs, path):
         axis.plot([int(r["epoch"]) for r in rows], [float(r["val_accuracy"]) for r in rows],
                   marker="o", label=f"MobileNetV2 + {name}")
     axis.set_xlabel("epoch")
-    axis.set_ylabel("held-out accuracy (656 cells)")
+    axis.set_ylabel(f"held-out accuracy ({cells} cells)")
     axis.set_title("ELPV, 4 classes")
     axis.grid(alpha=0.3)
     axis.legend()
@@ -51,7 +51,8 @@ def held_out_curves(output, runs, path):
 def tflite_accuracy(model, datasets, image_size):
     """Accuracy of the float32 and int8 TFLite conversions on the held-out split."""
     from keras_coordatt.export import run_tflite
-    from keras_coordatt.export import to_tflite
+    from keras_coordatt.export.litert import convert_saved_model
+    from keras_coordatt.export.litert import traced_saved_model
 
     images, labels = [], []
     for batch_images, batch_labels in datasets.eval:
@@ -60,9 +61,9 @@ def tflite_accuracy(model, datasets, image_size):
     images, labels = np.concatenate(images), np.concatenate(labels)
     shape = (1, image_size, image_size, 3)
     keras_logits = model.predict(images, verbose=0)
-    float32 = to_tflite(model, input_shape=shape)
-    int8 = to_tflite(model, input_shape=shape, quantization="int8",
-                     representative_data=list(datasets.representative(200)))
+    with traced_saved_model(model, shape) as (saved, shape):
+        float32 = convert_saved_model(saved, shape)
+        int8 = convert_saved_model(saved, shape, "int8", list(datasets.representative(200)))
     float_logits = run_tflite(float32, images)
     int8_logits = run_tflite(int8, images, xnnpack=False)
     return {
@@ -86,6 +87,12 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--init_weights", default=None,
                         help="a keras.applications MobileNetV2 weights file or a converted .keras model")
+    parser.add_argument("--attentions", nargs="+", choices=ATTENTIONS, default=list(ATTENTIONS),
+                        help="which networks to train (default: none se ca); ca is always exported")
+    parser.add_argument("--limit_train", type=int, default=None,
+                        help="use only the first N training cells (a quick check of the whole demo)")
+    parser.add_argument("--limit_eval", type=int, default=None,
+                        help="use only the first N held-out cells")
     args = parser.parse_args(argv)
 
     import keras
@@ -95,13 +102,14 @@ def main(argv=None):
     from training.data import load_datasets
     from training.train import train
 
+    attentions = list(dict.fromkeys(args.attentions + ["ca"]))
     rows, metrics = [], {}
-    for name in ATTENTIONS:
+    for name in attentions:
         config = dataclasses.replace(
             load_config(f"elpv_mobilenet_v2_{name}"), epochs=args.epochs,
             image_size=args.image_size, alpha=args.alpha, seed=args.seed,
             init_weights=args.init_weights, output_dir=os.path.join(args.output, name),
-            verbose="line",
+            limit_train=args.limit_train, limit_eval=args.limit_eval, verbose="line",
         )
         print(f"\n=== MobileNetV2 (alpha {args.alpha}) + {name}: {args.epochs} epochs "
               f"at {args.image_size}x{args.image_size} ===", flush=True)
@@ -115,15 +123,17 @@ def main(argv=None):
                      metrics[name]["eval_accuracy"], metrics[name]["best_eval_accuracy"], seconds))
 
     datasets = load_datasets("elpv", image_size=args.image_size, batch_size=64,
-                             eval_split="test", seed=args.seed)
+                             eval_split="test", seed=args.seed, limit_eval=args.limit_eval)
     ca_model = keras.saving.load_model(os.path.join(args.output, "ca", "model.keras"))
     exported, float32, int8 = tflite_accuracy(ca_model, datasets, args.image_size)
     for suffix, flatbuffer in (("float32", float32), ("int8", int8)):
         with open(os.path.join(args.output, f"mobilenet_v2_ca_{suffix}.tflite"), "wb") as f:
             f.write(flatbuffer)
-    held_out_curves(args.output, ATTENTIONS, os.path.join(args.output, "held_out_accuracy.png"))
+    held_out_curves(args.output, attentions, os.path.join(args.output, "held_out_accuracy.png"),
+                    datasets.eval_examples)
 
-    print(f"\nELPV, 4 classes, {datasets.train_examples} training / {datasets.eval_examples} "
+    train_cells = metrics["ca"]["train_examples"]
+    print(f"\nELPV, 4 classes, {train_cells} training / {datasets.eval_examples} "
           f"held-out cells, MobileNetV2 alpha {args.alpha} at {args.image_size}x"
           f"{args.image_size}, {args.epochs} epochs from "
           f"{'the given weights' if args.init_weights else 'scratch'}, seed {args.seed}, one run each")

@@ -153,36 +153,73 @@ def synchronize_batchnorm(model):
     return count
 
 
+def _legacy_h5_layers(path):
+    """{layer name: weights} of a legacy Keras ``.h5`` file, or None if it is not one.
+
+    keras.applications ships its ImageNet weights in this format (one group
+    per layer, in the attribute ``layer_names``).
+    """
+    import h5py
+
+    def text(value):
+        return value.decode("utf8") if isinstance(value, bytes) else str(value)
+
+    with h5py.File(path, "r") as f:
+        group = f
+        if "layer_names" not in group.attrs and "model_weights" in group:
+            group = group["model_weights"]
+        if "layer_names" not in group.attrs:
+            return None
+        layers = {}
+        for name in map(text, group.attrs["layer_names"]):
+            names = [text(w) for w in group[name].attrs.get("weight_names", [])]
+            layers[name] = [np.asarray(group[name][w]) for w in names]
+        return layers
+
+
 def load_pretrained(model, path):
     """Copies every weight of ``path`` whose layer name and shape match.
 
-    ``path`` is a ``.keras`` model or a weights file of the same architecture
-    (a keras.applications MobileNetV2 ``.h5`` file, or a model converted with
-    ``keras-coordatt convert``); the classifier is skipped when the class
-    count differs. Returns the number of layers copied.
+    ``path`` is a ``.keras`` model, a Keras 3 ``.weights.h5`` file of the same
+    architecture, or a legacy ``.h5`` weights file such as keras.applications'
+    ImageNet MobileNetV2 files (read by layer name, so a network with attention
+    layers inserted still gets every backbone layer). The classifier is
+    skipped when the class count differs. Returns the number of layers copied.
     """
     import keras
 
+    path = str(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"init_weights: no file {path!r}")
     if path.endswith(".keras"):
         source = keras.saving.load_model(path, compile=False)
-    else:
+        source_weights = {layer.name: layer.get_weights() for layer in source.layers}
+    elif path.endswith(".weights.h5"):
         source = keras.models.clone_model(model)
         source.load_weights(path, skip_mismatch=True)
-    source_layers = {layer.name: layer for layer in source.layers}
-    copied = 0
+        source_weights = {layer.name: layer.get_weights() for layer in source.layers}
+    elif path.endswith((".h5", ".hdf5")):
+        source_weights = _legacy_h5_layers(path)
+        if source_weights is None:
+            raise ValueError(f"init_weights: {path!r} is not a Keras weights file (no layer_names)")
+    else:
+        raise ValueError(
+            f"init_weights: {path!r} is neither a .keras model nor a .h5 weights file"
+        )
+    copied, skipped = 0, []
     for layer in model.layers:
-        other = source_layers.get(layer.name)
-        if other is None or not layer.weights:
+        weights = source_weights.get(layer.name)
+        if weights is None or not layer.weights:
             continue
-        weights = other.get_weights()
-        if [w.shape for w in weights] == [tuple(w.shape) for w in layer.weights]:
+        if [tuple(w.shape) for w in weights] == [tuple(w.shape) for w in layer.weights]:
             layer.set_weights(weights)
             copied += 1
+        else:
+            skipped.append(layer.name)
     if copied == 0:
         raise ValueError(f"init_weights: no layer of {path!r} matches the model by name and shape")
-    print(f"init_weights: copied {copied} layers from {path}")
+    print(f"init_weights: copied {copied} layers from {path}"
+          + (f"; kept the new {', '.join(skipped)} (shapes differ)" if skipped else ""))
     return copied
 
 
@@ -208,11 +245,15 @@ def _make_callbacks(config, run, checkpoint, manager, epoch, start_step, steps_p
 
         def on_train_batch_end(self, batch, logs=None):
             step_in_epoch = start_step + batch + 1
+            # Counted here, not read from optimizer.iterations: under
+            # mixed_float16 the loss-scale optimizer skips the updates whose
+            # scaled gradients overflow, and those steps still happened.
+            global_step = epoch * steps_per_epoch + step_in_epoch
             loss = (logs or {}).get("loss")
             if loss is not None and not math.isfinite(float(loss)):
                 raise TrainingDiverged(
                     f"the loss became {loss} at global step "
-                    f"{int(self.model.optimizer.iterations.numpy())} (epoch {epoch + 1}, "
+                    f"{global_step} (epoch {epoch + 1}, "
                     f"batch {step_in_epoch} of {steps_per_epoch}); the checkpoints in "
                     f"{os.path.join(config.output_dir, 'checkpoints')} from before it are kept. "
                     "Lower the learning rate or check the data."
@@ -222,11 +263,17 @@ def _make_callbacks(config, run, checkpoint, manager, epoch, start_step, steps_p
                                    and step_in_epoch < steps_per_epoch):
                 checkpoint.epoch.assign(epoch)
                 checkpoint.step_in_epoch.assign(step_in_epoch)
-                manager.save(checkpoint_number=int(self.model.optimizer.iterations.numpy()))
+                manager.save(checkpoint_number=global_step)
             if run.interrupted:
                 self.model.stop_training = True
 
-    return [Watch()]
+    class Progress(keras.callbacks.ProgbarLogger):
+        """Keras' bar, told the run's epoch count: fit() is called once per epoch."""
+
+        def set_params(self, params):
+            super().set_params({**params, "epochs": config.epochs})
+
+    return [Watch(), Progress()]
 
 
 def _work_around_keras_multi_worker(model, strategy, element_spec):
@@ -369,14 +416,26 @@ def train(config: TrainConfig):
     """Runs (or resumes) one training run and returns its final metrics."""
     import keras
 
-    from training.data import load_datasets
-
-    tf = _tf()
     config.validate()
     os.makedirs(config.output_dir, exist_ok=True)
     strategy = make_strategy(config)
     chief = is_chief(strategy)
+    previous_policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy(config.precision)
+    try:
+        return _train(config, strategy, chief)
+    finally:
+        # The policy is process-wide; a notebook or a test that trains next
+        # should not inherit mixed precision from this run.
+        keras.config.set_dtype_policy(previous_policy)
+
+
+def _train(config, strategy, chief):
+    import keras
+
+    from training.data import load_datasets
+
+    tf = _tf()
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -478,7 +537,7 @@ def train(config: TrainConfig):
                 checkpoint.best_accuracy.assign(logs.get("val_accuracy", -1.0))
             checkpoint.epoch.assign(epoch + 1)
             checkpoint.step_in_epoch.assign(0)
-            manager.save(checkpoint_number=int(model.optimizer.iterations.numpy()))
+            manager.save(checkpoint_number=(epoch + 1) * steps_per_epoch)
             os.makedirs(output_dir, exist_ok=True)
             model.save_weights(os.path.join(output_dir, "last.weights.h5"))
             if improved:
@@ -509,7 +568,11 @@ def train(config: TrainConfig):
         "image_size": config.image_size,
         "dataset": config.dataset,
         "epochs": config.epochs,
-        "global_steps": int(model.optimizer.iterations.numpy()),
+        "class_names": list(datasets.class_names),
+        "train_examples": datasets.train_examples,
+        "eval_examples": datasets.eval_examples,
+        "global_steps": int(checkpoint.epoch) * steps_per_epoch + int(checkpoint.step_in_epoch),
+        "optimizer_updates": int(model.optimizer.iterations.numpy()),
         "trainable_params": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
         "eval_accuracy": float(evaluation["accuracy"]),
         "eval_loss": float(evaluation["loss"]),

@@ -7,22 +7,15 @@ LOGISTIC, MUL, ...). No Flex / SELECT_TF_OPS kernels are allowed: a model
 that would need them fails to convert with the converter's own message.
 """
 
+import contextlib
 import tempfile
 import warnings
 
 import numpy as np
 
+from keras_coordatt.export.backend import require_tensorflow
+
 QUANTIZATIONS = (None, "float16", "dynamic_range", "int8")
-
-
-def _tensorflow():
-    try:
-        import tensorflow as tf
-    except ImportError as error:  # pragma: no cover - depends on the install
-        raise ImportError(
-            "TFLite conversion needs TensorFlow: pip install 'keras-coordatt[cpu]'"
-        ) from error
-    return tf
 
 
 def to_tflite(model, input_shape=None, quantization=None, representative_data=None):
@@ -30,9 +23,11 @@ def to_tflite(model, input_shape=None, quantization=None, representative_data=No
 
     Args:
         model: a `keras.Model` with one image input.
-        input_shape: the fixed input shape to trace, batch included, for
-            example ``(1, 224, 224, 3)``. Defaults to the model's input shape
-            with batch 1; unknown spatial sizes must then be given here.
+        input_shape: the input shape to trace, batch included, for example
+            ``(1, 224, 224, 3)`` (what phones want: every shape static). A
+            batch of None gives a model whose batch the caller sets with
+            ``resize_tensor_input``. Defaults to the model's input shape with
+            batch 1; unknown spatial sizes must then be given here.
         quantization: None (float32), ``"float16"`` (float16 weights),
             ``"dynamic_range"`` (int8 weights, float activations) or
             ``"int8"`` (full integer, int8 input and output).
@@ -43,30 +38,42 @@ def to_tflite(model, input_shape=None, quantization=None, representative_data=No
     Returns:
         The TFLite model as bytes.
     """
-    tf = _tensorflow()
     if quantization not in QUANTIZATIONS:
         raise ValueError(
             f"to_tflite: unknown quantization={quantization!r}. Expected one of "
             f"{QUANTIZATIONS}."
-        )
-    if input_shape is None:
-        input_shape = (1,) + tuple(model.inputs[0].shape[1:])
-    input_shape = tuple(input_shape)
-    if any(dim is None for dim in input_shape):
-        raise ValueError(
-            f"to_tflite: the model '{model.name}' has input shape "
-            f"{tuple(model.inputs[0].shape)} with unknown sizes; pass a fixed "
-            "input_shape=(1, H, W, C) to convert it."
         )
     if quantization == "int8" and representative_data is None:
         raise ValueError(
             "to_tflite: quantization='int8' needs representative_data, an "
             "iterable of float32 input batches to calibrate activations."
         )
+    with traced_saved_model(model, input_shape) as (saved, input_shape):
+        return convert_saved_model(saved, input_shape, quantization, representative_data)
 
-    # Going through a SavedModel freezes the variables into constants; a
-    # concrete function converted directly keeps resource-variable ops that
-    # the int8 calibrator cannot run.
+
+@contextlib.contextmanager
+def traced_saved_model(model, input_shape=None):
+    """The model traced at ``input_shape`` into a temporary SavedModel.
+
+    Going through a SavedModel freezes the variables into constants; a
+    concrete function converted directly keeps resource-variable ops that the
+    int8 calibrator cannot run. Tracing is the slow part for a large graph,
+    so several quantizations can share one (`convert_saved_model` each).
+
+    Yields:
+        ``(path, input_shape)`` with the batch-included shape it traced.
+    """
+    tf = require_tensorflow("TFLite conversion")
+    if input_shape is None:
+        input_shape = (1,) + tuple(model.inputs[0].shape[1:])
+    input_shape = tuple(input_shape)
+    if any(dim is None for dim in input_shape[1:]):
+        raise ValueError(
+            f"to_tflite: the model '{model.name}' has input shape "
+            f"{tuple(model.inputs[0].shape)} with unknown sizes; pass a fixed "
+            "input_shape=(1, H, W, C) to convert it (the batch alone may be None)."
+        )
     with tempfile.TemporaryDirectory(prefix="keras_coordatt_tflite_") as saved:
         model.export(
             saved,
@@ -74,9 +81,15 @@ def to_tflite(model, input_shape=None, quantization=None, representative_data=No
             input_signature=[tf.TensorSpec(input_shape, tf.float32)],
             verbose=False,
         )
-        converter = tf.lite.TFLiteConverter.from_saved_model(saved)
-        _configure(converter, tf, input_shape, quantization, representative_data)
-        return converter.convert()
+        yield saved, input_shape
+
+
+def convert_saved_model(path, input_shape, quantization=None, representative_data=None):
+    """One TFLite flatbuffer (builtin ops only) from a `traced_saved_model`."""
+    tf = require_tensorflow("TFLite conversion")
+    converter = tf.lite.TFLiteConverter.from_saved_model(path)
+    _configure(converter, tf, tuple(input_shape), quantization, representative_data)
+    return converter.convert()
 
 
 def _configure(converter, tf, input_shape, quantization, representative_data):
@@ -92,7 +105,7 @@ def _configure(converter, tf, input_shape, quantization, representative_data):
 
         def calibration():
             for batch in representative_data:
-                yield [np.asarray(batch, dtype=np.float32).reshape(input_shape)]
+                yield [np.asarray(batch, dtype=np.float32).reshape((-1,) + input_shape[1:])]
 
         converter.representative_dataset = calibration
 

@@ -12,10 +12,26 @@ from keras import ops
 
 DATA_FORMATS = ("channels_last", "channels_first")
 
+
+
+def hard_swish(x):
+    """h-swish, x * relu6(x + 3) / 6, written so int8 TFLite keeps it on XNNPACK.
+
+    The TFLite converter fuses the textbook forms (``x * relu6(x + 3) / 6``,
+    ``ops.hard_silu``) into one HARD_SWISH op, and the XNNPACK delegate of
+    ai-edge-litert 2.3 does not take int8 HARD_SWISH: every CA block of an
+    int8 MobileNetV2 then left XNNPACK and split the graph into 17 delegate
+    partitions (measured with benchmarks/tflite_latency.py). Scaling x by 1/6
+    first is the same function, and it converts to ADD (with a fused RELU6)
+    and two MULs, which XNNPACK runs.
+    """
+    return (x * (1.0 / 6.0)) * ops.relu6(x + 3.0)
+
+
 ACTIVATIONS = {
-    "hard_swish": ops.hard_silu,
-    "h_swish": ops.hard_silu,
-    "hard_silu": ops.hard_silu,
+    "hard_swish": hard_swish,
+    "h_swish": hard_swish,
+    "hard_silu": hard_swish,
     "relu": ops.relu,
     "relu6": ops.relu6,
     "swish": ops.silu,

@@ -168,6 +168,30 @@ def conv_bn(
     return x
 
 
+
+# MobileNetV2's and MobileNeXt's stem width at alpha = 1.
+STEM_CHANNELS = 32
+
+
+def mobile_stem(image, alpha, norm, padding, pad_name=None):
+    """The 3x3, stride-2, ReLU6 stem of MobileNetV2 and MobileNeXt.
+
+    32 channels times ``alpha`` (rounded to a multiple of 8), with
+    keras.applications' layer names ``Conv1``, ``bn_Conv1``, ``Conv1_relu``
+    (and ``pad_name`` for an explicit PyTorch-style pad layer).
+    """
+    return conv_bn(
+        image,
+        make_divisible(STEM_CHANNELS * alpha),
+        3,
+        ("Conv1", "bn_Conv1", "Conv1_relu"),
+        norm,
+        strides=2,
+        activation="relu6",
+        padding=padding,
+        pad_name=pad_name,
+    )
+
 def attend(x, attention, attention_kwargs, name):
     """Applies a new ``get_attention(attention, name=name, **attention_kwargs)``."""
     layer = get_attention(attention, name=name, **attention_kwargs)

@@ -24,7 +24,9 @@ from keras_coordatt.models.common import classifier_head
 from keras_coordatt.models.common import conv_bn
 from keras_coordatt.models.common import default_name
 from keras_coordatt.models.common import finish_model
+from keras_coordatt.models.common import STEM_CHANNELS  # noqa: F401 (convert.py reads it here)
 from keras_coordatt.models.common import image_input
+from keras_coordatt.models.common import mobile_stem
 from keras_coordatt.models.common import make_divisible
 from keras_coordatt.models.common import pyramid_level
 
@@ -38,7 +40,6 @@ STAGES = (
     Stage(6, 160, 3, 2),
     Stage(6, 320, 1, 1),
 )
-STEM_CHANNELS = 32
 LAST_CHANNELS = 1280
 OUTPUT_STRIDES = (8, 16, 32)
 
@@ -144,17 +145,8 @@ def MobileNetV2(
     attention_kwargs = attention_kwargs or {}
 
     # keras.applications' stem pads with Conv2D's own "same" (no pad layer).
-    x = conv_bn(
-        image,
-        make_divisible(STEM_CHANNELS * alpha),
-        3,
-        ("Conv1", "bn_Conv1", "Conv1_relu"),
-        norm,
-        strides=2,
-        activation="relu6",
-        padding=padding,
-        pad_name="Conv1_pad" if padding == "pytorch" else None,
-    )
+    x = mobile_stem(image, alpha, norm, padding,
+                    pad_name="Conv1_pad" if padding == "pytorch" else None)
     pyramid, nominal_stride = {}, 2
     for block_id, (stage, block_stride, stride, dilation) in enumerate(
         dilated_blocks(STAGES, output_stride)

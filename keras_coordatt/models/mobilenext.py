@@ -65,6 +65,7 @@ from keras_coordatt.models.common import conv_bn
 from keras_coordatt.models.common import default_name
 from keras_coordatt.models.common import finish_model
 from keras_coordatt.models.common import image_input
+from keras_coordatt.models.common import mobile_stem
 from keras_coordatt.models.common import make_divisible
 from keras_coordatt.models.common import pyramid_level
 
@@ -79,7 +80,6 @@ STAGES = (
     Stage(6, 960, 3, 1),
     Stage(6, 1280, 1, 1),
 )
-STEM_CHANNELS = 32
 ATTENTION_POSITIONS = ("first", "last")
 
 
@@ -169,17 +169,7 @@ def MobileNeXt(
     norm = Norm(bn_epsilon, bn_momentum)
     attention_kwargs = attention_kwargs or {}
 
-    x = conv_bn(
-        image,
-        make_divisible(STEM_CHANNELS * alpha),
-        3,
-        ("Conv1", "bn_Conv1", "Conv1_relu"),
-        norm,
-        strides=2,
-        activation="relu6",
-        padding=padding,
-        pad_name="Conv1_pad",
-    )
+    x = mobile_stem(image, alpha, norm, padding, pad_name="Conv1_pad")
     pyramid, stride_so_far = {}, 2
     for block_id, (stage_id, repeat, stage, stride) in enumerate(blocks(STAGES)):
         # Like MobileNetV2's last 1x1 conv, the last block is not narrowed.

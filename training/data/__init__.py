@@ -12,5 +12,6 @@ preprocessing, for export code to reuse. Sources:
 
 from training.data.pipeline import Datasets
 from training.data.pipeline import load_datasets
+from training.data.pipeline import load_images
 from training.data.preprocessing import augment_for_train
 from training.data.preprocessing import preprocess_for_eval

@@ -7,6 +7,8 @@ from typing import Iterator
 import numpy as np
 import tensorflow as tf
 
+from keras_coordatt.export.preprocessing import as_rgb
+from keras_coordatt.export.preprocessing import resize_shorter
 from training.data.elpv import load_elpv
 from training.data.image_folder import load_image_folder
 from training.data.preprocessing import augment_for_train
@@ -222,6 +224,43 @@ def load_datasets(
         calibration=calibration,
         train_pipeline=train_pipeline,
     )
+
+
+def load_images(source, split=None, limit=None, image_size=224, data_dir=None):
+    """Raw images of one split as uint8 squares, for export checks and calibration.
+
+    Each image becomes RGB, its shorter side ``round(image_size / 0.875)``
+    and is center-cropped to that square: the evaluation preprocessing
+    gives the same model input from it as from the original, and the images
+    stack into one array.
+
+    Args:
+        source: ``"elpv"``, ``"tfds:NAME"`` or ``"folder:/path"``.
+        split: the split to read; the source's evaluation split by default.
+        limit: read only the first ``limit`` examples.
+        image_size: the model's input side.
+        data_dir: tensorflow-datasets' data directory.
+
+    Returns:
+        ``(images uint8 (N, S, S, 3), labels int (N,), class_names)``.
+    """
+    loaded = _load_source(source, image_size, data_dir)
+    part = loaded.read_split(split or loaded.default_eval_split, limit, False)
+    side = resize_size(image_size)
+
+    def square(image, label):
+        image = as_rgb(resize_shorter(image, side))
+        top = (tf.shape(image)[0] - side) // 2
+        left = (tf.shape(image)[1] - side) // 2
+        return image[top : top + side, left : left + side], label
+
+    images, labels = [], []
+    for image, label in part.dataset.map(square, num_parallel_calls=tf.data.AUTOTUNE):
+        images.append(image.numpy())
+        labels.append(int(label))
+    if not images:
+        raise ValueError(f"{source}: split {part.name!r} has no examples")
+    return np.stack(images), np.asarray(labels), list(loaded.class_names)
 
 
 def _decoded(part, stored_size, cache):
