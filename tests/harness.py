@@ -174,6 +174,33 @@ def run_saved_model_test(model, inputs, tmp_path, atol=1e-5):
     np.testing.assert_allclose(to_numpy(as_layer(inputs)), expected, atol=atol, rtol=atol)
 
 
+def run_saved_model_and_tflite_test(model, inputs, atol=1e-5):
+    """One trace of a large model serves both checks: the SavedModel (reloaded,
+    and as a TFSMLayer) and its float32 TFLite conversion (builtin ops only)
+    reproduce the Keras outputs."""
+    import tensorflow as tf
+
+    from keras_coordatt.export import run_tflite
+    from keras_coordatt.export import tflite_op_names
+    from keras_coordatt.export.litert import convert_saved_model
+    from keras_coordatt.export.litert import traced_saved_model
+
+    expected = to_numpy(model(inputs, training=False))
+    with traced_saved_model(model, (None,) + tuple(inputs.shape[1:])) as (path, shape):
+        reloaded = tf.saved_model.load(path)
+        np.testing.assert_allclose(
+            np.asarray(reloaded.serve(tf.constant(inputs))), expected, atol=atol, rtol=atol
+        )
+        as_layer = keras.layers.TFSMLayer(path, call_endpoint="serve")
+        np.testing.assert_allclose(to_numpy(as_layer(inputs)), expected, atol=atol, rtol=atol)
+        flatbuffer = convert_saved_model(path, shape)
+    ops_used = set(tflite_op_names(flatbuffer))
+    assert not any(op.startswith(("FlexDelegate", "Flex", "CUSTOM")) for op in ops_used), (
+        f"non-builtin ops: {ops_used}"
+    )
+    np.testing.assert_allclose(run_tflite(flatbuffer, inputs), expected, atol=atol, rtol=atol)
+
+
 def run_tflite_test(model, inputs, atol=1e-5, int8_max_error=None):
     """TFLite float32 (builtin ops only) matches Keras to ``atol``; int8 runs.
 

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from harness import run_saved_model_test
-from harness import run_tflite_test
+from harness import run_saved_model_and_tflite_test
 from keras_coordatt.models import EfficientNetB0
 from keras_coordatt.models import MobileNetV2
 from keras_coordatt.models import MobileNeXt
@@ -41,12 +40,5 @@ def test_keras_file_round_trip_needs_no_custom_objects(builder, images, tmp_path
 @pytest.mark.slow
 @pytest.mark.requires_tensorflow
 @pytest.mark.parametrize("builder", BUILDERS)
-def test_saved_model_reproduces_keras(builder, images, tmp_path):
-    run_saved_model_test(small_model(builder), images, tmp_path)
-
-
-@pytest.mark.slow
-@pytest.mark.requires_tensorflow
-@pytest.mark.parametrize("builder", BUILDERS)
-def test_tflite_builtin_ops_reproduce_keras(builder, images):
-    run_tflite_test(small_model(builder), images)
+def test_saved_model_and_builtin_ops_tflite_reproduce_keras(builder, images):
+    run_saved_model_and_tflite_test(small_model(builder), images)

@@ -318,7 +318,8 @@ def one_process(tmp_path_factory, image_folder):
     weights of this chaotic little network by up to 0.8 (see PRECISIONS).
     """
     root = tmp_path_factory.mktemp("single")
-    single = tiny(root, image_folder, epochs=1, sync_batchnorm=True, precision="float64")
+    single = tiny(root, image_folder, epochs=1, sync_batchnorm=True, precision="float64",
+                  limit_train=48)
     code, output = run_cli(single)
     assert code == 0, output
     return single, weights_of(root / "run" / "last.weights.h5")
