@@ -179,13 +179,6 @@ def run_convert(args):
     return 0
 
 
-BUILDERS = {
-    "mobilenet_v2": "MobileNetV2",
-    "mobilenext": "MobileNeXt",
-    "efficientnet_b0": "EfficientNetB0",
-}
-
-
 def add_export_arguments(parser):
     from keras_coordatt.export.bundle import DEFAULT_FORMATS
     from keras_coordatt.export.bundle import FORMATS
@@ -193,7 +186,7 @@ def add_export_arguments(parser):
     parser.add_argument(
         "model",
         help="a .keras model file, or a builder name "
-        f"({', '.join(BUILDERS)}) with --weights",
+        f"({', '.join(models.BUILDERS)}) with --weights",
     )
     parser.add_argument("--output", required=True, help="the folder to write the exports to")
     parser.add_argument(
@@ -244,16 +237,15 @@ def _load_for_export(args):
         if args.input_size and tuple(model.inputs[0].shape[1:3]) != (args.input_size,) * 2:
             model = _rebuild_at(model, args.input_size)
         return model
-    if args.model not in BUILDERS:
+    if args.model not in models.BUILDERS:
         raise ValueError(
-            f"{args.model!r} is neither a .keras file nor a builder name ({', '.join(BUILDERS)})"
+            f"{args.model!r} is neither a .keras file nor a builder name "
+            f"({', '.join(models.BUILDERS)})"
         )
     size = args.input_size or 224
-    kwargs = dict(input_shape=(size, size, 3), classes=args.classes, attention=args.attention,
-                  classifier_activation=None)
-    if args.model != "efficientnet_b0":
-        kwargs["alpha"] = args.alpha
-    model = getattr(models, BUILDERS[args.model])(**kwargs)
+    model = models.build_model(args.model, alpha=args.alpha, input_shape=(size, size, 3),
+                               classes=args.classes, attention=args.attention,
+                               classifier_activation=None)
     if args.weights is None:
         print("keras-coordatt export: no --weights; exporting random weights", file=sys.stderr)
     else:
@@ -335,14 +327,9 @@ def add_train_arguments(parser):
 
 def run_train(args):
     """``python -m training.train``, as a subcommand."""
-    from training.config import config_from_args
-    from training.train import train
+    from training.train import run
 
-    import json
-
-    metrics = train(config_from_args(args))
-    print(json.dumps(metrics, indent=2))
-    return 130 if metrics.get("interrupted") else 0
+    return run(args)
 
 
 # name -> (help, add_arguments(parser), run(args) -> exit status)

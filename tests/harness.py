@@ -174,6 +174,16 @@ def run_saved_model_test(model, inputs, tmp_path, atol=1e-5):
     np.testing.assert_allclose(to_numpy(as_layer(inputs)), expected, atol=atol, rtol=atol)
 
 
+def assert_builtin_ops(flatbuffer):
+    """The TFLite model uses builtin ops only: no Flex (TF) or custom kernels."""
+    from keras_coordatt.export import tflite_op_names
+
+    ops_used = set(tflite_op_names(flatbuffer))
+    assert not any(op.startswith(("FlexDelegate", "Flex", "CUSTOM")) for op in ops_used), (
+        f"non-builtin ops: {ops_used}"
+    )
+
+
 def run_saved_model_and_tflite_test(model, inputs, atol=1e-5):
     """One trace of a large model serves both checks: the SavedModel (reloaded,
     and as a TFSMLayer) and its float32 TFLite conversion (builtin ops only)
@@ -181,7 +191,6 @@ def run_saved_model_and_tflite_test(model, inputs, atol=1e-5):
     import tensorflow as tf
 
     from keras_coordatt.export import run_tflite
-    from keras_coordatt.export import tflite_op_names
     from keras_coordatt.export.litert import convert_saved_model
     from keras_coordatt.export.litert import traced_saved_model
 
@@ -194,10 +203,7 @@ def run_saved_model_and_tflite_test(model, inputs, atol=1e-5):
         as_layer = keras.layers.TFSMLayer(path, call_endpoint="serve")
         np.testing.assert_allclose(to_numpy(as_layer(inputs)), expected, atol=atol, rtol=atol)
         flatbuffer = convert_saved_model(path, shape)
-    ops_used = set(tflite_op_names(flatbuffer))
-    assert not any(op.startswith(("FlexDelegate", "Flex", "CUSTOM")) for op in ops_used), (
-        f"non-builtin ops: {ops_used}"
-    )
+    assert_builtin_ops(flatbuffer)
     np.testing.assert_allclose(run_tflite(flatbuffer, inputs), expected, atol=atol, rtol=atol)
 
 
@@ -208,16 +214,12 @@ def run_tflite_test(model, inputs, atol=1e-5, int8_max_error=None):
     must stay within that of Keras (in the output's units).
     """
     from keras_coordatt.export import run_tflite
-    from keras_coordatt.export import tflite_op_names
     from keras_coordatt.export import to_tflite
 
     shape = (1,) + tuple(inputs.shape[1:])
     expected = to_numpy(model(inputs, training=False))
     flatbuffer = to_tflite(model, input_shape=shape)
-    ops_used = set(tflite_op_names(flatbuffer))
-    assert not any(op.startswith(("FlexDelegate", "Flex", "CUSTOM")) for op in ops_used), (
-        f"non-builtin ops: {ops_used}"
-    )
+    assert_builtin_ops(flatbuffer)
     np.testing.assert_allclose(run_tflite(flatbuffer, inputs), expected, atol=atol, rtol=atol)
     if int8_max_error is None:
         return flatbuffer

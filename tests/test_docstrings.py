@@ -18,6 +18,7 @@ MODULES = [
     "keras_coordatt.models.efficientnet",
     "keras_coordatt.models.macs",
     "keras_coordatt.models.pyramid",
+    "keras_coordatt.models.registry",
     "keras_coordatt.export.preprocessing",
 ]
 

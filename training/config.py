@@ -14,13 +14,15 @@ import os
 import typing
 from typing import Optional
 
+from keras_coordatt.models.registry import BUILDERS
+
 CONFIG_DIR = os.path.join(os.path.dirname(__file__), "configs")
 STRATEGIES = ("auto", "default", "mirrored", "multiworker")
 # float64 is for numerical checks: a BatchNorm network trained from scratch
 # amplifies float32 rounding (1e-6 on the input moves MobileNetV2's weights by
 # 0.1-0.6 after a few steps), so only float64 runs can be compared exactly.
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16", "float64")
-MODELS = ("mobilenet_v2", "mobilenext", "efficientnet_b0")
+MODELS = tuple(BUILDERS)
 
 
 @dataclasses.dataclass

@@ -110,14 +110,11 @@ def pixel_range_for(model_name):
 
 def build_model(config, num_classes):
     """The config's network with a logits head for ``num_classes``."""
-    from keras_coordatt import models
+    from keras_coordatt.models import build_model as build
 
-    builders = {
-        "mobilenet_v2": models.MobileNetV2,
-        "mobilenext": models.MobileNeXt,
-        "efficientnet_b0": models.EfficientNetB0,
-    }
-    kwargs = dict(
+    model = build(
+        config.model,
+        alpha=config.alpha,
         input_shape=(config.image_size, config.image_size, 3),
         attention=config.attention,
         classes=num_classes,
@@ -125,9 +122,6 @@ def build_model(config, num_classes):
         dropout_rate=config.dropout_rate,
         bn_momentum=config.bn_momentum,
     )
-    if config.model != "efficientnet_b0":
-        kwargs["alpha"] = config.alpha
-    model = builders[config.model](**kwargs)
     if config.sync_batchnorm:
         synchronize_batchnorm(model)
     if config.init_weights:
@@ -587,16 +581,23 @@ def _train(config, strategy, chief):
     return metrics
 
 
+def run(args):
+    """Trains the config that parsed ``args`` describe; returns the exit status.
+
+    Shared by ``python -m training.train`` and ``keras-coordatt train``.
+    """
+    metrics = train(config_from_args(args))
+    print(json.dumps(metrics, indent=2))
+    return 130 if metrics.get("interrupted") else 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="keras-coordatt train",
         description="Train a network with Coordinate Attention (or a baseline) by the paper's recipe.",
     )
     add_config_arguments(parser)
-    config = config_from_args(parser.parse_args(argv))
-    metrics = train(config)
-    print(json.dumps(metrics, indent=2))
-    return 130 if metrics.get("interrupted") else 0
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -52,11 +52,15 @@ def preprocess_for_eval(image, image_size, pixel_range=(-1.0, 1.0)):
         raise TypeError(
             f"preprocess_for_eval takes uint8 images in [0, 255], got {image.dtype.name}"
         )
-    image = resize_shorter(image, resize_size(image_size))
-    top = (tf.shape(image)[-3] - image_size) // 2
-    left = (tf.shape(image)[-2] - image_size) // 2
-    image = image[..., top : top + image_size, left : left + image_size, :]
+    image = center_crop(resize_shorter(image, resize_size(image_size)), image_size)
     return to_pixel_range(as_rgb(image), pixel_range)
+
+
+def center_crop(image, size):
+    """The central ``size`` x ``size`` square of ``(H, W, C)`` or ``(B, H, W, C)`` images."""
+    top = (tf.shape(image)[-3] - size) // 2
+    left = (tf.shape(image)[-2] - size) // 2
+    return image[..., top : top + size, left : left + size, :]
 
 
 def resize_shorter(image, size):

@@ -9,12 +9,16 @@ from keras_coordatt.models.macs import count_trainable_params
 from keras_coordatt.models.mobilenet_v2 import MobileNetV2
 from keras_coordatt.models.mobilenext import MobileNeXt
 from keras_coordatt.models.pyramid import feature_pyramid
+from keras_coordatt.models.registry import BUILDERS
+from keras_coordatt.models.registry import build_model
 
 __all__ = [
+    "BUILDERS",
     "EfficientNetB0",
     "MobileNeXt",
     "MobileNetV2",
     "add_attention",
+    "build_model",
     "convert",
     "count_macs",
     "count_trainable_params",

@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_coordatt.export.preprocessing import as_rgb
+from keras_coordatt.export.preprocessing import center_crop
 from keras_coordatt.export.preprocessing import resize_shorter
 from training.data.elpv import load_elpv
 from training.data.image_folder import load_image_folder
@@ -249,10 +250,7 @@ def load_images(source, split=None, limit=None, image_size=224, data_dir=None):
     side = resize_size(image_size)
 
     def square(image, label):
-        image = as_rgb(resize_shorter(image, side))
-        top = (tf.shape(image)[0] - side) // 2
-        left = (tf.shape(image)[1] - side) // 2
-        return image[top : top + side, left : left + side], label
+        return center_crop(as_rgb(resize_shorter(image, side)), side), label
 
     images, labels = [], []
     for image, label in part.dataset.map(square, num_parallel_calls=tf.data.AUTOTUNE):
