@@ -7,8 +7,12 @@ from keras_coordatt.layers import attention_names
 from keras_coordatt.layers import get_attention
 from keras_coordatt import models
 from keras_coordatt.models import EfficientNetB0
+from keras_coordatt.models import ImageClassifier
 from keras_coordatt.models import MobileNeXt
+from keras_coordatt.models import MobileNeXtBackbone
 from keras_coordatt.models import MobileNetV2
+from keras_coordatt.models import MobileNetV2Backbone
+from keras_coordatt.models import EfficientNetB0Backbone
 from keras_coordatt.models import add_attention
 from keras_coordatt.models import convert
 from keras_coordatt.models import count_macs
@@ -21,8 +25,12 @@ __all__ = [
     "CBAM",
     "CoordAttention",
     "EfficientNetB0",
+    "EfficientNetB0Backbone",
+    "ImageClassifier",
     "MobileNeXt",
+    "MobileNeXtBackbone",
     "MobileNetV2",
+    "MobileNetV2Backbone",
     "SqueezeExcite",
     "add_attention",
     "attention_names",

@@ -7,9 +7,9 @@ subcommand is two functions and one entry there.
 Example:
 
     $ keras-coordatt table
-    $ keras-coordatt table --families mobilenetv2 --widths 1.0 --attentions none ca
+    $ keras-coordatt table --families mobilenet_v2 --widths 1.0 --attentions none ca
     $ keras-coordatt export runs/ca/model.keras --output exported --data elpv
-    $ keras-coordatt train --config elpv_mobilenet_v2_ca
+    $ keras-coordatt train --dataset elpv --model mobilenet_v2 --attention ca --image_size 96
 """
 
 import argparse
@@ -19,16 +19,15 @@ import keras
 
 from keras_coordatt import models
 
-FAMILIES = ("mobilenetv2", "mobilenext", "efficientnet")
-ATTENTIONS = ("none", "se", "cbam", "ca")
+TABLE_ATTENTIONS = ("none", "se", "cbam", "ca")
 WIDTHS = (1.0, 0.75, 0.5)
 
 # The paper's Params and M-Adds (Tables 2 and 3), by (family, width, row).
 PUBLISHED = {
-    ("mobilenetv2", 1.0, "none"): ("3.5M", "300M"),
-    ("mobilenetv2", 1.0, "se"): ("3.89M", "300M"),
-    ("mobilenetv2", 1.0, "cbam"): ("3.89M", "300M"),
-    ("mobilenetv2", 1.0, "ca"): ("3.95M", "310M"),
+    ("mobilenet_v2", 1.0, "none"): ("3.5M", "300M"),
+    ("mobilenet_v2", 1.0, "se"): ("3.89M", "300M"),
+    ("mobilenet_v2", 1.0, "cbam"): ("3.89M", "300M"),
+    ("mobilenet_v2", 1.0, "ca"): ("3.95M", "310M"),
     ("mobilenext", 1.0, "none"): ("3.5M", "300M"),
     ("mobilenext", 1.0, "se"): ("3.89M", "300M"),
     ("mobilenext", 1.0, "ca"): ("4.09M", "330M"),
@@ -40,8 +39,8 @@ def add_table_arguments(parser):
     parser.add_argument(
         "--families",
         nargs="+",
-        choices=FAMILIES,
-        default=list(FAMILIES),
+        choices=list(models.FAMILIES),
+        default=list(models.FAMILIES),
         help="model families to list (default: all)",
     )
     parser.add_argument(
@@ -54,9 +53,10 @@ def add_table_arguments(parser):
     parser.add_argument(
         "--attentions",
         nargs="+",
-        choices=ATTENTIONS,
-        default=list(ATTENTIONS),
-        help="attention blocks to compare (default: none se cbam ca)",
+        choices=TABLE_ATTENTIONS,
+        default=list(TABLE_ATTENTIONS),
+        help="attention blocks to compare (default: none se cbam ca; EfficientNet-B0 also "
+        "lists its own SE)",
     )
     parser.add_argument(
         "--input-size", type=int, default=224, help="square input size (default: 224)"
@@ -66,42 +66,24 @@ def add_table_arguments(parser):
     )
 
 
-MODEL_NAMES = {
-    "mobilenetv2": "MobileNetV2",
-    "mobilenext": "MobileNeXt",
-    "efficientnet": "EfficientNet-B0",
-}
-
-
 def table_rows(families, widths, attentions):
-    """``(family, width, row label, builder, builder kwargs)`` for every row."""
+    """``(family, width, row label, builder kwargs)`` for every row of the table."""
     rows = []
-    if "mobilenetv2" in families:
-        rows += [
-            ("mobilenetv2", width, attention, models.MobileNetV2,
-             {"alpha": width, "attention": attention})
-            for width in widths
-            for attention in attentions
-        ]
-    if "mobilenext" in families:
-        for width in widths:
-            rows += [
-                ("mobilenext", width, attention, models.MobileNeXt,
-                 {"alpha": width, "attention": attention})
-                for attention in attentions
-            ]
-            # The placement that gives the published 4.09M (see models.mobilenext).
-            if "ca" in attentions:
-                rows.append(
-                    ("mobilenext", width, "ca (after dw2)", models.MobileNeXt,
-                     {"alpha": width, "attention": "ca", "attention_position": "last"})
-                )
-    if "efficientnet" in families:
-        # B0 has one width; its own SE is the baseline the paper swaps for CA.
-        rows += [
-            ("efficientnet", 1.0, attention, models.EfficientNetB0, {"attention": attention})
-            for attention in attentions
-        ]
+    for family in map(models.get_family, families):
+        for width in widths if family.has_width else (1.0,):
+            labels = list(attentions)
+            if family.own_attention:
+                # Its own attention is the baseline the paper swaps for CA (Table 5).
+                labels.insert(0, family.own_attention)
+            for label in labels:
+                kwargs = {"attention": label}
+                if family.has_width:
+                    kwargs["alpha"] = width
+                rows.append((family, width, label, kwargs))
+            # The MobileNeXt placement that gives the published 4.09M (see models.mobilenext).
+            if family.key == "mobilenext" and "ca" in attentions:
+                rows.append((family, width, "ca (after dw2)",
+                             {"alpha": width, "attention": "ca", "attention_position": "last"}))
     return rows
 
 
@@ -114,17 +96,13 @@ def run_table(args):
     )
     print("| Model | Width | Attention | Params | Paper | M-Adds | Paper |")
     print("|---|---|---|---:|---:|---:|---:|")
-    for family, width, label, builder, kwargs in table_rows(
-        args.families, args.widths, args.attentions
-    ):
-        model = builder(input_shape=(size, size, 3), classes=args.classes, **kwargs)
+    for family, width, label, kwargs in table_rows(args.families, args.widths, args.attentions):
+        model = family.builder(input_shape=(size, size, 3), classes=args.classes, **kwargs)
         params = models.count_trainable_params(model)
         macs = models.count_macs(model)
-        paper_params, paper_macs = PUBLISHED.get((family, width, label), ("", ""))
-        if (family, label) == ("efficientnet", "se"):
-            label = "se (EfficientNet's own)"
+        paper_params, paper_macs = PUBLISHED.get((family.key, width, label), ("", ""))
         print(
-            f"| {MODEL_NAMES[family]} | {width} | {label} | {params:,} | "
+            f"| {family.display_name} | {width} | {label} | {params:,} | "
             f"{paper_params} | {macs / 1e6:.1f}M | {paper_macs} |"
         )
         # Thirty models at 224x224: free each graph before the next.
@@ -185,8 +163,8 @@ def add_export_arguments(parser):
 
     parser.add_argument(
         "model",
-        help="a .keras model file, or a builder name "
-        f"({', '.join(models.BUILDERS)}) with --weights",
+        help="a .keras model file, or a model family "
+        f"({', '.join(models.FAMILIES)}) with --weights",
     )
     parser.add_argument("--output", required=True, help="the folder to write the exports to")
     parser.add_argument(
@@ -194,9 +172,9 @@ def add_export_arguments(parser):
         help="what to write (default: all but onnx)",
     )
     parser.add_argument("--name", default=None, help="the TFLite files' stem (default: the model's name)")
-    builder = parser.add_argument_group("a builder name instead of a .keras file")
+    builder = parser.add_argument_group("a model family instead of a .keras file")
     builder.add_argument("--weights", default=None, help="a weights file (.weights.h5 or legacy .h5)")
-    builder.add_argument("--attention", default="ca", help="none, se, cbam, ca (default: ca)")
+    builder.add_argument("--attention", default="ca", help="none, se, cbam, ca, ... (default: ca)")
     builder.add_argument("--alpha", type=float, default=1.0, help="width multiplier (default: 1.0)")
     builder.add_argument("--classes", type=int, default=1000, help="classes (default: 1000)")
     parser.add_argument(
@@ -211,7 +189,7 @@ def add_export_arguments(parser):
     data = parser.add_argument_group("check and calibration images")
     data.add_argument(
         "--data", default=None,
-        help="elpv, tfds:NAME or folder:PATH (needs the training package); without it the "
+        help="elpv, tfds:NAME or folder:PATH (elpv and tfds need the [train] extra); without it the "
         "checks run on 16 seeded random images",
     )
     data.add_argument("--check-split", default=None, help="held-out split (default: the source's eval split)")
@@ -235,15 +213,17 @@ def _load_for_export(args):
             raise FileNotFoundError(f"no model file {args.model!r}")
         model = keras.saving.load_model(args.model, compile=False)
         if args.input_size and tuple(model.inputs[0].shape[1:3]) != (args.input_size,) * 2:
-            model = _rebuild_at(model, args.input_size)
+            model = _rebuilt_at(model, args.input_size)
         return model
-    if args.model not in models.BUILDERS:
+    if args.model not in models.FAMILIES:
         raise ValueError(
-            f"{args.model!r} is neither a .keras file nor a builder name "
-            f"({', '.join(models.BUILDERS)})"
+            f"{args.model!r} is neither a .keras file nor a model family "
+            f"({', '.join(models.FAMILIES)})"
         )
+    family = models.get_family(args.model)
+    family.check_attention(args.attention)
     size = args.input_size or 224
-    model = models.build_model(args.model, alpha=args.alpha, input_shape=(size, size, 3),
+    model = models.build_model(family.key, alpha=args.alpha, input_shape=(size, size, 3),
                                classes=args.classes, attention=args.attention,
                                classifier_activation=None)
     if args.weights is None:
@@ -255,11 +235,9 @@ def _load_for_export(args):
     return model
 
 
-def _rebuild_at(model, size):
+def _rebuilt_at(model, size):
     """The same network and weights at another (fixed) input size."""
-    config = model.get_config()
-    config["layers"][0]["config"]["batch_shape"] = [None, size, size, 3]
-    rebuilt = model.__class__.from_config(config)
+    rebuilt = models.rebuild(model, image_shape=(size, size, 3))
     rebuilt.set_weights(model.get_weights())
     return rebuilt
 
@@ -289,12 +267,8 @@ def run_export(args):
         labels = _labels_for_export(args)
         check, truth, calibration = None, None, None
         if args.data:
-            try:
-                from training.data import load_images
-            except ImportError as error:
-                raise ValueError(
-                    f"--data needs the training package (pip install 'keras-coordatt[train]'): {error}"
-                ) from error
+            from keras_coordatt.data import load_images
+
             size = int(model.inputs[0].shape[1])
             check, truth, class_names = load_images(
                 args.data, args.check_split, args.check_examples, size, args.data_dir)
@@ -309,7 +283,7 @@ def run_export(args):
     except ExportCheckError as error:
         print(f"keras-coordatt export: {error}", file=sys.stderr)
         return 1
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, TypeError) as error:
         print(f"keras-coordatt export: {error}", file=sys.stderr)
         return 2
     print(f"Wrote and checked {len(args.formats)} exports in {args.output}/ "
@@ -318,18 +292,16 @@ def run_export(args):
 
 
 def add_train_arguments(parser):
-    try:
-        from training.config import add_config_arguments
-    except ImportError:  # the library without the training package
-        return
+    from keras_coordatt.training.config import add_config_arguments
+
     add_config_arguments(parser)
 
 
 def run_train(args):
-    """``python -m training.train``, as a subcommand."""
-    from training.train import run
+    """Trains with `keras_coordatt.training.train`; ``--config`` takes a JSON file."""
+    from keras_coordatt.training import train_from_args
 
-    return run(args)
+    return train_from_args(args)
 
 
 # name -> (help, add_arguments(parser), run(args) -> exit status)
@@ -350,8 +322,7 @@ COMMANDS = {
         run_export,
     ),
     "train": (
-        "train a network by the paper's recipe (training package; same options as "
-        "python -m training.train)",
+        "train a classifier by the paper's recipe: checkpoints, resume, one or many devices",
         add_train_arguments,
         run_train,
     ),

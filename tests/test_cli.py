@@ -11,13 +11,13 @@ def table(capsys, *arguments):
 
 
 def test_table_prints_a_markdown_header(capsys):
-    out = table(capsys, "--families", "mobilenetv2", "--widths", "0.5", "--attentions", "none")
+    out = table(capsys, "--families", "mobilenet_v2", "--widths", "0.5", "--attentions", "none")
     assert "| Model | Width | Attention | Params | Paper | M-Adds | Paper |" in out
     assert "| MobileNetV2 | 0.5 | none | 1,968,680 |  | 97.1M |  |" in out
 
 
 def test_table_puts_the_papers_figures_beside_ours(capsys):
-    out = table(capsys, "--families", "mobilenetv2", "--widths", "1.0", "--attentions", "ca")
+    out = table(capsys, "--families", "mobilenet_v2", "--widths", "1.0", "--attentions", "ca")
     assert "| MobileNetV2 | 1.0 | ca | 3,950,648 | 3.95M | 306.7M | 310M |" in out
 
 
@@ -27,13 +27,13 @@ def test_table_adds_the_mobilenext_placement_of_the_published_count(capsys):
 
 
 def test_table_lists_efficientnets_own_se(capsys):
-    out = table(capsys, "--families", "efficientnet", "--attentions", "se", "--input-size", "64")
-    assert "| EfficientNet-B0 | 1.0 | se (EfficientNet's own) | 5,288,548 |" in out
+    out = table(capsys, "--families", "efficientnet_b0", "--attentions", "none", "--input-size", "64")
+    assert "| EfficientNet-B0 | 1.0 | efficientnet_se | 5,288,548 |" in out
 
 
 def test_table_has_one_row_per_width_and_attention(capsys):
     out = table(
-        capsys, "--families", "mobilenetv2", "--widths", "0.5", "0.35",
+        capsys, "--families", "mobilenet_v2", "--widths", "0.5", "0.35",
         "--attentions", "none", "ca", "--input-size", "64",
     )
     assert sum(line.startswith("| MobileNetV2 |") for line in out.splitlines()) == 4

@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_coordatt.models.convert import convert
+from keras_coordatt.models.pytorch import convert
 
 torch = pytest.importorskip("torch")
 nn = torch.nn

@@ -1,5 +1,6 @@
 """The training data: sources, fixed splits, preprocessing, batches, and clear errors."""
 
+import dataclasses
 import os
 import time
 
@@ -7,9 +8,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from training.data import augment_for_train
-from training.data import load_datasets
-from training.data import preprocess_for_eval
+from keras_coordatt.data import PipelineOptions
+from keras_coordatt.data import load_datasets
+from keras_coordatt.preprocessing import Preprocessing
+from keras_coordatt.preprocessing import augment_for_train
+from keras_coordatt.preprocessing import preprocess_for_eval
 
 CLASSES = ("blue", "green", "red")
 CHANNEL = {"blue": 2, "green": 1, "red": 0}
@@ -42,13 +45,25 @@ def folder(tmp_path, rng):
     return make_folder(str(tmp_path / "colours"), rng)
 
 
+PIPELINE_FIELDS = {field.name for field in dataclasses.fields(PipelineOptions)}
+
+
+def datasets_for(source, pixel_range=None, **arguments):
+    """load_datasets with the pipeline options and the split arguments in one call."""
+    if pixel_range is not None:
+        arguments["preprocessing"] = Preprocessing(pixel_range)
+    options = PipelineOptions(**{k: v for k, v in arguments.items() if k in PIPELINE_FIELDS})
+    return load_datasets(
+        source, options, **{k: v for k, v in arguments.items() if k not in PIPELINE_FIELDS})
+
+
 def batches(dataset):
     return [(images.numpy(), labels.numpy()) for images, labels in dataset]
 
 
 def folder_datasets(folder, **options):
     options = {"image_size": 16, "batch_size": 5, **options}
-    return load_datasets(f"folder:{folder}", **options)
+    return datasets_for(f"folder:{folder}", **options)
 
 
 # Preprocessing.
@@ -193,7 +208,7 @@ def test_a_batch_larger_than_the_train_split_is_an_error(folder):
 
 def test_an_unknown_source_is_an_error_listing_the_forms():
     with pytest.raises(ValueError, match="tfds:NAME"):
-        load_datasets("imagenet")
+        datasets_for("imagenet")
 
 
 # Image folders.
@@ -208,22 +223,22 @@ def test_a_folder_of_class_folders_is_split_80_20_in_every_class(folder):
 
 def test_train_and_val_folders_are_the_splits(tmp_path, rng):
     root = make_folder(str(tmp_path / "split"), rng, per_class=4, splits=["train", "val"])
-    datasets = load_datasets(f"folder:{root}", image_size=16, batch_size=4)
+    datasets = datasets_for(f"folder:{root}", image_size=16, batch_size=4)
     assert (datasets.train_examples, datasets.eval_examples) == (12, 12)
     assert "'val', 12 examples" in datasets.describe()
     with pytest.raises(ValueError, match="splits are 'train', 'val'"):
-        load_datasets(f"folder:{root}", image_size=16, batch_size=4, eval_split="validation")
+        datasets_for(f"folder:{root}", image_size=16, batch_size=4, eval_split="validation")
 
 
 def test_a_train_folder_without_an_eval_folder_is_an_error(tmp_path, rng):
     root = make_folder(str(tmp_path / "half"), rng, per_class=2, splits=["train"])
     with pytest.raises(ValueError, match="has train/ but no val/, validation/ or test/"):
-        load_datasets(f"folder:{root}", image_size=16, batch_size=2)
+        datasets_for(f"folder:{root}", image_size=16, batch_size=2)
 
 
 def test_a_missing_folder_is_an_error_naming_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere"):
-        load_datasets(f"folder:{tmp_path / 'nowhere'}")
+        datasets_for(f"folder:{tmp_path / 'nowhere'}")
 
 
 def test_a_class_folder_without_images_is_an_error_naming_it(folder):
@@ -274,7 +289,7 @@ def elpv_cache(tmp_path_factory):
 
 def elpv_datasets(**options):
     options = {"image_size": 32, "batch_size": 16, "limit_train": 64, "limit_eval": 40, **options}
-    return load_datasets("elpv", **options)
+    return datasets_for("elpv", **options)
 
 
 @pytest.mark.slow
@@ -293,7 +308,7 @@ def test_elpv_batches_and_classes(elpv_cache):
 
 @pytest.mark.slow
 def test_elpv_split_is_75_25_and_stratified_by_class(elpv_cache):
-    from training.data.elpv import load_elpv
+    from keras_coordatt.data.elpv import load_elpv
 
     source = load_elpv(32)
     train, test = (source.read_split(name, None).labels for name in ("train", "test"))
@@ -377,7 +392,7 @@ def tiny_datasets(data_dir, **options):
     options = {
         "image_size": 16, "batch_size": 4, "data_dir": data_dir, "pixel_range": (0, 255), **options
     }
-    return load_datasets("tfds:coordatt_tiny_cells", **options)
+    return datasets_for("tfds:coordatt_tiny_cells", **options)
 
 
 def test_tfds_dataset_gives_rgb_batches_and_its_class_names(tiny_tfds):
@@ -415,23 +430,23 @@ def test_tfds_more_classes_than_num_classes_is_an_error(tiny_tfds):
 def test_tfds_unknown_config_is_an_error_listing_the_configs():
     pytest.importorskip("tensorflow_datasets")
     with pytest.raises(ValueError, match="no config '161px'; its configs are .*'160px'"):
-        load_datasets("tfds:imagenette/161px")
+        datasets_for("tfds:imagenette/161px")
 
 
 def test_tfds_unknown_name_suggests_the_near_one():
     pytest.importorskip("tensorflow_datasets")
     with pytest.raises(ValueError, match="imagenete -> imagenette"):
-        load_datasets("tfds:imagenete")
+        datasets_for("tfds:imagenete")
 
 
 def test_tfds_offline_fails_fast_naming_the_dataset(tmp_path, monkeypatch):
     pytest.importorskip("tensorflow_datasets")
-    from training.data import tfds_source
+    from keras_coordatt.data import tfds_source
 
     monkeypatch.setattr(tfds_source, "network_reachable", lambda host, port: False)
     start = time.perf_counter()
     with pytest.raises(ConnectionError, match=f"tfds:cifar10 is not prepared in {tmp_path}"):
-        load_datasets("tfds:cifar10", data_dir=str(tmp_path))
+        datasets_for("tfds:cifar10", data_dir=str(tmp_path))
     assert time.perf_counter() - start < 5
 
 
@@ -439,4 +454,4 @@ def test_tfds_manual_download_error_says_where_the_files_go(tmp_path):
     pytest.importorskip("tensorflow_datasets")
     message = f"(?s)Put its files in {tmp_path}.*ILSVRC2012_img_train.tar"
     with pytest.raises(FileNotFoundError, match=message):
-        load_datasets("tfds:imagenet2012", data_dir=str(tmp_path))
+        datasets_for("tfds:imagenet2012", data_dir=str(tmp_path))

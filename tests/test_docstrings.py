@@ -12,14 +12,15 @@ MODULES = [
     "keras_coordatt.layers.cbam",
     "keras_coordatt.layers.factory",
     "keras_coordatt.models.add_attention",
+    "keras_coordatt.models.classifier",
     "keras_coordatt.models.common",
     "keras_coordatt.models.mobilenet_v2",
     "keras_coordatt.models.mobilenext",
     "keras_coordatt.models.efficientnet",
     "keras_coordatt.models.macs",
     "keras_coordatt.models.pyramid",
-    "keras_coordatt.models.registry",
-    "keras_coordatt.export.preprocessing",
+    "keras_coordatt.models.families",
+    "keras_coordatt.preprocessing",
 ]
 
 if keras.backend.backend() != "tensorflow":

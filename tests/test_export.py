@@ -67,7 +67,7 @@ def exported(tmp_path_factory):
 
 
 def _prepared(raw):
-    from keras_coordatt.export import preprocess_for_eval
+    from keras_coordatt.preprocessing import preprocess_for_eval
 
     return preprocess_for_eval(raw, SIZE).numpy()
 
@@ -274,12 +274,17 @@ def test_bad_arguments_are_named(tmp_path, kwargs, match):
     assert not (tmp_path / "export_report.json").exists()
 
 
-def test_models_of_any_input_size_need_an_image_size(tmp_path):
+def test_models_of_any_input_size_say_how_to_fix_the_size_and_the_advice_works(tmp_path):
     from keras_coordatt.export import export_serving
+    from keras_coordatt.models import rebuild
 
     model = MobileNetV2(input_shape=(None, None, 3), alpha=0.35, classes=3, attention=None)
-    with pytest.raises(ValueError, match=r"any size \(None, None, None, 3\).*image_size"):
+    message = r"any size \(None, None, None, 3\).*rebuild\(model, image_shape=\(S, S, 3\)\)"
+    with pytest.raises(ValueError, match=message):
         export_serving(model, str(tmp_path / "served"))
+    fixed = rebuild(model, image_shape=(64, 64, 3))
+    fixed.set_weights(model.get_weights())
+    assert export_serving(fixed, str(tmp_path / "served")) == str(tmp_path / "served")
 
 
 # --- the keras-coordatt export command ------------------------------------------
@@ -345,7 +350,8 @@ def test_export_command_reports_a_failed_check_with_status_1(trained_run, tmp_pa
 
 @pytest.mark.parametrize("arguments, message", [
     (["missing.keras"], "no model file 'missing.keras'"),
-    (["resnet50"], "neither a .keras file nor a builder name"),
+    (["resnet50"], "neither a .keras file nor a model family (mobilenet_v2, "),
+        (["mobilenet_v2", "--attention", "bogus"], "attention='bogus' is not known"),
     (["mobilenet_v2", "--weights", "missing.weights.h5"], "no weights file"),
 ])
 def test_export_command_names_bad_inputs(tmp_path, capsys, arguments, message):

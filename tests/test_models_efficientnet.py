@@ -15,9 +15,9 @@ SMALL = (64, 64, 3)
 
 def test_own_se_has_exactly_keras_applications_trainable_params():
     reference = keras.applications.EfficientNetB0(weights=None)
-    assert count_trainable_params(EfficientNetB0(attention="se")) == count_trainable_params(
-        reference
-    )
+    assert count_trainable_params(EfficientNetB0()) == count_trainable_params(reference)
+    assert count_trainable_params(EfficientNetB0(attention="efficientnet_se")) == (
+        count_trainable_params(reference))
 
 
 def test_keras_applications_weights_copied_by_name_give_the_same_outputs(rng):
@@ -58,9 +58,11 @@ def test_none_removes_the_se():
     assert count_trainable_params(model) == 4_652_008
 
 
-def test_se_dict_builds_the_papers_se_baseline_instead():
-    model = EfficientNetB0(input_shape=SMALL, include_top=False, attention={"type": "se"})
+@pytest.mark.parametrize("attention", ["se", {"type": "se"}])
+def test_se_is_the_papers_se_baseline_as_in_every_other_model(attention):
+    model = EfficientNetB0(input_shape=SMALL, include_top=False, attention=attention)
     assert isinstance(model.get_layer("block3b_attention"), SqueezeExcite)
+    assert not any("_se_" in layer.name for layer in model.layers)
 
 
 def test_pyramid_levels_have_strides_4_to_32():
@@ -76,7 +78,8 @@ def test_pyramid_levels_have_strides_4_to_32():
 
 @pytest.mark.parametrize(
     "attention, name",
-    [("se", "efficientnetb0"), (None, "efficientnetb0_none"), ("ca", "efficientnetb0_ca")],
+    [("efficientnet_se", "efficientnetb0"), (None, "efficientnetb0_none"),
+     ("ca", "efficientnetb0_ca"), ("se", "efficientnetb0_se")],
 )
 def test_default_name_marks_a_replaced_se(attention, name):
     assert EfficientNetB0(input_shape=SMALL, attention=attention).name == name

@@ -192,20 +192,21 @@ def test_output_stride_dilates_the_depthwise_convs_past_the_target(output_stride
 
 
 @pytest.mark.parametrize(
-    "output_stride, sizes",
-    [(32, (16, 8, 4, 2)), (16, (16, 8, 4, 4)), (8, (16, 8, 8, 8))],
+    "output_stride, levels",
+    [
+        (32, {"P2": (16, 24), "P3": (8, 32), "P4": (4, 96), "P5": (2, 1280)}),
+        (16, {"P2": (16, 24), "P3": (8, 32), "P4": (4, 1280)}),
+        (8, {"P2": (16, 24), "P3": (8, 1280)}),
+    ],
 )
-def test_pyramid_levels_have_strides_4_to_32_capped_by_output_stride(output_stride, sizes):
+def test_pyramid_levels_are_keyed_by_true_stride(output_stride, levels):
+    """Pk has stride 2**k; below output stride 32 the final map is the deepest level."""
     model = MobileNetV2(
         input_shape=SMALL, include_top=False, attention="ca", output_stride=output_stride
     )
     shapes = {level: tuple(t.shape[1:]) for level, t in model.pyramid_outputs.items()}
-    assert shapes == {
-        "P2": (sizes[0], sizes[0], 24),
-        "P3": (sizes[1], sizes[1], 32),
-        "P4": (sizes[2], sizes[2], 96),
-        "P5": (sizes[3], sizes[3], 1280),
-    }
+    assert shapes == {level: (size, size, channels) for level, (size, channels) in levels.items()}
+    assert model.pyramid_outputs[max(levels)] is model.output
 
 
 def test_unknown_output_stride_is_rejected():

@@ -12,12 +12,12 @@ import time
 import numpy as np
 import pytest
 
-from training.config import TrainConfig
-from training.config import config_names
-from training.config import load_config
+from keras_coordatt.training import TrainConfig
+from keras_coordatt.training import load_config
+from keras_coordatt.training.config import config_names
+from training.train import CONFIG_DIR
 
 pytestmark = pytest.mark.requires_tensorflow
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
@@ -51,11 +51,14 @@ def tiny(tmp_path, image_folder, **overrides):
 
 
 def run_cli(config, extra_env=None, wait=True):
-    args = [sys.executable, "-m", "training.train"]
+    args = [sys.executable, "-m", "keras_coordatt.cli", "train"]
     for field in dataclasses.fields(config):
         args += [f"--{field.name}", str(getattr(config, field.name))]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(extra_env or {})}
-    process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+    # Outside the checkout: the library's command needs nothing of the repository.
+    outside = os.path.dirname(os.path.abspath(config.output_dir))
+    os.makedirs(outside, exist_ok=True)
+    process = subprocess.Popen(args, cwd=outside, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
     if wait:
         output, _ = process.communicate(timeout=300)
@@ -76,9 +79,9 @@ def weights_of(path):
 # --- configuration -----------------------------------------------------------
 
 def test_every_shipped_config_loads_and_validates():
-    assert len(config_names()) >= 20
-    for name in config_names():
-        load_config(name).validate()
+    assert len(config_names(CONFIG_DIR)) >= 20
+    for name in config_names(CONFIG_DIR):
+        load_config(name, [CONFIG_DIR]).validate()
 
 
 def test_paper_recipe_is_the_default():
@@ -96,13 +99,13 @@ def test_learning_rate_scales_linearly_with_batch():
 def test_command_line_overrides_the_config_file():
     import argparse
 
-    from training.config import add_config_arguments
-    from training.config import config_from_args
+    from keras_coordatt.training import add_config_arguments
+    from keras_coordatt.training import config_from_args
 
-    parser = add_config_arguments(argparse.ArgumentParser())
+    parser = add_config_arguments(argparse.ArgumentParser(), [CONFIG_DIR])
     config = config_from_args(parser.parse_args(
         ["--config", "imagenet_mobilenet_v2_10_ca", "--epochs", "3", "--attention", "none",
-         "--jit", "true", "--batch_size", "32"]))
+         "--jit", "true", "--batch_size", "32"]), [CONFIG_DIR])
     assert (config.epochs, config.attention, config.jit, config.batch_size) == (3, None, True, 32)
     assert config.dataset == "tfds:imagenet2012"
 
@@ -121,6 +124,36 @@ def test_bad_config_values_are_named(field, value):
         TrainConfig(**{field: value}).validate()
 
 
+def test_attention_names_are_checked_with_the_valid_ones_listed():
+    with pytest.raises(ValueError, match="attention='coordatt2' is not known for mobilenet_v2; "
+                                         "expected one of none, ca, ca_h, ca_w, cbam, se"):
+        TrainConfig(attention="coordatt2").validate()
+    TrainConfig(model="efficientnet_b0", attention="efficientnet_se").validate()
+    with pytest.raises(ValueError, match="efficientnet_se"):
+        TrainConfig(model="mobilenet_v2", attention="efficientnet_se").validate()
+
+
+def test_every_train_option_has_a_sentence_of_help():
+    import argparse
+
+    from keras_coordatt.training import add_config_arguments
+
+    parser = add_config_arguments(argparse.ArgumentParser())
+    options = [action for action in parser._actions if action.dest != "help"]
+    assert len(options) == 1 + len(dataclasses.fields(TrainConfig))
+    for action in options:
+        words = action.help.split()
+        assert len(words) >= 3 and not action.help.startswith("(default"), action.dest
+
+
+def test_a_config_name_outside_the_repository_says_where_the_configs_are(tmp_path):
+    with pytest.raises(FileNotFoundError, match="training/configs/"):
+        load_config("elpv_mobilenet_v2_ca")
+    with pytest.raises(FileNotFoundError, match="configs by name: .*elpv_mobilenet_v2_ca"):
+        load_config("elpv_mobilenet_v2_c", [CONFIG_DIR])
+    assert load_config("elpv_mobilenet_v2_ca", [CONFIG_DIR]).dataset == "elpv"
+
+
 # --- a run and what it leaves ------------------------------------------------
 
 @pytest.mark.slow
@@ -128,7 +161,7 @@ def test_a_run_leaves_checkpoints_weights_model_metrics_and_plots(tmp_path, imag
     """Also the mixed_float16 path (loss scaling), with label smoothing and mixup on."""
     import keras
 
-    from training.train import train
+    from keras_coordatt.training import train
 
     metrics = train(tiny(tmp_path, image_folder, precision="mixed_float16",
                          label_smoothing=0.1, mixup_alpha=0.2))
@@ -205,8 +238,8 @@ def test_sigint_saves_a_checkpoint_and_the_next_run_finishes(tmp_path, image_fol
 
 
 def test_nan_loss_stops_with_the_step_and_batch(tmp_path, image_folder):
-    from training.train import TrainingDiverged
-    from training.train import train
+    from keras_coordatt.training import TrainingDiverged
+    from keras_coordatt.training import train
 
     with pytest.raises(TrainingDiverged, match=r"global step \d+ \(epoch 1, batch \d+ of 6\)"):
         train(tiny(tmp_path, image_folder, learning_rate=1e12, epochs=1))
@@ -224,7 +257,7 @@ def test_init_weights_reads_a_keras_applications_h5_file_by_layer_name(tmp_path)
     import keras
     from keras.src.legacy.saving import legacy_h5_format
 
-    from training.train import build_model
+    from keras_coordatt.training import model_for_config
 
     # The layout keras.applications' ImageNet files use (legacy .h5, a group
     # per layer), from a network without attention layers.
@@ -234,8 +267,8 @@ def test_init_weights_reads_a_keras_applications_h5_file_by_layer_name(tmp_path)
     with h5py.File(path, "w") as f:
         legacy_h5_format.save_weights_to_hdf5_group(f, backbone)
 
-    fresh = build_model(small_config(), num_classes=4)
-    model = build_model(small_config(init_weights=str(path)), num_classes=4)
+    fresh = model_for_config(small_config(), num_classes=4)
+    model = model_for_config(small_config(init_weights=str(path)), num_classes=4)
     for name in ("Conv1", "block_5_project", "Conv_1_bn"):
         for loaded, source in zip(model.get_layer(name).get_weights(),
                                   backbone.get_layer(name).get_weights()):
@@ -247,12 +280,12 @@ def test_init_weights_reads_a_keras_applications_h5_file_by_layer_name(tmp_path)
 
 
 def test_init_weights_from_a_run_with_another_class_count(tmp_path):
-    from training.train import build_model
+    from keras_coordatt.training import model_for_config
 
-    source = build_model(small_config(), num_classes=10)
+    source = model_for_config(small_config(), num_classes=10)
     path = tmp_path / "last.weights.h5"
     source.save_weights(path)
-    model = build_model(small_config(init_weights=str(path)), num_classes=4)
+    model = model_for_config(small_config(init_weights=str(path)), num_classes=4)
     for name in ("block_3_attention", "block_16_depthwise_BN"):
         for loaded, saved in zip(model.get_layer(name).get_weights(),
                                  source.get_layer(name).get_weights()):
@@ -260,23 +293,23 @@ def test_init_weights_from_a_run_with_another_class_count(tmp_path):
     assert model.output_shape == (None, 4)
 
 
-@pytest.mark.parametrize("name, match", [("missing.h5", "no file"), ("notes.txt", "neither")])
+@pytest.mark.parametrize("name, match", [("missing.h5", "no weights file"), ("notes.txt", "neither")])
 def test_init_weights_bad_files_are_named(tmp_path, name, match):
-    from training.train import build_model
+    from keras_coordatt.training import model_for_config
 
     if name.endswith(".txt"):
         (tmp_path / name).write_text("not weights")
     with pytest.raises((FileNotFoundError, ValueError), match=match):
-        build_model(small_config(init_weights=str(tmp_path / name)), num_classes=4)
+        model_for_config(small_config(init_weights=str(tmp_path / name)), num_classes=4)
 
 
 def test_mixup_mixes_targets_with_the_same_weight_as_images():
     import tensorflow as tf
 
-    from training.train import _label_transform
+    from keras_coordatt.training.recipe import label_transform
 
     tf.random.set_seed(3)
-    transform = _label_transform(small_config(mixup_alpha=0.4), num_classes=8, one_hot=True)
+    transform = label_transform(small_config(mixup_alpha=0.4), num_classes=8, one_hot=True)
     labels = tf.constant(np.arange(8))
     # Image i is filled with the value i, so a mixed image's value is the
     # label-weighted mean of its target.
@@ -291,21 +324,21 @@ def test_mixup_mixes_targets_with_the_same_weight_as_images():
 def test_label_smoothing_is_in_the_loss_and_plain_labels_stay_sparse():
     import keras
 
-    from training.train import _compile
-    from training.train import _label_transform
+    from keras_coordatt.training.recipe import compile_for_training
+    from keras_coordatt.training.recipe import label_transform
 
     for smoothing, expected in ((0.1, keras.losses.CategoricalCrossentropy),
                                 (0.0, keras.losses.SparseCategoricalCrossentropy)):
         model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
-        one_hot = _compile(model, small_config(label_smoothing=smoothing), steps_per_epoch=5)
+        one_hot = compile_for_training(model, small_config(label_smoothing=smoothing), steps_per_epoch=5)
         assert isinstance(model.loss, expected)
         if smoothing:
             assert model.loss.label_smoothing == smoothing
-            _, targets = _label_transform(small_config(label_smoothing=smoothing), 3, one_hot)(
+            _, targets = label_transform(small_config(label_smoothing=smoothing), 3, one_hot)(
                 np.zeros((2, 4), np.float32), np.array([0, 2]))
             np.testing.assert_array_equal(targets.numpy(), [[1, 0, 0], [0, 0, 1]])
         else:
-            assert _label_transform(small_config(), 3, one_hot) is None
+            assert label_transform(small_config(), 3, one_hot) is None
 
 
 # --- distribution ------------------------------------------------------------

@@ -1,1 +1,1 @@
-"""Training and demos for keras-coordatt."""
+"""The application on the keras_coordatt library: the paper's configs and experiment drivers, run from the repository."""

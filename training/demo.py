@@ -21,6 +21,7 @@ import numpy as np
 from keras_coordatt import CoordAttention
 from keras_coordatt.export import run_tflite
 from keras_coordatt.export import to_tflite
+from keras_coordatt.training.history import pyplot
 
 
 def bars(count, size, seed):
@@ -50,11 +51,7 @@ def small_coordatt_cnn(size):
 
 
 def plot_history(history, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     figure, axes = plt.subplots(1, 2, figsize=(9, 3.5))
     for axis, metric in zip(axes, ("loss", "accuracy")):
         axis.plot(history[metric], label="train")
@@ -70,9 +67,10 @@ def plot_history(history, path):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", default="demo_output", help="folder for the results")
-    parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--size", type=int, default=32, help="image side in pixels")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int, default=6, help="training epochs (default: 6)")
+    parser.add_argument("--size", type=int, default=32, help="image side in pixels (default: 32)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the generated data and the initialisation (default: 0)")
     args = parser.parse_args(argv)
     os.makedirs(args.output, exist_ok=True)
     keras.utils.set_random_seed(args.seed)

@@ -1,7 +1,7 @@
 """`make demo`: MobileNetV2 with none, SE and CA on ELPV, compared like the paper's Table 2.
 
 Trains the three networks on the embedded ELPV solar-cell data (the fixed
-75/25 split of ``training.data.elpv``) with the same recipe and seed,
+75/25 split of ``keras_coordatt.data.elpv``) with the same recipe and seed,
 evaluates each on the 656 held-out cells, prints params, M-Adds, accuracy and
 train time as a markdown table, draws the held-out accuracy of the three runs
 in one plot, converts the CA model to TFLite (float32 and int8) and reports
@@ -14,28 +14,25 @@ running it again continues unfinished runs and reuses finished ones.
 """
 
 import argparse
-import csv
 import dataclasses
 import json
 import os
 
 import numpy as np
 
-from training.config import load_config
+from keras_coordatt.training import load_config
+from keras_coordatt.training.history import pyplot
+from keras_coordatt.training.history import read_history
+from training.train import CONFIG_DIR
 
-ATTENTIONS = ("none", "se", "ca")
+DEMO_ATTENTIONS = ("none", "se", "ca")
 
 
 def held_out_curves(output, runs, path, cells):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(6.5, 4))
     for name in runs:
-        with open(os.path.join(output, name, "history.csv")) as f:
-            rows = list(csv.DictReader(f))
+        rows = read_history(os.path.join(output, name, "history.csv"))
         axis.plot([int(r["epoch"]) for r in rows], [float(r["val_accuracy"]) for r in rows],
                   marker="o", label=f"MobileNetV2 + {name}")
     axis.set_xlabel("epoch")
@@ -80,14 +77,20 @@ def tflite_accuracy(model, datasets, image_size):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--output", default="demo_output/elpv")
-    parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--image_size", type=int, default=96)
-    parser.add_argument("--alpha", type=float, default=0.5)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output", default="demo_output/elpv",
+                        help="folder for the runs, plots, .tflite files and results.json "
+                        "(default: demo_output/elpv); finished runs there are reused")
+    parser.add_argument("--epochs", type=int, default=15, help="epochs per network (default: 15)")
+    parser.add_argument("--image_size", type=int, default=96,
+                        help="side of the square cell images (default: 96)")
+    parser.add_argument("--alpha", type=float, default=0.5,
+                        help="MobileNetV2 width multiplier (default: 0.5)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of initialisation, shuffling and augmentation (default: 0)")
     parser.add_argument("--init_weights", default=None,
                         help="a keras.applications MobileNetV2 weights file or a converted .keras model")
-    parser.add_argument("--attentions", nargs="+", choices=ATTENTIONS, default=list(ATTENTIONS),
+    parser.add_argument("--attentions", nargs="+", choices=DEMO_ATTENTIONS,
+                        default=list(DEMO_ATTENTIONS),
                         help="which networks to train (default: none se ca); ca is always exported")
     parser.add_argument("--limit_train", type=int, default=None,
                         help="use only the first N training cells (a quick check of the whole demo)")
@@ -97,16 +100,17 @@ def main(argv=None):
 
     import keras
 
+    from keras_coordatt.data import PipelineOptions
+    from keras_coordatt.data import load_datasets
     from keras_coordatt.models import MobileNetV2
     from keras_coordatt.models import count_macs
-    from training.data import load_datasets
-    from training.train import train
+    from keras_coordatt.training import train
 
     attentions = list(dict.fromkeys(args.attentions + ["ca"]))
     rows, metrics = [], {}
     for name in attentions:
         config = dataclasses.replace(
-            load_config(f"elpv_mobilenet_v2_{name}"), epochs=args.epochs,
+            load_config(f"elpv_mobilenet_v2_{name}", [CONFIG_DIR]), epochs=args.epochs,
             image_size=args.image_size, alpha=args.alpha, seed=args.seed,
             init_weights=args.init_weights, output_dir=os.path.join(args.output, name),
             limit_train=args.limit_train, limit_eval=args.limit_eval, verbose="line",
@@ -114,16 +118,17 @@ def main(argv=None):
         print(f"\n=== MobileNetV2 (alpha {args.alpha}) + {name}: {args.epochs} epochs "
               f"at {args.image_size}x{args.image_size} ===", flush=True)
         metrics[name] = train(config)
-        with open(os.path.join(config.output_dir, "history.csv")) as f:
-            seconds = sum(float(r["seconds"]) for r in csv.DictReader(f))
+        seconds = sum(float(r["seconds"])
+                      for r in read_history(os.path.join(config.output_dir, "history.csv")))
         macs = count_macs(MobileNetV2(input_shape=(args.image_size, args.image_size, 3),
                                       alpha=args.alpha, classes=4,
                                       attention=config.attention))
         rows.append((name, metrics[name]["trainable_params"], macs / 1e6,
                      metrics[name]["eval_accuracy"], metrics[name]["best_eval_accuracy"], seconds))
 
-    datasets = load_datasets("elpv", image_size=args.image_size, batch_size=64,
-                             eval_split="test", seed=args.seed, limit_eval=args.limit_eval)
+    datasets = load_datasets("elpv", PipelineOptions(image_size=args.image_size, batch_size=64,
+                                                     seed=args.seed),
+                             eval_split="test", limit_eval=args.limit_eval)
     ca_model = keras.saving.load_model(os.path.join(args.output, "ca", "model.keras"))
     exported, float32, int8 = tflite_accuracy(ca_model, datasets, args.image_size)
     for suffix, flatbuffer in (("float32", float32), ("int8", int8)):

@@ -12,7 +12,6 @@ from keras_coordatt.export.bundle import export_model
 from keras_coordatt.export.litert import run_tflite
 from keras_coordatt.export.litert import tflite_op_names
 from keras_coordatt.export.litert import to_tflite
-from keras_coordatt.export.preprocessing import preprocess_for_eval
 from keras_coordatt.export.saved_model import export_hub
 from keras_coordatt.export.saved_model import export_serving
 
@@ -23,7 +22,6 @@ __all__ = [
     "export_hub",
     "export_model",
     "export_serving",
-    "preprocess_for_eval",
     "run_tflite",
     "tflite_op_names",
     "to_tflite",

@@ -28,25 +28,27 @@ nothing: at the end `ExportCheckError` names each failed file and by how much.
 """
 
 import contextlib
+import dataclasses
 import json
 import os
 import sys
 import time
+from typing import Callable
 
 import numpy as np
 
 from keras_coordatt.export.litert import convert_saved_model
 from keras_coordatt.export.litert import run_tflite
 from keras_coordatt.export.litert import traced_saved_model
-from keras_coordatt.export.preprocessing import pixel_range_of
-from keras_coordatt.export.preprocessing import preprocess_for_eval
-from keras_coordatt.export.preprocessing import preprocessing_spec
-from keras_coordatt.export.saved_model import _labels
+from keras_coordatt.export.saved_model import class_labels
 from keras_coordatt.export.saved_model import export_hub
 from keras_coordatt.export.saved_model import export_serving
 from keras_coordatt.export.saved_model import feature_model
 from keras_coordatt.export.saved_model import image_size_of
 from keras_coordatt.export.saved_model import outputs_are_probabilities
+from keras_coordatt.preprocessing import Preprocessing
+from keras_coordatt.preprocessing import preprocessing_of
+from keras_coordatt.preprocessing import resize_size
 
 FORMATS = (
     "saved_model",
@@ -71,6 +73,8 @@ TFLITE_QUANTIZATION = {
     "tflite_dynamic_range": "dynamic_range",
     "tflite_int8": "int8",
 }
+# int8 files are calibrated on at most this many images.
+CALIBRATION_IMAGES = 200
 
 
 class ExportCheckError(RuntimeError):
@@ -103,7 +107,9 @@ def export_model(
 
     Args:
         model: a `keras.Model` classifier with a square RGB input of fixed
-            size (logits or softmax output).
+            size (logits or softmax output). Its preprocessing is its own
+            (``model.preprocessing``) or the keras.applications convention
+            (`keras_coordatt.preprocessing.preprocessing_of`).
         output_dir: where to write; created if missing. Files already there
             with the same names are overwritten, others are left alone.
         formats: any of `FORMATS`; by default all but ``"onnx"``.
@@ -132,64 +138,17 @@ def export_model(
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise ValueError(f"export_model: unknown formats {unknown}; expected some of {FORMATS}")
-
-    def say(message):
-        if log is not None:
-            log(message)
-            sys.stdout.flush()
-
     image_size = image_size_of(model)
-    pixel_range = pixel_range_of(model)
-    classes = int(model.outputs[0].shape[-1])
-    labels = _labels(labels, classes)
-    name = name or model.name
-    os.makedirs(output_dir, exist_ok=True)
-
-    raw = _check_images(check_images, image_size)
-    x = preprocess_for_eval(raw, image_size, pixel_range).numpy()
-    expected = np.asarray(model.predict(x, verbose=0, batch_size=32), dtype=np.float32)
-    calibration = x if representative_images is None else preprocess_for_eval(
-        _check_images(representative_images, image_size), image_size, pixel_range).numpy()
-    truth = None if check_labels is None else np.asarray(check_labels).reshape(-1)
-    if truth is not None and len(truth) != len(raw):
-        raise ValueError(
-            f"export_model: {len(truth)} check_labels for {len(raw)} check_images"
-        )
-
-    with open(os.path.join(output_dir, "labels.txt"), "w") as f:
-        f.write("\n".join(labels) + "\n")
-    spec = {
-        **preprocessing_spec(image_size, pixel_range),
-        "outputs": "probabilities" if outputs_are_probabilities(model) else "logits",
-        "labels_file": "labels.txt",
-        "tflite": {},
-    }
-    report = {
-        "model": model.name,
-        "image_size": image_size,
-        "pixel_range": list(pixel_range),
-        "classes": classes,
-        "check_images": int(len(raw)),
-        "atol": atol,
-        "keras_accuracy": None if truth is None else _accuracy(expected, truth),
-        "exports": {},
-    }
-
-    def save_report():
-        with open(os.path.join(output_dir, "export_report.json"), "w") as f:
-            json.dump(report, f, indent=2)
-        with open(os.path.join(output_dir, "preprocessing.json"), "w") as f:
-            json.dump(spec, f, indent=2)
-
-    context = dict(model=model, x=x, raw=raw, expected=expected, truth=truth,
-                   calibration=calibration, image_size=image_size, pixel_range=pixel_range,
-                   labels=labels, top_k=top_k, traced={})
-    with contextlib.ExitStack() as cleanup:
-        context["cleanup"] = cleanup
-        for index, export_format in enumerate(formats, 1):
-            _export_one(index, export_format, formats, output_dir, name, context, report,
-                        spec, atol, min_agreement, say, save_report)
-
+    preprocessing = preprocessing_of(model)
+    checks = CheckSet.prepare(model, image_size, preprocessing, check_images, check_labels,
+                              representative_images)
+    exporter = Exporter(
+        model=model, output_dir=output_dir, name=name or model.name,
+        labels=class_labels(labels, int(model.outputs[0].shape[-1])),
+        image_size=image_size, preprocessing=preprocessing, checks=checks, top_k=top_k,
+        atol=atol, min_agreement=min_agreement, log=log,
+    )
+    report = exporter.run(formats)
     failed = {k: v for k, v in report["exports"].items() if not v["ok"]}
     if failed:
         lines = [f"{v['file']}: {v.get('error') or _summary(k, v, atol)}" for k, v in failed.items()]
@@ -201,26 +160,194 @@ def export_model(
     return report
 
 
-def _export_one(index, export_format, formats, output_dir, name, context, report, spec,
-                atol, min_agreement, say, save_report):
-    """Writes one format, checks it, and records the outcome; never raises."""
-    path = os.path.join(output_dir, _file_name(export_format, name))
-    say(f"[{index}/{len(formats)}] {export_format}: writing {path}")
-    started = time.perf_counter()
-    entry = {"file": path}
-    try:
-        _write(export_format, path, context)
-        entry["bytes"] = _size(path)
-        entry.update(_check(export_format, path, context))
-        if export_format.startswith("tflite"):
-            spec["tflite"][os.path.basename(path)] = _tflite_io(path)
-    except Exception as error:  # noqa: BLE001 - recorded, reported, raised at the end
-        entry["error"] = f"{type(error).__name__}: {error}"
-    entry["ok"] = "error" not in entry and _passes(export_format, entry, atol, min_agreement)
-    entry["seconds"] = round(time.perf_counter() - started, 1)
-    report["exports"][export_format] = entry
-    save_report()
-    say(f"    {_summary(export_format, entry, atol)}")
+@dataclasses.dataclass(frozen=True)
+class CheckSet:
+    """The images every export is checked on, and what Keras makes of them.
+
+    Attributes:
+        raw: uint8 ``(N, H, W, 3)`` images (the serving signature's input).
+        inputs: the same after the eval preprocessing (every other format's input).
+        expected: Keras' outputs on ``inputs``.
+        truth: the labels, or None.
+        calibration: preprocessed images that calibrate int8.
+    """
+
+    raw: np.ndarray
+    inputs: np.ndarray
+    expected: np.ndarray
+    truth: np.ndarray | None
+    calibration: np.ndarray
+
+    @classmethod
+    def prepare(cls, model, image_size, preprocessing, images, labels, representative):
+        raw = _uint8_images(images, image_size)
+        inputs = preprocessing.for_eval(raw, image_size).numpy()
+        truth = None if labels is None else np.asarray(labels).reshape(-1)
+        if truth is not None and len(truth) != len(raw):
+            raise ValueError(f"export_model: {len(truth)} check_labels for {len(raw)} check_images")
+        calibration = inputs if representative is None else preprocessing.for_eval(
+            _uint8_images(representative, image_size), image_size).numpy()
+        expected = np.asarray(model.predict(inputs, verbose=0, batch_size=32), dtype=np.float32)
+        return cls(raw, inputs, expected, truth, calibration)
+
+
+@dataclasses.dataclass
+class Exporter:
+    """Writes one model's formats into ``output_dir``, checking each as it goes."""
+
+    model: object
+    output_dir: str
+    name: str
+    labels: list
+    image_size: int
+    preprocessing: Preprocessing
+    checks: CheckSet
+    top_k: int
+    atol: float
+    min_agreement: float | None
+    log: Callable | None
+    report: dict = dataclasses.field(default_factory=dict)
+    spec: dict = dataclasses.field(default_factory=dict)
+    # TFLite input batch (1 or None) -> (traced SavedModel path, input shape).
+    _traced: dict = dataclasses.field(default_factory=dict, repr=False)
+    _traces: contextlib.ExitStack | None = dataclasses.field(default=None, repr=False)
+
+    def run(self, formats):
+        """Every format in turn; a failure is recorded and the next one runs."""
+        os.makedirs(self.output_dir, exist_ok=True)
+        with open(os.path.join(self.output_dir, "labels.txt"), "w") as f:
+            f.write("\n".join(self.labels) + "\n")
+        self.spec = {
+            **self.preprocessing.spec(self.image_size),
+            "outputs": "probabilities" if outputs_are_probabilities(self.model) else "logits",
+            "labels_file": "labels.txt",
+            "tflite": {},
+        }
+        truth = self.checks.truth
+        self.report = {
+            "model": self.model.name,
+            "image_size": self.image_size,
+            "pixel_range": list(self.preprocessing.pixel_range),
+            "classes": len(self.labels),
+            "check_images": int(len(self.checks.raw)),
+            "atol": self.atol,
+            "keras_accuracy": None if truth is None else _accuracy(self.checks.expected, truth),
+            "exports": {},
+        }
+        # One traced SavedModel per TFLite input shape serves every quantization.
+        with contextlib.ExitStack() as self._traces:
+            for index, export_format in enumerate(formats, 1):
+                self.export_one(f"[{index}/{len(formats)}]", export_format)
+        return self.report
+
+    def export_one(self, counter, export_format):
+        """Writes one format, checks it, and records the outcome; never raises."""
+        path = os.path.join(self.output_dir, _file_name(export_format, self.name))
+        self._say(f"{counter} {export_format}: writing {path}")
+        started = time.perf_counter()
+        entry = {"file": path}
+        try:
+            self.write(export_format, path)
+            entry["bytes"] = _size(path)
+            entry.update(self.check(export_format, path))
+            if export_format.startswith("tflite"):
+                self.spec["tflite"][os.path.basename(path)] = _tflite_io(path)
+        except Exception as error:  # noqa: BLE001 - recorded, reported, raised at the end
+            entry["error"] = f"{type(error).__name__}: {error}"
+        entry["ok"] = "error" not in entry and _passes(export_format, entry, self.atol,
+                                                       self.min_agreement)
+        entry["seconds"] = round(time.perf_counter() - started, 1)
+        self.report["exports"][export_format] = entry
+        self._save()
+        self._say(f"    {_summary(export_format, entry, self.atol)}")
+
+    def write(self, export_format, path):
+        side = self.image_size
+        if export_format == "saved_model":
+            export_serving(self.model, path, labels=self.labels, top_k=self.top_k,
+                           image_size=side, preprocessing=self.preprocessing)
+        elif export_format.startswith("hub_"):
+            export_hub(self.model, path, kind=export_format[len("hub_"):], image_size=side,
+                       preprocessing=self.preprocessing)
+        elif export_format == "onnx":
+            import tensorflow as tf
+
+            self.model.export(path, format="onnx", verbose=False,
+                              input_signature=[tf.TensorSpec((None, side, side, 3), tf.float32)])
+        else:
+            self._write_tflite(export_format, path)
+
+    def _write_tflite(self, export_format, path):
+        batch = None if export_format.endswith("dynamic_batch") else 1
+        quantization = TFLITE_QUANTIZATION[export_format]
+        if batch not in self._traced:
+            self._traced[batch] = self._traces.enter_context(
+                traced_saved_model(self.model, (batch, self.image_size, self.image_size, 3)))
+        saved, input_shape = self._traced[batch]
+        calibration = None
+        if quantization == "int8":
+            calibration = [image[None] for image in self.checks.calibration[:CALIBRATION_IMAGES]]
+        flatbuffer = convert_saved_model(saved, input_shape, quantization, calibration)
+        with open(path, "wb") as f:
+            f.write(flatbuffer)
+
+    def check(self, export_format, path):
+        """Runs the written file on the check images beside Keras' outputs."""
+        expected, got = self.checks.expected, self._outputs_of(export_format, path)
+        if export_format == "hub_feature_vector":
+            expected = np.asarray(feature_model(self.model).predict(self.checks.inputs, verbose=0))
+        result = {"max_abs_diff": float(np.abs(got - expected).max()),
+                  "top1_agreement": float((got.argmax(-1) == expected.argmax(-1)).mean())}
+        truth = self.checks.truth
+        if truth is not None and export_format != "hub_feature_vector":
+            result["accuracy"] = _accuracy(got, truth)
+            result["accuracy_change"] = result["accuracy"] - _accuracy(expected, truth)
+        return result
+
+    def _outputs_of(self, export_format, path):
+        import keras
+        import tensorflow as tf
+
+        x = self.checks.inputs
+        if export_format == "saved_model":
+            served = tf.saved_model.load(path).signatures["serving_default"]
+            outputs = served(images=tf.constant(self.checks.raw))
+            _check_top_k(path, outputs)
+            key = "probabilities" if outputs_are_probabilities(self.model) else "logits"
+            return outputs[key].numpy()
+        if export_format.startswith("hub_"):
+            low, high = self.preprocessing.pixel_range
+            layer = keras.layers.TFSMLayer(path, call_endpoint="__call__")
+            return np.asarray(layer((x - low) / (high - low)))
+        if export_format == "onnx":
+            import onnxruntime
+
+            session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+            return session.run(None, {session.get_inputs()[0].name: x})[0]
+        # int8 runs on the builtin kernels, the quantization's reference:
+        # XNNPACK (ai-edge-litert 2.3) aborts on some int8 CBAM graphs.
+        return run_tflite(path, x, xnnpack=export_format != "tflite_int8")
+
+    def _save(self):
+        with open(os.path.join(self.output_dir, "export_report.json"), "w") as f:
+            json.dump(self.report, f, indent=2)
+        with open(os.path.join(self.output_dir, "preprocessing.json"), "w") as f:
+            json.dump(self.spec, f, indent=2)
+
+    def _say(self, message):
+        if self.log is not None:
+            self.log(message)
+            sys.stdout.flush()
+
+
+def _check_top_k(path, outputs):
+    """The serving signature's top-k are the largest probabilities, in order."""
+    probabilities = outputs["probabilities"].numpy()
+    picked = np.take_along_axis(probabilities, outputs["top_k_indices"].numpy(), axis=-1)
+    best = -np.sort(-probabilities, axis=-1)[:, : picked.shape[-1]]
+    if not (np.allclose(picked, outputs["top_k_probabilities"].numpy())
+            and np.allclose(picked, best)):
+        raise AssertionError(f"{path}: the top-k outputs are not the largest probabilities")
 
 
 def _file_name(export_format, name):
@@ -231,10 +358,10 @@ def _file_name(export_format, name):
     return export_format
 
 
-def _check_images(images, image_size):
+def _uint8_images(images, image_size):
     if images is None:
         rng = np.random.default_rng(0)
-        side = int(round(image_size / 0.875))
+        side = resize_size(image_size)
         return rng.integers(0, 256, size=(16, side, side + side // 4, 3), dtype=np.uint8)
     images = np.asarray(images)
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] not in (1, 3):
@@ -243,78 +370,6 @@ def _check_images(images, image_size):
             f"(or 1 channel), got {images.dtype} {images.shape}"
         )
     return images
-
-
-def _write(export_format, path, c):
-    model = c["model"]
-    if export_format == "saved_model":
-        export_serving(model, path, labels=c["labels"], top_k=c["top_k"],
-                       image_size=c["image_size"], pixel_range=c["pixel_range"])
-    elif export_format.startswith("hub_"):
-        export_hub(model, path, kind=export_format[len("hub_"):],
-                   image_size=c["image_size"], pixel_range=c["pixel_range"])
-    elif export_format == "onnx":
-        import tensorflow as tf
-
-        side = c["image_size"]
-        model.export(path, format="onnx", verbose=False,
-                     input_signature=[tf.TensorSpec((None, side, side, 3), tf.float32)])
-    else:
-        side = c["image_size"]
-        batch = None if export_format.endswith("dynamic_batch") else 1
-        quantization = TFLITE_QUANTIZATION[export_format]
-        # One traced SavedModel per input shape serves every quantization.
-        if batch not in c["traced"]:
-            c["traced"][batch] = c["cleanup"].enter_context(
-                traced_saved_model(model, (batch, side, side, 3)))
-        saved, input_shape = c["traced"][batch]
-        flatbuffer = convert_saved_model(
-            saved, input_shape, quantization,
-            [image[None] for image in c["calibration"][:200]] if quantization == "int8" else None,
-        )
-        with open(path, "wb") as f:
-            f.write(flatbuffer)
-
-
-def _check(export_format, path, c):
-    """Runs the written file on the check images beside Keras' outputs."""
-    import keras
-    import tensorflow as tf
-
-    expected, x = c["expected"], c["x"]
-    if export_format == "saved_model":
-        served = tf.saved_model.load(path).signatures["serving_default"]
-        outputs = served(images=tf.constant(c["raw"]))
-        key = "probabilities" if outputs_are_probabilities(c["model"]) else "logits"
-        got = outputs[key].numpy()
-        probabilities = outputs["probabilities"].numpy()
-        picked = np.take_along_axis(probabilities, outputs["top_k_indices"].numpy(), axis=-1)
-        best = -np.sort(-probabilities, axis=-1)[:, : picked.shape[-1]]
-        if not (np.allclose(picked, outputs["top_k_probabilities"].numpy())
-                and np.allclose(picked, best)):
-            raise AssertionError(f"{path}: the top-k outputs are not the largest probabilities")
-    elif export_format.startswith("hub_"):
-        low, high = c["pixel_range"]
-        layer = keras.layers.TFSMLayer(path, call_endpoint="__call__")
-        got = np.asarray(layer((x - low) / (high - low)))
-        if export_format == "hub_feature_vector":
-            expected = np.asarray(feature_model(c["model"]).predict(x, verbose=0))
-    elif export_format == "onnx":
-        import onnxruntime
-
-        session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
-        got = session.run(None, {session.get_inputs()[0].name: x})[0]
-    else:
-        int8 = export_format == "tflite_int8"
-        # int8 runs on the builtin kernels, the quantization's reference:
-        # XNNPACK (ai-edge-litert 2.3) aborts on some int8 CBAM graphs.
-        got = run_tflite(path, x, xnnpack=not int8)
-    result = {"max_abs_diff": float(np.abs(got - expected).max()),
-              "top1_agreement": float((got.argmax(-1) == expected.argmax(-1)).mean())}
-    if c["truth"] is not None and export_format != "hub_feature_vector":
-        result["accuracy"] = _accuracy(got, c["truth"])
-        result["accuracy_change"] = result["accuracy"] - _accuracy(expected, c["truth"])
-    return result
 
 
 def _passes(export_format, entry, atol, min_agreement):

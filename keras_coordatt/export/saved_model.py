@@ -2,7 +2,7 @@
 
 ``export_serving`` writes a SavedModel whose ``serving_default`` signature
 takes raw uint8 images of any size, does the model's preprocessing inside
-(resize, center crop, pixel scaling; `keras_coordatt.export.preprocessing`)
+(resize, center crop, pixel scaling; `keras_coordatt.preprocessing`)
 and returns logits, probabilities and the top-k classes with their labels:
 what TensorFlow Serving, a Vertex AI endpoint or ``saved_model_cli`` expect.
 
@@ -19,9 +19,7 @@ import json
 import os
 
 from keras_coordatt.export.backend import require_tensorflow
-from keras_coordatt.export.preprocessing import pixel_range_of
-from keras_coordatt.export.preprocessing import preprocess_for_eval
-from keras_coordatt.export.preprocessing import preprocessing_spec
+from keras_coordatt.preprocessing import preprocessing_of
 
 HUB_KINDS = ("classification", "feature_vector")
 
@@ -37,7 +35,9 @@ def image_size_of(model):
     if shape[1] is None or shape[2] is None:
         raise ValueError(
             f"'{model.name}' takes images of any size {shape}; export needs a fixed "
-            "size: pass image_size=... (it sets the resize and the TFLite input)."
+            "size (it sets the resize and the TFLite input): rebuild it at one with "
+            "keras_coordatt.models.rebuild(model, image_shape=(S, S, 3)) and copy its "
+            "weights, or pass --input-size S to keras-coordatt export."
         )
     if shape[1] != shape[2]:
         raise ValueError(f"'{model.name}' takes non-square images {shape[1:3]}; export expects square ones.")
@@ -45,7 +45,14 @@ def image_size_of(model):
 
 
 def outputs_are_probabilities(model):
-    """True when the model already ends in softmax (classifier_activation='softmax')."""
+    """True when the model already ends in softmax (classifier_activation='softmax').
+
+    An `ImageClassifier` says so itself; for other models the last layer's
+    activation tells.
+    """
+    own = getattr(model, "outputs_probabilities", None)
+    if own is not None:
+        return own
     last = model.layers[-1]
     activation = getattr(last, "activation", None)
     return getattr(activation, "__name__", "") == "softmax"
@@ -65,7 +72,8 @@ def feature_model(model):
     return keras.Model(model.inputs, last.input, name=f"{model.name}_features")
 
 
-def _labels(labels, classes):
+def class_labels(labels, classes):
+    """The class names, checked against the class count; ``class_i`` by default."""
     if labels is None:
         return [f"class_{i}" for i in range(classes)]
     labels = [str(label) for label in labels]
@@ -74,7 +82,7 @@ def _labels(labels, classes):
     return labels
 
 
-def export_serving(model, path, labels=None, top_k=5, image_size=None, pixel_range=None):
+def export_serving(model, path, labels=None, top_k=5, image_size=None, preprocessing=None):
     """Writes a serving SavedModel: uint8 images of any size in, classes out.
 
     The ``serving_default`` signature takes ``images``, uint8
@@ -88,8 +96,8 @@ def export_serving(model, path, labels=None, top_k=5, image_size=None, pixel_ran
         labels: the class names, in label order; ``class_i`` by default.
         top_k: how many classes the top-k outputs hold.
         image_size: the square side the model takes; read from the model.
-        pixel_range: what [0, 255] maps to; read from the model
-            (`pixel_range_of`).
+        preprocessing: the `Preprocessing` inside the signature; the
+            model's own (`preprocessing_of`) by default.
 
     Returns:
         ``path``.
@@ -98,14 +106,14 @@ def export_serving(model, path, labels=None, top_k=5, image_size=None, pixel_ran
 
     tf = require_tensorflow("SavedModel export")
     image_size = image_size or image_size_of(model)
-    pixel_range = tuple(pixel_range or pixel_range_of(model))
+    preprocessing = preprocessing or preprocessing_of(model)
     classes = int(model.outputs[0].shape[-1])
-    labels = _labels(labels, classes)
+    labels = class_labels(labels, classes)
     top_k = min(int(top_k), classes)
     probabilities_out = outputs_are_probabilities(model)
 
     def serve(images):
-        x = preprocess_for_eval(images, image_size, pixel_range)
+        x = preprocessing.for_eval(images, image_size)
         scores = tf.cast(model(x, training=False), tf.float32)
         if probabilities_out:
             probabilities = scores
@@ -136,11 +144,11 @@ def export_serving(model, path, labels=None, top_k=5, image_size=None, pixel_ran
         f.write("\n".join(labels) + "\n")
     with open(os.path.join(extra, "preprocessing.json"), "w") as f:
         json.dump({"signature": "serving_default", "input": "images: uint8 (batch, H, W, 3), any H, W",
-                   "inside_the_signature": preprocessing_spec(image_size, pixel_range)}, f, indent=2)
+                   "inside_the_signature": preprocessing.spec(image_size)}, f, indent=2)
     return path
 
 
-def export_hub(model, path, kind="classification", image_size=None, pixel_range=None):
+def export_hub(model, path, kind="classification", image_size=None, preprocessing=None):
     """Writes a TF Hub-format SavedModel (``__call__`` over [0, 1] float images).
 
     Args:
@@ -148,7 +156,7 @@ def export_hub(model, path, kind="classification", image_size=None, pixel_range=
         path: the SavedModel directory to write.
         kind: ``"classification"`` (logits) or ``"feature_vector"`` (the
             pooled features the classifier reads).
-        image_size, pixel_range: as in `export_serving`.
+        image_size, preprocessing: as in `export_serving`.
 
     Returns:
         ``path``. Load it with ``keras.layers.TFSMLayer(path,
@@ -160,7 +168,7 @@ def export_hub(model, path, kind="classification", image_size=None, pixel_range=
     if kind not in HUB_KINDS:
         raise ValueError(f"export_hub: kind={kind!r}; expected one of {HUB_KINDS}")
     image_size = image_size or image_size_of(model)
-    low, high = pixel_range or pixel_range_of(model)
+    low, high = (preprocessing or preprocessing_of(model)).pixel_range
     network = model if kind == "classification" else feature_model(model)
 
     def call(images):

@@ -11,7 +11,7 @@ from keras_coordatt.layers.coord_attention import CoordAttention
 from keras_coordatt.layers.squeeze_excite import SqueezeExcite
 
 # name -> (class, defaults that the name implies)
-ATTENTIONS = {
+ATTENTION_LAYERS = {
     "se": (SqueezeExcite, {}),
     "cbam": (CBAM, {}),
     "ca": (CoordAttention, {}),
@@ -30,7 +30,7 @@ NO_ATTENTION = (None, "none", "")
 
 def attention_names():
     """The names ``get_attention`` accepts, besides None."""
-    return sorted(ATTENTIONS)
+    return sorted(ATTENTION_LAYERS)
 
 
 def get_attention(spec, **kwargs):
@@ -64,13 +64,13 @@ def get_attention(spec, **kwargs):
         key = ALIASES.get(key, key)
         if key in NO_ATTENTION:
             return None
-        if key not in ATTENTIONS:
+        if key not in ATTENTION_LAYERS:
             raise ValueError(
                 f"get_attention: unknown attention {spec!r}. Expected None, "
                 f"'none', one of {attention_names()}, a config dict, a Layer "
                 "class or a callable returning a layer."
             )
-        cls, defaults = ATTENTIONS[key]
+        cls, defaults = ATTENTION_LAYERS[key]
         return cls(**{**defaults, **kwargs})
 
     if isinstance(spec, dict):

@@ -14,11 +14,15 @@ import keras
 
 from keras_coordatt.layers import get_attention
 from keras_coordatt.layers.base import AttentionLayer
+from keras_coordatt.models.backbone import Backbone
+from keras_coordatt.models.classifier import ImageClassifier
+from keras_coordatt.models.classifier import rebuild
+from keras_coordatt.models.weights import copy_weights_by_name
 
 SUPPORTED_FAMILIES = (
     "keras.applications MobileNetV2 (any alpha), EfficientNet B0-B7 and "
-    "EfficientNetV2; also keras_coordatt's MobileNetV2 with attention=None "
-    "and EfficientNetB0 with its own SE"
+    "EfficientNetV2; also keras_coordatt's MobileNetV2 and MobileNeXt with "
+    "attention=None and EfficientNetB0 with its own SE"
 )
 
 # MobileNetV2: the attention goes on the input of every `block_{i}_project`,
@@ -49,11 +53,13 @@ def add_attention(model, attention="ca", attention_kwargs=None):
       fused blocks have no SE and stay as they are.
 
     Every other layer keeps its name, configuration, trainable flag and
-    weights (copied by layer name), and a ``pyramid_outputs`` attribute (set
-    by keras_coordatt's builders) is carried over. The new layers start from their own
-    initialisation, so the network needs fine-tuning before it is as
-    accurate as the original. The original model is not modified and shares
-    no weights with the result.
+    weights (copied by layer name). A model of this package (a `Backbone` or
+    an `ImageClassifier`) is rebuilt from its own configuration with the
+    attention set, so the result is of the same class, with its pyramid and
+    preprocessing. The new layers start from their own initialisation, so
+    the network needs fine-tuning before it is as accurate as the original.
+    The original model is not modified and shares no weights with the
+    result.
 
     Args:
         model: a functional `keras.Model` of a supported family, as built by
@@ -66,7 +72,8 @@ def add_attention(model, attention="ca", attention_kwargs=None):
             layer, for example ``{"reduction": 16}``.
 
     Returns:
-        A new functional `keras.Model` with the same inputs and outputs.
+        A new model with the same inputs and outputs: of the same class for
+        this package's models, a functional `keras.Model` otherwise.
 
     Raises:
         ValueError: the model is not of a supported family, already contains
@@ -89,17 +96,25 @@ def add_attention(model, attention="ca", attention_kwargs=None):
             "model that wraps one of these as a sub-model, pass the sub-model."
         )
     _check_no_attention(model)
+    if attention is None or (isinstance(attention, str) and attention.lower() == "none"):
+        raise ValueError(
+            "add_attention: attention=None adds nothing; pass 'ca', 'se', "
+            "'cbam', a config dict, a Layer class or a callable."
+        )
+    if isinstance(model, (Backbone, ImageClassifier)):
+        new_model = rebuild(model, attention=attention, attention_kwargs=attention_kwargs)
+    else:
+        new_model = _rewritten(model, attention, dict(attention_kwargs or {}))
+    _copy_weights(model, new_model)
+    return new_model
+
+
+def _rewritten(model, attention, attention_kwargs):
+    """A copy of a keras.applications graph with attention layers inserted."""
     names = {layer.name for layer in model.layers}
-    attention_kwargs = dict(attention_kwargs or {})
 
     def make_attention(name):
-        layer = get_attention(attention, name=name, **attention_kwargs)
-        if layer is None:
-            raise ValueError(
-                "add_attention: attention=None adds nothing; pass 'ca', 'se', "
-                "'cbam', a config dict, a Layer class or a callable."
-            )
-        return layer
+        return get_attention(attention, name=name, **attention_kwargs)
 
     if any(MOBILENET_V2_PROJECT.match(name) for name in names):
 
@@ -149,20 +164,7 @@ def add_attention(model, attention="ca", attention_kwargs=None):
         lambda x: keras.Input(batch_shape=x.shape, dtype=x.dtype, name=_producer(x)),
         model.input,
     )
-    new_model = keras.models.clone_model(
-        model, input_tensors=inputs, call_function=call_function
-    )
-    _copy_weights(model, new_model)
-    pyramid = getattr(model, "pyramid_outputs", None)
-    if pyramid:
-        # keras_coordatt's builders attach their feature maps by level (see
-        # `feature_pyramid`); every kept layer kept its name, so the copy's
-        # maps are the outputs of the same-named layers.
-        new_model.pyramid_outputs = {
-            level: new_model.get_layer(_producer(tensor)).output
-            for level, tensor in pyramid.items()
-        }
-    return new_model
+    return keras.models.clone_model(model, input_tensors=inputs, call_function=call_function)
 
 
 def _producer(tensor):
@@ -186,15 +188,10 @@ def _check_no_attention(model):
 
 def _copy_weights(source, target):
     """Copies every weight of ``source``'s layers into ``target``'s same-named layers."""
-    target_layers = {layer.name: layer for layer in target.layers}
-    for layer in source.layers:
-        if not layer.weights or layer.name not in target_layers:
-            continue
-        destination = target_layers[layer.name]
-        for old, new in zip(layer.weights, destination.weights, strict=True):
-            if tuple(old.shape) != tuple(new.shape):
-                raise ValueError(
-                    f"add_attention: weight {old.path} has shape {tuple(old.shape)} "
-                    f"in the original model but {tuple(new.shape)} in the copy."
-                )
-            new.assign(old)
+    _, skipped = copy_weights_by_name(
+        {layer.name: layer.get_weights() for layer in source.layers}, target)
+    if skipped:
+        raise ValueError(
+            f"add_attention: layers {skipped} have other weight shapes in the copy than in "
+            "the original model."
+        )

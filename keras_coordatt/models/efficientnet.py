@@ -11,26 +11,34 @@ The graph and layer names are `keras.applications.EfficientNetB0`'s
 (``stem_conv``, ``block2a_expand_conv``, ``block2a_dwconv``,
 ``block2a_se_reduce``, ``block2a_project_conv``, ``top_conv``, ...), including
 its in-model input scaling (``rescaling``, ``normalization``: the model takes
-pixels in [0, 255]). ``attention="se"`` keeps EfficientNet's own SE, so the
-model is keras.applications' B0; any other attention becomes
+pixels in [0, 255]). ``attention="efficientnet_se"`` (the default) keeps
+EfficientNet's own SE, so the model is keras.applications' B0; any other
+attention, the paper's ``"se"`` baseline included, becomes
 ``block{n}{letter}_attention`` at the same place, after the depthwise conv's
 activation.
 """
 
+import functools
+
 import keras
 
+from keras_coordatt.models.applications import build_application
+from keras_coordatt.models.backbone import PYRAMID_LEVELS
+from keras_coordatt.models.backbone import Backbone
+from keras_coordatt.models.backbone import backbone_input
+from keras_coordatt.models.backbone import check_image_shape
+from keras_coordatt.models.backbone import dtype_policy_scope
+from keras_coordatt.models.backbone import pyramid_level
 from keras_coordatt.models.common import Norm
 from keras_coordatt.models.common import Stage
 from keras_coordatt.models.common import attend
 from keras_coordatt.models.common import blocks
-from keras_coordatt.models.common import check_arguments
-from keras_coordatt.models.common import classifier_head
+from keras_coordatt.models.common import check_backbone_arguments
 from keras_coordatt.models.common import conv_bn
 from keras_coordatt.models.common import default_name
-from keras_coordatt.models.common import finish_model
-from keras_coordatt.models.common import image_input
 from keras_coordatt.models.common import make_divisible
-from keras_coordatt.models.common import pyramid_level
+from keras_coordatt.preprocessing import RAW_PIXEL_RANGE
+from keras_coordatt.preprocessing import Preprocessing
 
 # (expansion, channels, repeats, stride, kernel_size) of EfficientNet-B0.
 STAGES = (
@@ -46,6 +54,9 @@ STEM_CHANNELS = 32
 LAST_CHANNELS = 1280
 SE_RATIO = 0.25
 ACTIVATION = "swish"
+# The name of EfficientNet's own squeeze-and-excitation, built from plain
+# layers as keras.applications builds it; "se" is the paper's SE baseline.
+OWN_SE = "efficientnet_se"
 
 # keras.applications' initializers: He-normal-like for convs, a small uniform
 # range for the classifier.
@@ -55,6 +66,72 @@ CONV_KERNEL_INITIALIZER = keras.initializers.VarianceScaling(
 DENSE_KERNEL_INITIALIZER = keras.initializers.VarianceScaling(
     scale=1.0 / 3.0, mode="fan_out", distribution="uniform"
 )
+
+
+@keras.saving.register_keras_serializable(package="keras_coordatt")
+class EfficientNetB0Backbone(Backbone):
+    """EfficientNet-B0's feature extractor, with its own SE, another attention, or none.
+
+    Reference: Tan, Le, "EfficientNet: Rethinking Model Scaling for
+    Convolutional Neural Networks", ICML 2019; Hou, Zhou, Feng, CVPR 2021,
+    Table 5.
+
+    The layers are keras.applications' up to ``top_activation`` (the final
+    1280-channel map). The network takes pixels in [0, 255] and scales them
+    itself (``preprocessing.pixel_range`` is (0, 255)). See `EfficientNetB0`
+    for the arguments (``image_shape`` is keras.applications'
+    ``input_shape``, default ``(None, None, 3)``).
+
+    Example:
+
+    >>> backbone = EfficientNetB0Backbone(image_shape=(64, 64, 3), attention="ca")
+    >>> backbone.preprocessing.pixel_range, backbone.get_layer("block2a_attention").__class__.__name__
+    ((0.0, 255.0), 'CoordAttention')
+    """
+
+    preprocessing = Preprocessing(RAW_PIXEL_RANGE)
+    classifier_kernel_initializer = DENSE_KERNEL_INITIALIZER
+    own_attention = OWN_SE
+    config_fields = ("image_shape", "alpha", "attention", "attention_kwargs", "padding",
+                     "bn_epsilon", "bn_momentum", "drop_connect_rate")
+
+    def __init__(
+        self,
+        image_shape=(None, None, 3),
+        alpha=1.0,
+        attention=OWN_SE,
+        attention_kwargs=None,
+        padding="keras",
+        bn_epsilon=1e-3,
+        bn_momentum=0.99,
+        drop_connect_rate=0.2,
+        input_tensor=None,
+        name=None,
+        dtype=None,
+        **kwargs,
+    ):
+        owner = "EfficientNetB0"
+        check_backbone_arguments(owner, alpha, padding)
+        image_shape = check_image_shape(owner, image_shape)
+        with dtype_policy_scope(dtype) as policy:
+            image = backbone_input(owner, image_shape, input_tensor)
+            features, pyramid = _features(
+                image, alpha, attention, attention_kwargs or {}, padding,
+                Norm(bn_epsilon, bn_momentum), drop_connect_rate,
+            )
+        super().__init__(
+            image, features, pyramid, dtype=policy,
+            name=name or default_name("efficientnetb0", attention, own=OWN_SE),
+            **kwargs,
+        )
+        self.image_shape = image_shape
+        self.alpha = alpha
+        self.attention = attention
+        self.attention_kwargs = attention_kwargs
+        self.padding = padding
+        self.bn_epsilon = bn_epsilon
+        self.bn_momentum = bn_momentum
+        self.drop_connect_rate = drop_connect_rate
 
 
 def EfficientNetB0(
@@ -68,7 +145,7 @@ def EfficientNetB0(
     classifier_activation="softmax",
     name=None,
     *,
-    attention="se",
+    attention=OWN_SE,
     attention_kwargs=None,
     padding="keras",
     bn_epsilon=1e-3,
@@ -83,7 +160,7 @@ def EfficientNetB0(
     "EfficientNet: Rethinking Model Scaling for Convolutional Neural
     Networks", ICML 2019.
 
-    With ``attention="se"`` (the default) the model is
+    With ``attention="efficientnet_se"`` (the default) the model is
     `keras.applications.EfficientNetB0` (5,288,548 trainable parameters at
     1000 classes) and its weights copy over layer by layer. The model takes
     pixels in [0, 255] and scales them itself, as keras.applications does.
@@ -105,15 +182,16 @@ def EfficientNetB0(
         classifier_activation: the ``predictions`` activation; None for
             logits.
         name: the model name. Defaults to ``"efficientnetb0"``, plus
-            ``"_{attention}"`` (``"_none"``, ``"_ca"``, ...) unless the
-            attention is EfficientNet's own ``"se"``.
-        attention: ``"se"`` (EfficientNet's own squeeze-and-excitation: the
-            squeeze width is a quarter of the block's *input* channels,
-            swish, sigmoid), None (no attention), or anything else
-            `get_attention` accepts, such as ``"ca"`` (the paper's Table 5)
-            or ``{"type": "se"}`` for the paper's MobileNetV2 SE baseline.
+            ``"_{attention}"`` (``"_none"``, ``"_ca"``, ``"_se"``, ...) unless
+            the attention is EfficientNet's own.
+        attention: ``"efficientnet_se"`` (EfficientNet's own
+            squeeze-and-excitation: the squeeze width is a quarter of the
+            block's *input* channels, swish, sigmoid), None (no attention),
+            or anything `get_attention` accepts, such as ``"ca"`` (the
+            paper's Table 5) or ``"se"`` (the paper's SE baseline,
+            `SqueezeExcite`, as in every other model here).
         attention_kwargs: dict of keyword arguments for every attention layer
-            made by `get_attention` (not used by ``"se"``).
+            made by `get_attention` (not used by ``"efficientnet_se"``).
         padding: ``"keras"`` or ``"pytorch"``, the padding before stride-2
             convs (see `MobileNetV2`).
         bn_epsilon: BatchNormalization epsilon.
@@ -123,7 +201,8 @@ def EfficientNetB0(
             branches, growing linearly from 0 over the blocks.
 
     Returns:
-        A `keras.Model`.
+        An `EfficientNetB0Backbone` (``include_top=False, pooling=None``) or
+        an `ImageClassifier` on one.
 
     Example:
 
@@ -132,14 +211,19 @@ def EfficientNetB0(
     >>> model.get_layer("block2a_attention").__class__.__name__
     'CoordAttention'
     """
-    builder = "EfficientNetB0"
-    check_arguments(
-        builder, alpha, include_top, weights, pooling, classes, padding, dropout_rate
+    make_backbone = functools.partial(
+        EfficientNetB0Backbone, alpha=alpha, attention=attention,
+        attention_kwargs=attention_kwargs, padding=padding, bn_epsilon=bn_epsilon,
+        bn_momentum=bn_momentum, drop_connect_rate=drop_connect_rate,
     )
-    image, inputs = image_input(builder, input_shape, input_tensor, include_top)
-    norm = Norm(bn_epsilon, bn_momentum)
-    attention_kwargs = attention_kwargs or {}
+    return build_application(
+        "EfficientNetB0", make_backbone, input_shape, include_top, weights, input_tensor,
+        pooling, classes, classifier_activation, name, dropout_rate,
+    )
 
+
+def _features(image, alpha, attention, attention_kwargs, padding, norm, drop_connect_rate):
+    """The graph from the image to ``top_activation``, and the feature maps by level."""
     x = keras.layers.Rescaling(1.0 / 255.0, name="rescaling")(image)
     x = keras.layers.Normalization(axis=-1, name="normalization")(x)
     x = conv_bn(
@@ -155,7 +239,7 @@ def EfficientNetB0(
         kernel_initializer=CONV_KERNEL_INITIALIZER,
     )
     block_list = list(blocks(STAGES))
-    pyramid, stride_so_far = {}, 2
+    pyramid, total_stride = {}, 2
     for index, (stage_id, repeat, stage, stride) in enumerate(block_list):
         x = mobile_inverted_block(
             x,
@@ -169,8 +253,8 @@ def EfficientNetB0(
             norm=norm,
             padding=padding,
         )
-        stride_so_far *= stride
-        pyramid[pyramid_level(stride_so_far)] = x
+        total_stride *= stride
+        pyramid[pyramid_level(total_stride)] = x
     x = conv_bn(
         x,
         make_divisible(LAST_CHANNELS * alpha),
@@ -180,19 +264,8 @@ def EfficientNetB0(
         activation=ACTIVATION,
         kernel_initializer=CONV_KERNEL_INITIALIZER,
     )
-    pyramid["P5"] = x
-    outputs = classifier_head(
-        x,
-        include_top,
-        pooling,
-        classes,
-        classifier_activation,
-        dropout_rate,
-        kernel_initializer=DENSE_KERNEL_INITIALIZER,
-    )
-    if name is None:
-        name = default_name("efficientnetb0", attention, own="se")
-    return finish_model(builder, inputs, outputs, name, weights, pyramid)
+    pyramid[pyramid_level(total_stride)] = x
+    return x, {level: pyramid[level] for level in PYRAMID_LEVELS}
 
 
 def mobile_inverted_block(
@@ -233,7 +306,7 @@ def mobile_inverted_block(
         pad_name=f"{prefix}dwconv_pad",
         kernel_initializer=CONV_KERNEL_INITIALIZER,
     )
-    if isinstance(attention, str) and attention.lower() == "se":
+    if isinstance(attention, str) and attention.lower() == OWN_SE:
         x = efficientnet_squeeze_excite(x, filters_in, prefix)
     else:
         x = attend(x, attention, attention_kwargs, f"{prefix}attention")

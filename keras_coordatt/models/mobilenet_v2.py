@@ -11,24 +11,32 @@ With ``attention=None`` and ``padding="keras"`` the graph is
 weight files load as they are. The attention layer of block ``i`` is
 ``block_{i}_attention``, between the depthwise conv's ReLU6 and the linear
 projection, as in the paper's Figure 3 and the official ``mbv2_ca``.
+
+`MobileNetV2Backbone` is the feature extractor (a `Backbone`: its config is
+its arguments, it exposes ``pyramid_outputs``); `MobileNetV2` is the
+keras.applications-style front door that adds the classification top.
 """
+
+import functools
 
 import keras
 
+from keras_coordatt.models.applications import build_application
+from keras_coordatt.models.backbone import PYRAMID_LEVELS
+from keras_coordatt.models.backbone import Backbone
+from keras_coordatt.models.backbone import backbone_input
+from keras_coordatt.models.backbone import check_image_shape
+from keras_coordatt.models.backbone import dtype_policy_scope
+from keras_coordatt.models.backbone import pyramid_level
 from keras_coordatt.models.common import Norm
 from keras_coordatt.models.common import Stage
 from keras_coordatt.models.common import attend
 from keras_coordatt.models.common import blocks
-from keras_coordatt.models.common import check_arguments
-from keras_coordatt.models.common import classifier_head
+from keras_coordatt.models.common import check_backbone_arguments
 from keras_coordatt.models.common import conv_bn
 from keras_coordatt.models.common import default_name
-from keras_coordatt.models.common import finish_model
-from keras_coordatt.models.common import STEM_CHANNELS  # noqa: F401 (convert.py reads it here)
-from keras_coordatt.models.common import image_input
-from keras_coordatt.models.common import mobile_stem
 from keras_coordatt.models.common import make_divisible
-from keras_coordatt.models.common import pyramid_level
+from keras_coordatt.models.common import mobile_stem
 
 # (t, c, n, s) of the MobileNetV2 paper's Table 2.
 STAGES = (
@@ -43,6 +51,74 @@ STAGES = (
 LAST_CHANNELS = 1280
 OUTPUT_STRIDES = (8, 16, 32)
 
+
+@keras.saving.register_keras_serializable(package="keras_coordatt")
+class MobileNetV2Backbone(Backbone):
+    """MobileNetV2's feature extractor with an attention block in every expanded block.
+
+    Reference: Hou, Zhou, Feng, "Coordinate Attention for Efficient Mobile
+    Network Design", CVPR 2021 (arXiv:2103.02907); Sandler et al.,
+    "MobileNetV2: Inverted Residuals and Linear Bottlenecks", CVPR 2018.
+
+    The layers are keras.applications' up to ``out_relu`` (the final
+    1280-channel map, the output); see `MobileNetV2` for the arguments, which
+    are the same except ``image_shape`` (keras.applications' ``input_shape``,
+    default ``(None, None, 3)``: any size).
+
+    Example:
+
+    >>> backbone = MobileNetV2Backbone(image_shape=(64, 64, 3), alpha=0.35, attention="ca")
+    >>> {level: tuple(t.shape[1:]) for level, t in backbone.pyramid_outputs.items()}
+    {'P2': (16, 16, 8), 'P3': (8, 8, 16), 'P4': (4, 4, 32), 'P5': (2, 2, 1280)}
+    >>> MobileNetV2Backbone.from_config(backbone.get_config()).count_params() == backbone.count_params()
+    True
+    """
+
+    config_fields = ("image_shape", "alpha", "attention", "attention_kwargs", "output_stride",
+                     "padding", "bn_epsilon", "bn_momentum")
+
+    def __init__(
+        self,
+        image_shape=(None, None, 3),
+        alpha=1.0,
+        attention=None,
+        attention_kwargs=None,
+        output_stride=32,
+        padding="keras",
+        bn_epsilon=1e-3,
+        bn_momentum=0.999,
+        input_tensor=None,
+        name=None,
+        dtype=None,
+        **kwargs,
+    ):
+        owner = "MobileNetV2"
+        check_backbone_arguments(owner, alpha, padding)
+        if output_stride not in OUTPUT_STRIDES:
+            raise ValueError(
+                f"{owner}: output_stride must be one of {OUTPUT_STRIDES}, got "
+                f"output_stride={output_stride!r}."
+            )
+        image_shape = check_image_shape(owner, image_shape)
+        with dtype_policy_scope(dtype) as policy:
+            image = backbone_input(owner, image_shape, input_tensor)
+            features, pyramid = _features(
+                image, alpha, attention, attention_kwargs or {}, output_stride,
+                padding, Norm(bn_epsilon, bn_momentum),
+            )
+        super().__init__(
+            image, features, pyramid, dtype=policy,
+            name=name or default_name(f"mobilenetv2_{alpha:0.2f}_{image_shape[0]}", attention),
+            **kwargs,
+        )
+        self.image_shape = image_shape
+        self.alpha = alpha
+        self.attention = attention
+        self.attention_kwargs = attention_kwargs
+        self.output_stride = output_stride
+        self.padding = padding
+        self.bn_epsilon = bn_epsilon
+        self.bn_momentum = bn_momentum
 
 
 def MobileNetV2(
@@ -77,7 +153,8 @@ def MobileNetV2(
 
     The model has a ``pyramid_outputs`` attribute, ``{"P2": ..., "P5": ...}``:
     the outputs of blocks 2, 5 and 12 (strides 4, 8, 16) and of ``out_relu``
-    (stride 32, or ``output_stride``); see `feature_pyramid`.
+    (stride 32); with ``output_stride=16`` (8) ``out_relu`` is ``P4`` (``P3``)
+    and the deeper levels are absent. See `feature_pyramid`.
 
     Args:
         input_shape: ``(height, width, channels)``. Defaults to
@@ -120,7 +197,9 @@ def MobileNetV2(
             trained with 0.1.
 
     Returns:
-        A `keras.Model`.
+        A `MobileNetV2Backbone` (``include_top=False, pooling=None``) or an
+        `ImageClassifier` on one; both save to ``.keras`` with their
+        arguments and pyramid.
 
     Example:
 
@@ -131,26 +210,24 @@ def MobileNetV2(
     >>> model.get_layer("block_1_attention").__class__.__name__
     'CoordAttention'
     """
-    builder = "MobileNetV2"
-    check_arguments(
-        builder, alpha, include_top, weights, pooling, classes, padding, dropout_rate
+    make_backbone = functools.partial(
+        MobileNetV2Backbone, alpha=alpha, attention=attention,
+        attention_kwargs=attention_kwargs, output_stride=output_stride, padding=padding,
+        bn_epsilon=bn_epsilon, bn_momentum=bn_momentum,
     )
-    if output_stride not in OUTPUT_STRIDES:
-        raise ValueError(
-            f"{builder}: output_stride must be one of {OUTPUT_STRIDES}, got "
-            f"output_stride={output_stride!r}."
-        )
-    image, inputs = image_input(builder, input_shape, input_tensor, include_top)
-    norm = Norm(bn_epsilon, bn_momentum)
-    attention_kwargs = attention_kwargs or {}
+    return build_application(
+        "MobileNetV2", make_backbone, input_shape, include_top, weights, input_tensor,
+        pooling, classes, classifier_activation, name, dropout_rate,
+    )
 
+
+def _features(image, alpha, attention, attention_kwargs, output_stride, padding, norm):
+    """The graph from the image to ``out_relu``, and the feature maps by level."""
     # keras.applications' stem pads with Conv2D's own "same" (no pad layer).
     x = mobile_stem(image, alpha, norm, padding,
                     pad_name="Conv1_pad" if padding == "pytorch" else None)
-    pyramid, nominal_stride = {}, 2
-    for block_id, (stage, block_stride, stride, dilation) in enumerate(
-        dilated_blocks(STAGES, output_stride)
-    ):
+    pyramid, total_stride = {}, 2
+    for block_id, (stage, _, stride, dilation) in enumerate(dilated_blocks(STAGES, output_stride)):
         x = inverted_residual_block(
             x,
             expansion=stage.expansion,
@@ -163,8 +240,8 @@ def MobileNetV2(
             norm=norm,
             padding=padding,
         )
-        nominal_stride *= block_stride
-        pyramid[pyramid_level(nominal_stride)] = x
+        total_stride *= stride
+        pyramid[pyramid_level(total_stride)] = x
 
     # The last 1x1 conv is widened above width 1 but never narrowed.
     x = conv_bn(
@@ -175,13 +252,8 @@ def MobileNetV2(
         norm,
         activation="relu6",
     )
-    pyramid["P5"] = x
-    outputs = classifier_head(
-        x, include_top, pooling, classes, classifier_activation, dropout_rate
-    )
-    if name is None:
-        name = default_name(f"mobilenetv2_{alpha:0.2f}_{image.shape[1]}", attention)
-    return finish_model(builder, inputs, outputs, name, weights, pyramid)
+    pyramid[pyramid_level(total_stride)] = x
+    return x, {level: pyramid[level] for level in PYRAMID_LEVELS if level in pyramid}
 
 
 def dilated_blocks(stages, output_stride, stem_stride=2):

@@ -51,23 +51,27 @@ Example:
 4088113
 """
 
+import functools
 import math
 
 import keras
 
+from keras_coordatt.models.applications import build_application
+from keras_coordatt.models.backbone import PYRAMID_LEVELS
+from keras_coordatt.models.backbone import Backbone
+from keras_coordatt.models.backbone import backbone_input
+from keras_coordatt.models.backbone import check_image_shape
+from keras_coordatt.models.backbone import dtype_policy_scope
+from keras_coordatt.models.backbone import pyramid_level
 from keras_coordatt.models.common import Norm
 from keras_coordatt.models.common import Stage
 from keras_coordatt.models.common import attend
 from keras_coordatt.models.common import blocks
-from keras_coordatt.models.common import check_arguments
-from keras_coordatt.models.common import classifier_head
+from keras_coordatt.models.common import check_backbone_arguments
 from keras_coordatt.models.common import conv_bn
 from keras_coordatt.models.common import default_name
-from keras_coordatt.models.common import finish_model
-from keras_coordatt.models.common import image_input
-from keras_coordatt.models.common import mobile_stem
 from keras_coordatt.models.common import make_divisible
-from keras_coordatt.models.common import pyramid_level
+from keras_coordatt.models.common import mobile_stem
 
 # (t, c, n, s) of the official MobileNeXt: t is the sandglass reduction ratio.
 STAGES = (
@@ -81,6 +85,71 @@ STAGES = (
     Stage(6, 1280, 1, 1),
 )
 ATTENTION_POSITIONS = ("first", "last")
+
+
+@keras.saving.register_keras_serializable(package="keras_coordatt")
+class MobileNeXtBackbone(Backbone):
+    """MobileNeXt's feature extractor (sandglass blocks) with an attention block in each.
+
+    Reference: Zhou et al., "Rethinking Bottleneck Structure for Efficient
+    Mobile Network Design", ECCV 2020; Hou, Zhou, Feng, CVPR 2021, Table 3.
+
+    The output is the last block's 1280-channel map; see `MobileNeXt` for the
+    arguments (``image_shape`` is keras.applications' ``input_shape``,
+    default ``(None, None, 3)``).
+
+    Example:
+
+    >>> backbone = MobileNeXtBackbone(image_shape=(64, 64, 3), alpha=0.5, attention="ca")
+    >>> sorted(backbone.pyramid_outputs), backbone.feature_channels
+    (['P2', 'P3', 'P4', 'P5'], 1280)
+    """
+
+    config_fields = ("image_shape", "alpha", "attention", "attention_kwargs",
+                     "attention_position", "padding", "bn_epsilon", "bn_momentum")
+
+    def __init__(
+        self,
+        image_shape=(None, None, 3),
+        alpha=1.0,
+        attention=None,
+        attention_kwargs=None,
+        attention_position="first",
+        padding="keras",
+        bn_epsilon=1e-3,
+        bn_momentum=0.999,
+        input_tensor=None,
+        name=None,
+        dtype=None,
+        **kwargs,
+    ):
+        owner = "MobileNeXt"
+        check_backbone_arguments(owner, alpha, padding)
+        if attention_position not in ATTENTION_POSITIONS:
+            raise ValueError(
+                f"{owner}: unknown attention_position={attention_position!r}. "
+                f"Expected one of {ATTENTION_POSITIONS}."
+            )
+        image_shape = check_image_shape(owner, image_shape)
+        with dtype_policy_scope(dtype) as policy:
+            image = backbone_input(owner, image_shape, input_tensor)
+            features, pyramid = _features(
+                image, alpha, attention, attention_kwargs or {}, attention_position, padding,
+                Norm(bn_epsilon, bn_momentum),
+            )
+        super().__init__(
+            image, features, pyramid, dtype=policy,
+            name=name or default_name(f"mobilenext_{alpha:0.2f}_{image_shape[0]}", attention),
+            **kwargs,
+        )
+        self.image_shape = image_shape
+        self.alpha = alpha
+        self.attention = attention
+        self.attention_kwargs = attention_kwargs
+        self.attention_position = attention_position
+        self.padding = padding
+        self.bn_epsilon = bn_epsilon
+        self.bn_momentum = bn_momentum
 
 
 def MobileNeXt(
@@ -147,7 +216,8 @@ def MobileNeXt(
         dropout_rate: dropout before ``predictions``; the official 0.2.
 
     Returns:
-        A `keras.Model`.
+        A `MobileNeXtBackbone` (``include_top=False, pooling=None``) or an
+        `ImageClassifier` on one.
 
     Example:
 
@@ -156,22 +226,22 @@ def MobileNeXt(
     >>> model.output.shape
     (None, 1000)
     """
-    builder = "MobileNeXt"
-    check_arguments(
-        builder, alpha, include_top, weights, pooling, classes, padding, dropout_rate
+    make_backbone = functools.partial(
+        MobileNeXtBackbone, alpha=alpha, attention=attention,
+        attention_kwargs=attention_kwargs, attention_position=attention_position,
+        padding=padding, bn_epsilon=bn_epsilon, bn_momentum=bn_momentum,
     )
-    if attention_position not in ATTENTION_POSITIONS:
-        raise ValueError(
-            f"{builder}: unknown attention_position={attention_position!r}. "
-            f"Expected one of {ATTENTION_POSITIONS}."
-        )
-    image, inputs = image_input(builder, input_shape, input_tensor, include_top)
-    norm = Norm(bn_epsilon, bn_momentum)
-    attention_kwargs = attention_kwargs or {}
+    return build_application(
+        "MobileNeXt", make_backbone, input_shape, include_top, weights, input_tensor,
+        pooling, classes, classifier_activation, name, dropout_rate,
+    )
 
+
+def _features(image, alpha, attention, attention_kwargs, attention_position, padding, norm):
+    """The graph from the image to the last block, and the feature maps by level."""
     x = mobile_stem(image, alpha, norm, padding, pad_name="Conv1_pad")
-    pyramid, stride_so_far = {}, 2
-    for block_id, (stage_id, repeat, stage, stride) in enumerate(blocks(STAGES)):
+    pyramid, total_stride = {}, 2
+    for block_id, (stage_id, _, stage, stride) in enumerate(blocks(STAGES)):
         # Like MobileNetV2's last 1x1 conv, the last block is not narrowed.
         width = max(alpha, 1.0) if stage_id == len(STAGES) - 1 else alpha
         x = sandglass_block(
@@ -187,14 +257,9 @@ def MobileNeXt(
             norm=norm,
             padding=padding,
         )
-        stride_so_far *= stride
-        pyramid[pyramid_level(stride_so_far)] = x
-    outputs = classifier_head(
-        x, include_top, pooling, classes, classifier_activation, dropout_rate
-    )
-    if name is None:
-        name = default_name(f"mobilenext_{alpha:0.2f}_{image.shape[1]}", attention)
-    return finish_model(builder, inputs, outputs, name, weights, pyramid)
+        total_stride *= stride
+        pyramid[pyramid_level(total_stride)] = x
+    return x, {level: pyramid[level] for level in PYRAMID_LEVELS}
 
 
 def sandglass_block(

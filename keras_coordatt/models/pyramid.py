@@ -1,14 +1,14 @@
 """Multi-scale feature maps for dense heads (detection, segmentation), keras-hub style.
 
-Every builder here returns a model with a ``pyramid_outputs`` attribute,
-``{"P2": ..., "P3": ..., "P4": ..., "P5": ...}``: level ``Pk`` is the output
-of the last block at stride ``2**k`` of the network's table, and ``P5`` the
-final feature map (the one pooling sees). With MobileNetV2's
-``output_stride=16`` or ``8`` the levels keep their blocks but stop
-shrinking at that stride, as DeepLabV3 needs.
+Every backbone here (and every classifier on one) has a ``pyramid_outputs``
+attribute, ``{"P2": ..., "P3": ..., "P4": ..., "P5": ...}``: level ``Pk`` is
+the last feature map whose true stride is ``2**k``, and the final feature map
+(the one pooling sees) is the deepest level. With MobileNetV2's
+``output_stride=16`` (``8``) the final map stays at stride 16 (8), so it is
+``P4`` (``P3``) and the deeper levels are absent, as DeepLabV3 needs.
 
-The attribute lives on the Python object: a model reloaded from a ``.keras``
-file no longer has it; rebuild it with its builder and load its weights.
+The backbones are configured by their arguments, so a model reloaded from a
+``.keras`` file has its pyramid again.
 """
 
 import keras
@@ -22,8 +22,9 @@ def feature_pyramid(model):
     heads on MobileNetV2 + CA features).
 
     Args:
-        model: a model from `MobileNetV2`, `MobileNeXt` or `EfficientNetB0`
-            (anything with a ``pyramid_outputs`` dict of its own tensors).
+        model: a `Backbone` or an `ImageClassifier` (what `MobileNetV2`,
+            `MobileNeXt` and `EfficientNetB0` return), or anything with a
+            ``pyramid_outputs`` dict of its own tensors.
 
     Returns:
         A `keras.Model` sharing ``model``'s layers and weights whose output is
@@ -44,8 +45,7 @@ def feature_pyramid(model):
     if not outputs:
         raise ValueError(
             f"feature_pyramid: model '{model.name}' has no pyramid_outputs. "
-            "Build it with MobileNetV2, MobileNeXt or EfficientNetB0; a model "
-            "reloaded from a .keras file loses the attribute, so rebuild it "
-            "with its builder and load its weights."
+            "Build it with MobileNetV2, MobileNeXt or EfficientNetB0 (or their "
+            "Backbone classes)."
         )
     return keras.Model(model.input, dict(outputs), name=f"{model.name}_pyramid")

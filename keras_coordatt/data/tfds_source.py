@@ -18,10 +18,10 @@ import urllib.parse
 
 import tensorflow as tf
 
-from training.data.source import Source
-from training.data.source import Split
-from training.data.source import limited
-from training.data.source import unknown_split_error
+from keras_coordatt.data.source import Source
+from keras_coordatt.data.source import Split
+from keras_coordatt.data.source import limited
+from keras_coordatt.data.source import unknown_split_error
 
 # Where tensorflow-datasets looks for prepared copies before downloading; the
 # host checked when a dataset lists no download URLs.

@@ -23,11 +23,11 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from training.data.source import Source
-from training.data.source import Split
-from training.data.source import limited
-from training.data.source import stratified_split
-from training.data.source import unknown_split_error
+from keras_coordatt.data.source import Source
+from keras_coordatt.data.source import Split
+from keras_coordatt.data.source import limited
+from keras_coordatt.data.source import stratified_split
+from keras_coordatt.data.source import unknown_split_error
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp")
 EVAL_FOLDERS = ("val", "validation", "test")

@@ -41,13 +41,13 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
-from training.data.preprocessing import resize_size
-from training.data.preprocessing import shrink_to
-from training.data.source import Source
-from training.data.source import Split
-from training.data.source import limited
-from training.data.source import stratified_split
-from training.data.source import unknown_split_error
+from keras_coordatt.preprocessing import resize_size
+from keras_coordatt.preprocessing import shrink_to
+from keras_coordatt.data.source import Source
+from keras_coordatt.data.source import Split
+from keras_coordatt.data.source import limited
+from keras_coordatt.data.source import stratified_split
+from keras_coordatt.data.source import unknown_split_error
 
 CLASS_NAMES = [
     "functional (0%)",

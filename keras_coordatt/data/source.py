@@ -5,7 +5,7 @@ names and its splits. Reading a split gives a ``tf.data.Dataset`` of
 ``(image, label)`` pairs in a fixed order: ``image`` uint8 ``(H, W, C)`` with
 C = 1 (greyscale) or 3, at the source's resolution, ``label`` int32. Resizing,
 augmentation, batching and caching are the pipeline's business
-(``training.data.pipeline``), so every source gets the same preprocessing.
+(``keras_coordatt.data.pipeline``), so every source gets the same preprocessing.
 """
 
 import dataclasses

@@ -28,10 +28,10 @@ import numpy as np
 
 from keras_coordatt.layers import CoordAttention
 from keras_coordatt.models.common import blocks
+from keras_coordatt.models.common import STEM_CHANNELS
 from keras_coordatt.models.common import make_divisible
 from keras_coordatt.models.mobilenet_v2 import LAST_CHANNELS
 from keras_coordatt.models.mobilenet_v2 import STAGES
-from keras_coordatt.models.mobilenet_v2 import STEM_CHANNELS
 from keras_coordatt.models.mobilenet_v2 import MobileNetV2
 
 # Where each Keras layer's weights live in a checkpoint. `block` maps the

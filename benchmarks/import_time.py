@@ -1,0 +1,61 @@
+"""What ``import keras_coordatt`` costs on top of ``import keras``: time and modules.
+
+Each measurement runs in a fresh interpreter; the rounds alternate, and the
+script prints the median of each and the modules the package adds.
+
+    python benchmarks/import_time.py            # 7 rounds
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+
+PROBE = """
+import json, sys, time
+started = time.perf_counter()
+import keras
+after_keras = time.perf_counter()
+before = set(sys.modules)
+import keras_coordatt
+done = time.perf_counter()
+added = sorted(set(sys.modules) - before)
+print(json.dumps({"keras": after_keras - started, "package": done - after_keras, "added": added}))
+"""
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7, help="fresh interpreters to time (default: 7)")
+    args = parser.parse_args(argv)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    runs = [json.loads(subprocess.run([sys.executable, "-c", PROBE], env=env, check=True,
+                                      capture_output=True, text=True).stdout.splitlines()[-1])
+            for _ in range(args.rounds)]
+    added = runs[-1]["added"]
+    outside = sorted({name.split(".")[0] for name in added} - {"keras_coordatt"})
+    print(f"CPU: {cpu_model()}; backend {os.environ.get('KERAS_BACKEND', 'tensorflow')}; "
+          f"{args.rounds} fresh interpreters, median")
+    print(f"import keras:                  {statistics.median(r['keras'] for r in runs):.3f} s")
+    print(f"import keras_coordatt on top:  {statistics.median(r['package'] for r in runs):.3f} s "
+          f"({len(added)} modules: {len(added) - len([a for a in added if a.split('.')[0] in outside])} "
+          f"of keras_coordatt, others: {', '.join(outside) or 'none'})")
+    print("keras_coordatt modules: " + ", ".join(a for a in added if a.startswith("keras_coordatt")))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,243 @@
+"""The image preprocessing a network expects: one definition for training, evaluation and export.
+
+A model of this package carries its `Preprocessing` (``model.preprocessing``),
+so the data pipeline, the serving SavedModel's signature and the
+``preprocessing.json`` written beside TFLite files all apply the same steps:
+
+- eval (and inference): resize so the shorter side is ``image_size /
+  CROP_FRACTION`` (256 for 224; bilinear, antialiased, rounded back to
+  uint8), keep the central ``image_size`` square;
+- train: the random-resized "Inception" crop (Szegedy et al., *Going Deeper
+  with Convolutions*, CVPR 2015) covering ``crop_scale`` of the area with an
+  aspect ratio in [3/4, 4/3], resized to ``image_size`` squared, and a random
+  horizontal flip;
+- both: greyscale becomes three channels (RGB order), and uint8 [0, 255] maps
+  linearly onto the network's ``pixel_range``: (-1, 1) for MobileNet-style
+  networks (``mobilenet_v2.preprocess_input``), (0, 255) for EfficientNet,
+  which rescales and normalises inside the model.
+
+Because the eval resize rounds to uint8, an image cached at the resize size
+(`shrink_to`) and the original give identical eval inputs.
+
+The image functions need TensorFlow (they run inside ``tf.data`` and in
+exported graphs) and import it when called; `Preprocessing` itself is plain
+data, so models carry it on any backend.
+"""
+
+import dataclasses
+
+# The share of the resized image that eval keeps: 224 of 256.
+CROP_FRACTION = 0.875
+ASPECT_RATIO_RANGE = (3 / 4, 4 / 3)
+MOBILENET_PIXEL_RANGE = (-1.0, 1.0)
+RAW_PIXEL_RANGE = (0.0, 255.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Preprocessing:
+    """What a network expects of its input images.
+
+    Args:
+        pixel_range: ``(low, high)`` that uint8 0 and 255 map to.
+
+    Example:
+
+    >>> Preprocessing().resize_size(224), Preprocessing(pixel_range=(0, 255)).spec(96)["formula"]
+    (256, 'x = pixel * 1 + 0')
+    """
+
+    pixel_range: tuple = MOBILENET_PIXEL_RANGE
+
+    def __post_init__(self):
+        low, high = (float(value) for value in self.pixel_range)
+        if not low < high:
+            raise ValueError(f"Preprocessing: pixel_range must be (low, high) with low < high, "
+                             f"got {self.pixel_range!r}")
+        object.__setattr__(self, "pixel_range", (low, high))
+
+    @staticmethod
+    def resize_size(image_size):
+        """The shorter side eval resizes to before its center crop (256 for 224)."""
+        return int(round(image_size / CROP_FRACTION))
+
+    def for_eval(self, image, image_size):
+        """Evaluation preprocessing; see `preprocess_for_eval`."""
+        return preprocess_for_eval(image, image_size, self.pixel_range)
+
+    def for_train(self, image, seed, image_size, crop_scale=(0.08, 1.0)):
+        """Training augmentation; see `augment_for_train`."""
+        return augment_for_train(image, seed, image_size, self.pixel_range, crop_scale)
+
+    def spec(self, image_size):
+        """The eval preprocessing as a JSON-able dict, for files written beside exports."""
+        low, high = self.pixel_range
+        scale = (high - low) / 255.0
+        return {
+            "color": "RGB (greyscale repeated to 3 channels)",
+            "layout": "NHWC",
+            "resize": {
+                "shorter_side": self.resize_size(image_size),
+                "interpolation": "bilinear, antialiased, rounded to uint8",
+                "then": f"center crop {image_size}x{image_size}",
+            },
+            "input_size": [image_size, image_size],
+            "pixel_range": [low, high],
+            "formula": f"x = pixel * {scale:.10g} + {low:g}",
+        }
+
+
+def preprocessing_of(model):
+    """The `Preprocessing` that ``model`` expects.
+
+    A model of this package says so itself (``model.preprocessing``). For
+    other Keras models the keras.applications convention decides: a
+    ``Rescaling`` layer among the first layers means the network takes raw
+    [0, 255] pixels (EfficientNet); otherwise pixels map to [-1, 1].
+    """
+    own = getattr(model, "preprocessing", None)
+    if isinstance(own, Preprocessing):
+        return own
+    import keras
+
+    if any(isinstance(layer, keras.layers.Rescaling) for layer in model.layers[:4]):
+        return Preprocessing(RAW_PIXEL_RANGE)
+    return Preprocessing(MOBILENET_PIXEL_RANGE)
+
+
+def resize_size(image_size):
+    """The shorter side eval resizes to before its center crop (256 for 224)."""
+    return Preprocessing.resize_size(image_size)
+
+
+def preprocess_for_eval(image, image_size, pixel_range=MOBILENET_PIXEL_RANGE):
+    """Evaluation (and inference) preprocessing: resize, center crop, scale.
+
+    The shorter side is resized to ``round(image_size / 0.875)`` (bilinear,
+    antialiased, rounded to uint8), the central ``image_size`` square is
+    kept, greyscale becomes three channels, and [0, 255] maps linearly onto
+    ``pixel_range``. Use it to prepare images for an exported model exactly as
+    the evaluation saw them.
+
+    Args:
+        image: uint8 ``(H, W, C)`` or a batch ``(B, H, W, C)``, C = 1 or 3.
+        image_size: the side of the square output.
+        pixel_range: ``(low, high)`` that 0 and 255 map to.
+
+    Returns:
+        float32 ``(image_size, image_size, 3)`` (or ``(B, ...)``).
+
+    Example:
+
+    >>> import numpy as np
+    >>> photo = np.full((300, 400, 3), 255, dtype="uint8")
+    >>> x = preprocess_for_eval(photo, 224)
+    >>> tuple(x.shape), float(x.numpy().min()), float(x.numpy().max())
+    ((224, 224, 3), 1.0, 1.0)
+    """
+    import tensorflow as tf
+
+    image = tf.convert_to_tensor(image)
+    if image.dtype != tf.uint8:
+        raise TypeError(
+            f"preprocess_for_eval takes uint8 images in [0, 255], got {image.dtype.name}"
+        )
+    image = center_crop(resize_shorter(image, resize_size(image_size)), image_size)
+    return to_pixel_range(as_rgb(image), pixel_range)
+
+
+def augment_for_train(image, seed, image_size, pixel_range=MOBILENET_PIXEL_RANGE,
+                      crop_scale=(0.08, 1.0)):
+    """Training augmentation: random-resized crop, horizontal flip, scale.
+
+    Stateless: the same ``seed`` gives the same crop and flip, which is what
+    makes deterministic runs repeat.
+
+    Args:
+        image: uint8 ``(H, W, C)``, C = 1 or 3.
+        seed: int32 or int64 ``(2,)``, the stateless random seed.
+        image_size: the side of the square output.
+        pixel_range: ``(low, high)`` that 0 and 255 map to.
+        crop_scale: the range of the crop's share of the image area.
+
+    Returns:
+        float32 ``(image_size, image_size, 3)``.
+    """
+    import tensorflow as tf
+
+    crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
+        tf.shape(image),
+        bounding_boxes=tf.zeros([1, 0, 4]),
+        seed=crop_seed,
+        min_object_covered=0.0,
+        aspect_ratio_range=ASPECT_RATIO_RANGE,
+        area_range=crop_scale,
+        max_attempts=10,
+        use_image_if_no_bounding_boxes=True,
+    )
+    image = tf.ensure_shape(tf.slice(image, begin, size), (None, None, image.shape[-1]))
+    image = tf.image.resize(image, (image_size, image_size), antialias=True)
+    image = tf.image.stateless_random_flip_left_right(image, flip_seed)
+    return to_pixel_range(as_rgb(image), pixel_range)
+
+
+def center_crop(image, size):
+    """The central ``size`` x ``size`` square of ``(H, W, C)`` or ``(B, H, W, C)`` images."""
+    import tensorflow as tf
+
+    top = (tf.shape(image)[-3] - size) // 2
+    left = (tf.shape(image)[-2] - size) // 2
+    return image[..., top : top + size, left : left + size, :]
+
+
+def resize_shorter(image, size):
+    """Resizes so the shorter side is ``size``, keeping the aspect ratio; uint8 out.
+
+    A resize to the size an image already has returns it unchanged, which is
+    why a shrunk, cached image preprocesses like the original.
+    """
+    import tensorflow as tf
+
+    shape = tf.cast(tf.shape(image)[-3:-1], tf.float32)
+    new_shape = tf.cast(tf.round(shape * (size / tf.reduce_min(shape))), tf.int32)
+    new_shape = tf.maximum(new_shape, size)
+    resized = tf.image.resize(image, new_shape, antialias=True)
+    return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
+
+
+def shrink_to(image, size):
+    """Resizes an image down so its shorter side is ``size``; smaller ones stay.
+
+    What the data pipeline caches: eval and augmentation never need more
+    pixels than this, and `preprocess_for_eval` gives the same result on the
+    shrunk image as on the original.
+    """
+    import tensorflow as tf
+
+    shape = tf.shape(image)
+    return tf.cond(
+        tf.minimum(shape[-3], shape[-2]) > size,
+        lambda: resize_shorter(image, size),
+        lambda: image,
+    )
+
+
+def as_rgb(image):
+    """Repeats a single (greyscale) channel three times; three channels pass."""
+    import tensorflow as tf
+
+    channels = image.shape[-1]
+    if channels == 1:
+        return tf.repeat(image, 3, axis=-1)
+    if channels != 3:
+        raise ValueError(f"images need 1 or 3 channels, got shape {image.shape}")
+    return image
+
+
+def to_pixel_range(image, pixel_range):
+    """Maps [0, 255] linearly onto ``pixel_range``, as float32."""
+    import tensorflow as tf
+
+    low, high = pixel_range
+    image = tf.clip_by_value(tf.cast(image, tf.float32), 0.0, 255.0)
+    return image * ((high - low) / 255.0) + low

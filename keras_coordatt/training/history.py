@@ -1,0 +1,67 @@
+"""A run's per-epoch record: ``history.csv`` and the plot drawn from it."""
+
+import csv
+import os
+
+
+def append_history(path, row):
+    """Adds one epoch's row to ``history.csv`` (with a header for a new file)."""
+    exists = os.path.exists(path)
+    with open(path, "a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(row))
+        if not exists:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def read_history(path):
+    """The rows of ``history.csv`` as dicts, or [] if there is none."""
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def truncate_history(path, epochs_done):
+    """Drops rows of epochs a resumed run will redo."""
+    rows = [r for r in read_history(path) if int(r["epoch"]) <= epochs_done]
+    if os.path.exists(path):
+        os.remove(path)
+    for row in rows:
+        append_history(path, row)
+
+
+def pyplot():
+    """matplotlib's pyplot on the file-only Agg backend; ImportError says which extra brings it."""
+    try:
+        import matplotlib
+    except ImportError as error:
+        raise ImportError(
+            "plots need matplotlib: pip install 'keras-coordatt[train]' (or matplotlib)"
+        ) from error
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_curves(history_path, png_path):
+    """Training curves from history.csv: loss and accuracy, train and held-out."""
+    rows = read_history(history_path)
+    if not rows:
+        return
+    plt = pyplot()
+    epochs = [int(r["epoch"]) for r in rows]
+    figure, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for axis, metric in zip(axes, ("loss", "accuracy")):
+        for prefix, label in (("", "train"), ("val_", "held-out")):
+            key = prefix + metric
+            if key in rows[0] and rows[0][key] != "":
+                axis.plot(epochs, [float(r[key]) for r in rows], marker="o", label=label)
+        axis.set_xlabel("epoch")
+        axis.set_title(metric)
+        axis.grid(alpha=0.3)
+        axis.legend()
+    figure.tight_layout()
+    figure.savefig(png_path, dpi=100)
+    plt.close(figure)

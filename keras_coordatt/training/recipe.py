@@ -1,0 +1,59 @@
+"""The paper's optimisation recipe as Keras objects: schedule, optimizer, loss, mixup."""
+
+import keras
+
+
+def compile_for_training(model, config, steps_per_epoch):
+    """Compiles ``model`` with the config's SGD, cosine schedule, loss and accuracy.
+
+    Returns:
+        Whether the labels must be one-hot (label smoothing or mixup).
+    """
+    total_steps = config.epochs * steps_per_epoch
+    warmup_steps = int(config.warmup_epochs * steps_per_epoch)
+    peak = config.scaled_learning_rate
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup_steps else peak,
+        decay_steps=max(1, total_steps - warmup_steps),
+        warmup_target=peak if warmup_steps else None,
+        warmup_steps=warmup_steps,
+    )
+    # Keras' weight_decay is decoupled (w -= lr * wd * w); for SGD without
+    # momentum that equals PyTorch's coupled L2 term of the paper's recipe.
+    optimizer = keras.optimizers.SGD(
+        learning_rate=schedule, momentum=config.momentum, weight_decay=config.weight_decay
+    )
+    one_hot = config.label_smoothing > 0 or config.mixup_alpha > 0
+    if one_hot:
+        loss = keras.losses.CategoricalCrossentropy(
+            from_logits=True, label_smoothing=config.label_smoothing
+        )
+        metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
+    else:
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=config.jit)
+    return one_hot
+
+
+def label_transform(config, num_classes, one_hot):
+    """One-hot labels and optional mixup, as a tf.data map over batches; None if not needed."""
+    import tensorflow as tf
+
+    if not one_hot:
+        return None
+    alpha = config.mixup_alpha
+
+    def transform(images, labels):
+        targets = tf.one_hot(labels, num_classes)
+        if alpha <= 0:
+            return images, targets
+        gamma_a = tf.random.gamma([], alpha)
+        gamma_b = tf.random.gamma([], alpha)
+        lam = gamma_a / (gamma_a + gamma_b)
+        order = tf.random.shuffle(tf.range(tf.shape(images)[0]))
+        images = lam * images + (1 - lam) * tf.gather(images, order)
+        targets = lam * targets + (1 - lam) * tf.gather(targets, order)
+        return images, targets
+
+    return transform

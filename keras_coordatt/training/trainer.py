@@ -1,0 +1,292 @@
+"""Train a classification network with the paper's recipe.
+
+    keras-coordatt train --dataset elpv --model mobilenet_v2 --attention ca --image_size 96
+    keras-coordatt train --config training/configs/elpv_mobilenet_v2_ca.json --epochs 5
+
+What a run leaves in ``output_dir``:
+
+- ``checkpoints/``: model + optimizer + position (epoch, step in epoch), written
+  at every epoch end, every ``checkpoint_every_steps`` steps, and when the run
+  is interrupted (SIGINT / SIGTERM). A restarted run picks up from the newest
+  one (``--resume false`` starts over); with ``--deterministic true`` it ends
+  with the same weights as a run that was never stopped.
+- ``best.weights.h5`` (best held-out accuracy) and ``last.weights.h5``;
+  ``model.keras`` and ``metrics.json`` at the end.
+- ``history.csv``, ``training_curves.png``, ``tensorboard/``, ``config.json``.
+
+A NaN or infinite loss stops the run with an error naming the step and batch;
+the checkpoints written before it are kept.
+"""
+
+import json
+import os
+import sys
+import time
+
+import keras
+
+from keras_coordatt.data import PipelineOptions
+from keras_coordatt.data import load_datasets
+from keras_coordatt.models.families import build_model
+from keras_coordatt.models.macs import count_trainable_params
+from keras_coordatt.models.weights import load_weights_by_name
+from keras_coordatt.training.callbacks import EpochProgress
+from keras_coordatt.training.callbacks import StepWatch
+from keras_coordatt.training.callbacks import StopRequests
+from keras_coordatt.training.checkpoints import RunCheckpoint
+from keras_coordatt.training.config import TrainConfig
+from keras_coordatt.training.config import config_from_args
+from keras_coordatt.training.distribute import is_chief
+from keras_coordatt.training.distribute import make_strategy
+from keras_coordatt.training.distribute import work_around_keras_multi_worker
+from keras_coordatt.training.distribute import worker_dir
+from keras_coordatt.training.history import append_history
+from keras_coordatt.training.history import plot_curves
+from keras_coordatt.training.history import truncate_history
+from keras_coordatt.training.recipe import compile_for_training
+from keras_coordatt.training.recipe import label_transform
+
+
+def train(config: TrainConfig):
+    """Runs (or resumes) one training run and returns its final metrics."""
+    if keras.backend.backend() != "tensorflow":
+        raise RuntimeError(
+            "the trainer needs the TensorFlow backend (tf.distribute, tf.train checkpoints, "
+            f"tf.data); KERAS_BACKEND is {keras.backend.backend()!r}. Run it with "
+            "KERAS_BACKEND=tensorflow; its model.keras loads on any backend."
+        )
+    config.validate()
+    os.makedirs(config.output_dir, exist_ok=True)
+    strategy = make_strategy(config)
+    previous_policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(config.precision)
+    try:
+        return Trainer(config, strategy).run()
+    finally:
+        # The policy is process-wide; a notebook or a test that trains next
+        # should not inherit mixed precision from this run.
+        keras.config.set_dtype_policy(previous_policy)
+
+
+def model_for_config(config, num_classes):
+    """The config's network with a logits head for ``num_classes``."""
+    model = build_model(
+        config.model,
+        alpha=config.alpha,
+        input_shape=(config.image_size, config.image_size, 3),
+        attention=config.attention,
+        classes=num_classes,
+        classifier_activation=None,
+        dropout_rate=config.dropout_rate,
+        bn_momentum=config.bn_momentum,
+    )
+    if config.sync_batchnorm:
+        synchronize_batchnorm(model)
+    if config.init_weights:
+        copied, skipped = load_weights_by_name(model, config.init_weights)
+        print(f"init_weights: copied {len(copied)} layers from {config.init_weights}"
+              + (f"; kept the new {', '.join(skipped)} (shapes differ)" if skipped else ""))
+    return model
+
+
+def synchronize_batchnorm(model):
+    """BatchNorm statistics over the global batch, across all replicas.
+
+    The paper trains detection with synchronized BatchNorm; with it a
+    multi-replica run computes what one device would on the same global batch.
+    Keras reads the flag when the layer is traced, so setting it after
+    construction takes effect. Returns the number of layers changed.
+    """
+    count = 0
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.synchronized = True
+            count += 1
+    return count
+
+
+class Trainer:
+    """One run: data, model, checkpoints, the epoch loop and what it writes."""
+
+    def __init__(self, config, strategy):
+        self.config = config
+        self.strategy = strategy
+        self.chief = is_chief(strategy)
+        self.output_dir = worker_dir(config.output_dir, strategy, self.chief)
+        self.history_path = os.path.join(config.output_dir, "history.csv")
+
+    def run(self):
+        import tensorflow as tf
+
+        keras.utils.set_random_seed(self.config.seed)
+        if self.config.deterministic:
+            tf.config.experimental.enable_op_determinism()
+        self.datasets = self._load_data()
+        self._build_model()
+        start_epoch, start_step = self._restore()
+        self.trained_steps = 0
+        self.started = time.perf_counter()
+        with StopRequests() as stops:
+            for epoch in range(start_epoch, self.config.epochs):
+                skip = start_step if epoch == start_epoch else 0
+                self._train_epoch(epoch, skip, stops)
+                if stops.requested:
+                    print(f"Stopped in epoch {epoch + 1}; run the same command again to resume.")
+                    return {"interrupted": True, "epoch": epoch}
+        return self._finish()
+
+    def _load_data(self):
+        config = self.config
+        options = PipelineOptions(
+            image_size=config.image_size,
+            batch_size=config.batch_size,
+            preprocessing=config.family.preprocessing,
+            crop_scale=(config.crop_scale_min, 1.0),
+            cache=config.cache,
+            deterministic=config.deterministic,
+            seed=config.seed,
+        )
+        datasets = load_datasets(
+            config.dataset, options, train_split=config.train_split,
+            eval_split=config.eval_split, data_dir=config.data_dir,
+            limit_train=config.limit_train, limit_eval=config.limit_eval,
+        )
+        self.steps_per_epoch = datasets.train_examples // config.batch_size
+        if self.chief:
+            print(datasets.describe())
+            with open(os.path.join(config.output_dir, "config.json"), "w") as f:
+                f.write(config.to_json())
+        return datasets
+
+    def _build_model(self):
+        with self.strategy.scope():
+            self.model = model_for_config(self.config, self.datasets.num_classes)
+            one_hot = compile_for_training(self.model, self.config, self.steps_per_epoch)
+            self.model.optimizer.build(self.model.trainable_variables)
+        self.transform = label_transform(self.config, self.datasets.num_classes, one_hot)
+        self.eval_data = self._labelled(self.datasets.eval)
+        if self.config.strategy == "multiworker":
+            work_around_keras_multi_worker(
+                self.model, self.strategy, self._labelled(self.datasets.train_for_epoch(0)).element_spec)
+        self.tensorboard = keras.callbacks.TensorBoard(
+            os.path.join(self.config.output_dir, "tensorboard"))
+
+    def _labelled(self, dataset):
+        return dataset.map(self.transform) if self.transform else dataset
+
+    def _restore(self):
+        """Opens the run's checkpoints; returns where training continues."""
+        self.checkpoint = RunCheckpoint(
+            self.model, os.path.join(self.output_dir, "checkpoints"), self.config.keep_checkpoints)
+        latest = self.checkpoint.restore_latest() if self.config.resume else None
+        epoch, step = self.checkpoint.position
+        if latest:
+            print(f"Resumed from {latest}: epoch {epoch + 1}, step {step} of {self.steps_per_epoch}")
+        if self.chief:
+            truncate_history(self.history_path, epoch)
+        return epoch, step
+
+    def _train_epoch(self, epoch, skip, stops):
+        # Epoch k's shuffle and augmentation depend on (seed, k) only, so a
+        # resumed epoch sees the batches an unbroken run would have.
+        train_data = self._labelled(self.datasets.train_for_epoch(epoch))
+        if skip:
+            train_data = train_data.skip(skip)
+        watch = StepWatch(self.checkpoint, stops, epoch, skip, self.steps_per_epoch,
+                          self.config.checkpoint_every_steps)
+        epoch_start = time.perf_counter()
+        fit = self.model.fit(
+            train_data, validation_data=self.eval_data, initial_epoch=epoch, epochs=epoch + 1,
+            callbacks=[watch, EpochProgress(self.config.epochs), self.tensorboard],
+            verbose=_verbosity(self.config),
+        )
+        self.trained_steps += self.steps_per_epoch - skip
+        if stops.requested:
+            return
+        logs = {key: float(values[-1]) for key, values in fit.history.items()}
+        self._end_epoch(epoch, logs, time.perf_counter() - epoch_start)
+
+    def _end_epoch(self, epoch, logs, seconds):
+        """Checkpoint, weights, history row, plot and one line of progress."""
+        improved = self.checkpoint.improved(logs.get("val_accuracy", -1.0))
+        self.checkpoint.save(epoch + 1, 0, (epoch + 1) * self.steps_per_epoch)
+        os.makedirs(self.output_dir, exist_ok=True)
+        self.model.save_weights(os.path.join(self.output_dir, "last.weights.h5"))
+        if improved:
+            self.model.save_weights(os.path.join(self.output_dir, "best.weights.h5"))
+        if not self.chief:
+            return
+        learning_rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        append_history(self.history_path, {"epoch": epoch + 1, **logs,
+                                           "learning_rate": learning_rate,
+                                           "seconds": round(seconds, 2)})
+        self._plot()
+        nan = float("nan")
+        print(f"epoch {epoch + 1}/{self.config.epochs}: loss {logs.get('loss', nan):.4f}"
+              f" accuracy {logs.get('accuracy', nan):.4f}"
+              f" | held-out loss {logs.get('val_loss', nan):.4f}"
+              f" accuracy {logs.get('val_accuracy', nan):.4f}"
+              f" | lr {learning_rate:.5f} | {seconds:.1f}s"
+              f"{' | best' if improved else ''}", flush=True)
+
+    def _finish(self):
+        """Evaluates, saves ``model.keras`` and writes ``metrics.json``; returns the metrics."""
+        config, datasets = self.config, self.datasets
+        train_seconds = time.perf_counter() - self.started
+        evaluation = self.model.evaluate(self.eval_data, verbose=0, return_dict=True)
+        epoch, step = self.checkpoint.position
+        metrics = {
+            "model": config.model,
+            "attention": config.attention,
+            "alpha": config.alpha,
+            "image_size": config.image_size,
+            "dataset": config.dataset,
+            "epochs": config.epochs,
+            "class_names": list(datasets.class_names),
+            "train_examples": datasets.train_examples,
+            "eval_examples": datasets.eval_examples,
+            "global_steps": epoch * self.steps_per_epoch + step,
+            "optimizer_updates": int(self.model.optimizer.iterations.numpy()),
+            "trainable_params": count_trainable_params(self.model),
+            "eval_accuracy": float(evaluation["accuracy"]),
+            "eval_loss": float(evaluation["loss"]),
+            "best_eval_accuracy": float(self.checkpoint.best_accuracy),
+            "train_seconds_this_session": round(train_seconds, 1),
+            "train_images_per_second": round(
+                self.trained_steps * config.batch_size / max(train_seconds, 1e-9), 1),
+        }
+        model_path = os.path.join(self.output_dir, "model.keras")
+        self.model.save(model_path)
+        if self.chief:
+            with open(os.path.join(config.output_dir, "metrics.json"), "w") as f:
+                json.dump(metrics, f, indent=2)
+            print(f"Saved {model_path} (held-out accuracy {metrics['eval_accuracy']:.4f}); "
+                  f"metrics.json, history.csv and training_curves.png are beside it.")
+        return metrics
+
+    def _plot(self):
+        try:
+            plot_curves(self.history_path,
+                        os.path.join(self.config.output_dir, "training_curves.png"))
+        except ImportError as error:
+            if not getattr(self, "_plot_skipped", False):
+                print(f"training_curves.png not drawn: {error}")
+            self._plot_skipped = True
+
+
+def train_from_args(args, search_dirs=()):
+    """Trains the config that parsed ``args`` describe; returns the exit status.
+
+    Shared by ``keras-coordatt train`` and the repository's
+    ``python -m training.train`` (which passes its configs folder).
+    """
+    metrics = train(config_from_args(args, search_dirs))
+    print(json.dumps(metrics, indent=2))
+    return 130 if metrics.get("interrupted") else 0
+
+
+def _verbosity(config):
+    if config.verbose == "auto":
+        return 1 if sys.stdout.isatty() else 2
+    return {"bar": 1, "line": 2, "quiet": 0}[config.verbose]
+
