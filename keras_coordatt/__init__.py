@@ -1,5 +1,10 @@
 """Coordinate Attention (Hou, Zhou, Feng, CVPR 2021) for Keras 3."""
 
+from keras_coordatt.startup import quiet_tensorflow_startup
+
+with quiet_tensorflow_startup():
+    import keras  # noqa: F401 (loads the backend once, its start-up notices filtered)
+
 from keras_coordatt.layers import CBAM
 from keras_coordatt.layers import CoordAttention
 from keras_coordatt.layers import SqueezeExcite

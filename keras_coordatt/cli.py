@@ -14,6 +14,7 @@ Example:
 
 import argparse
 import sys
+import warnings
 
 import keras
 
@@ -90,13 +91,17 @@ def table_rows(families, widths, attentions):
 def run_table(args):
     """Prints the paper's Table 2 grid (and MobileNeXt, EfficientNet-B0) as markdown."""
     size = args.input_size
+    rows = table_rows(args.families, args.widths, args.attentions)
+    # Every row is a model built and counted: about 3 s each at 224 on a 2-core CPU.
+    print(f"keras-coordatt table: building {len(rows)} models to count them (a few seconds "
+          "each; --families, --widths and --attentions pick fewer)", file=sys.stderr, flush=True)
     print(
         f"Trainable parameters and multiply-adds at {size}x{size}, "
         f"{args.classes} classes; the paper's figures beside ours.\n"
     )
     print("| Model | Width | Attention | Params | Paper | M-Adds | Paper |")
     print("|---|---|---|---:|---:|---:|---:|")
-    for family, width, label, kwargs in table_rows(args.families, args.widths, args.attentions):
+    for family, width, label, kwargs in rows:
         model = family.builder(input_shape=(size, size, 3), classes=args.classes, **kwargs)
         params = models.count_trainable_params(model)
         macs = models.count_macs(model)
@@ -139,17 +144,13 @@ def run_convert(args):
     from keras_coordatt.models import count_trainable_params
 
     size = args.input_size
-    try:
-        model = convert(
-            args.checkpoint,
-            args.output,
-            layout=args.layout,
-            classes=args.classes,
-            input_shape=(size, size, 3),
-        )
-    except (OSError, ValueError) as error:
-        print(f"keras-coordatt convert: {error}", file=sys.stderr)
-        return 1
+    model = convert(
+        args.checkpoint,
+        args.output,
+        layout=args.layout,
+        classes=args.classes,
+        input_shape=(size, size, 3),
+    )
     print(
         f"{args.checkpoint} -> {args.output}: {model.name}, "
         f"{count_trainable_params(model):,} trainable parameters"
@@ -199,7 +200,10 @@ def add_export_arguments(parser):
     data.add_argument("--data-dir", default=None, help="tensorflow-datasets data directory")
     checks = parser.add_argument_group("checks")
     checks.add_argument("--atol", type=float, default=1e-4,
-                        help="largest output difference a float32 export may have (default: 1e-4)")
+                        help="absolute part of the float32 tolerance (default: 1e-4)")
+    checks.add_argument("--rtol", type=float, default=1e-5,
+                        help="relative part: a float32 export may differ by atol + rtol x the "
+                        "largest |output| of Keras (default: 1e-5)")
     checks.add_argument("--min-agreement", type=float, default=None,
                         help="fail quantized exports whose top-1 agreement with Keras is below this")
     parser.add_argument("--top-k", type=int, default=5, help="classes the serving signature returns")
@@ -228,10 +232,21 @@ def _load_for_export(args):
                                classifier_activation=None)
     if args.weights is None:
         print("keras-coordatt export: no --weights; exporting random weights", file=sys.stderr)
-    else:
-        if not os.path.exists(args.weights):
-            raise FileNotFoundError(f"no weights file {args.weights!r}")
-        model.load_weights(args.weights)
+        return model
+    if not os.path.exists(args.weights):
+        raise FileNotFoundError(f"no weights file {args.weights!r}")
+    try:
+        with warnings.catch_warnings():
+            # On a mismatch Keras warns once per layer before its error.
+            warnings.simplefilter("ignore")
+            model.load_weights(args.weights)
+    except ValueError:
+        # Keras' own message prints whole weight arrays; the options are what to fix.
+        raise ValueError(
+            f"the weights in {args.weights} do not fit {family.key} with --alpha {args.alpha} "
+            f"--attention {args.attention} --classes {args.classes}: pass "
+            "the options the weights were trained with (or export the run's model.keras)"
+        ) from None
     return model
 
 
@@ -262,30 +277,27 @@ def run_export(args):
     from keras_coordatt.export import ExportCheckError
     from keras_coordatt.export import export_model
 
-    try:
-        model = _load_for_export(args)
-        labels = _labels_for_export(args)
-        check, truth, calibration = None, None, None
-        if args.data:
-            from keras_coordatt.data import load_images
+    model = _load_for_export(args)
+    labels = _labels_for_export(args)
+    check, truth, calibration = None, None, None
+    if args.data:
+        from keras_coordatt.data import load_images
 
-            size = int(model.inputs[0].shape[1])
-            check, truth, class_names = load_images(
-                args.data, args.check_split, args.check_examples, size, args.data_dir)
-            calibration, _, _ = load_images(
-                args.data, args.calibration_split, args.calibration_examples, size, args.data_dir)
-            labels = labels or class_names
+        size = int(model.inputs[0].shape[1])
+        check, truth, class_names = load_images(
+            args.data, args.check_split, args.check_examples, size, args.data_dir)
+        calibration, _, _ = load_images(
+            args.data, args.calibration_split, args.calibration_examples, size, args.data_dir)
+        labels = labels or class_names
+    try:
         export_model(
             model, args.output, formats=args.formats, labels=labels, check_images=check,
             check_labels=truth, representative_images=calibration, top_k=args.top_k,
-            atol=args.atol, min_agreement=args.min_agreement, name=args.name,
+            atol=args.atol, rtol=args.rtol, min_agreement=args.min_agreement, name=args.name,
         )
     except ExportCheckError as error:
         print(f"keras-coordatt export: {error}", file=sys.stderr)
         return 1
-    except (OSError, ValueError, TypeError) as error:
-        print(f"keras-coordatt export: {error}", file=sys.stderr)
-        return 2
     print(f"Wrote and checked {len(args.formats)} exports in {args.output}/ "
           f"(export_report.json says how each check went)")
     return 0
@@ -334,16 +346,40 @@ def build_parser():
         prog="keras-coordatt",
         description="Coordinate Attention (Hou, Zhou, Feng, CVPR 2021) for Keras 3.",
     )
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error instead of one line")
     subcommands = parser.add_subparsers(dest="command", required=True, metavar="command")
     for name, (help_text, add_arguments, run) in COMMANDS.items():
-        subparser = subcommands.add_parser(name, help=help_text, description=help_text)
+        subparser = subcommands.add_parser(name, help=help_text, description=help_text,
+                                           parents=[common])
         add_arguments(subparser)
         subparser.set_defaults(run=run)
     return parser
 
 
+def bad_input_errors():
+    """What a bad argument, file, dataset, device or config raises: one line, status 2.
+
+    ValueError (a bad value), OSError (a missing or unreadable file), ImportError
+    (a missing extra), and TensorFlow's InvalidArgumentError (bad data met
+    inside a ``tf.data`` pipeline).
+    """
+    errors = (ValueError, OSError, ImportError)
+    tf = sys.modules.get("tensorflow")
+    if tf is not None and hasattr(tf, "errors"):
+        errors += (tf.errors.InvalidArgumentError,)
+    return errors
+
+
 def main(argv=None):
     """Runs ``keras-coordatt`` with ``argv`` (default: the process arguments).
+
+    Every command follows one convention: a bad argument, file, dataset,
+    device or config is one line on stderr naming it, and exit status 2
+    (``--debug`` shows the traceback); a check that fails (an export that
+    does not match Keras, a diverged run) is status 1; an interrupt is 130,
+    and the same command continues.
 
     Args:
         argv: the arguments after the program name, for example
@@ -352,8 +388,32 @@ def main(argv=None):
     Returns:
         The exit status.
     """
+    from keras_coordatt.training.callbacks import TrainingDiverged
+
     args = build_parser().parse_args(argv)
-    return args.run(args)
+    prefix = f"keras-coordatt {args.command}:"
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:
+        print(f"\n{prefix} interrupted; what was written is kept, and the same command "
+              "continues from it", file=sys.stderr)
+        return 130
+    except TrainingDiverged as error:
+        if args.debug:
+            raise
+        print(f"{prefix} {error}", file=sys.stderr)
+        return 1
+    except bad_input_errors() as error:
+        if args.debug:
+            raise
+        print(f"{prefix} {_one_line(error)}", file=sys.stderr)
+        return 2
+
+
+def _one_line(error):
+    """The error's message on one line (TensorFlow's errors keep theirs in ``message``)."""
+    message = getattr(error, "message", None) or str(error) or type(error).__name__
+    return " ".join(message.split())
 
 
 if __name__ == "__main__":

@@ -30,3 +30,11 @@ def seeded():
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session")
+def image_folder(tmp_path_factory):
+    """4 classes x (24 train + 8 val) 32x32 PNGs for training runs (see tests/runs.py)."""
+    from runs import write_image_folder
+
+    return write_image_folder(tmp_path_factory.mktemp("images"))

@@ -252,7 +252,7 @@ def test_a_failed_check_keeps_every_file_and_names_the_file_and_the_difference(
                             formats=("tflite_float32", "tflite_float16", "hub_classification"))
     message = str(error.value)
     assert "2 of 3 exports failed" in message
-    assert f"{tmp_path}/m_float32.tflite: FAILED: max |diff| vs Keras 1.00e-02 > atol 0.0001" in message
+    assert f"{tmp_path}/m_float32.tflite: FAILED: max |diff| vs Keras 1.00e-02 > tolerance" in message
     assert f"{tmp_path}/m_float16.tflite: RuntimeError: converter crashed" in message
     assert (tmp_path / "m_float32.tflite").exists() and (tmp_path / "hub_classification").is_dir()
     report = json.loads((tmp_path / "export_report.json").read_text())
@@ -272,6 +272,21 @@ def test_bad_arguments_are_named(tmp_path, kwargs, match):
     with pytest.raises(ValueError, match=match):
         export_model(awake_model(attention=None), str(tmp_path), log=None, **kwargs)
     assert not (tmp_path / "export_report.json").exists()
+
+
+def test_float_tolerance_grows_with_the_output_scale(tmp_path):
+    """Logits in the thousands differ by more than 1e-4 in float32 and still pass."""
+    from keras_coordatt.export import export_model
+
+    model = awake_model(attention=None)
+    predictions = model.get_layer("predictions")
+    predictions.kernel.assign(predictions.kernel * 2e4)
+    report = export_model(model, str(tmp_path), formats=("tflite_float32",), log=None,
+                          check_images=images(16, 60, 75))
+    entry = report["exports"]["tflite_float32"]
+    assert entry["output_scale"] > 1e3
+    assert entry["tolerance"] == pytest.approx(1e-4 + 1e-5 * entry["output_scale"])
+    assert 1e-4 < entry["max_abs_diff"] <= entry["tolerance"] and entry["ok"]
 
 
 def test_models_of_any_input_size_say_how_to_fix_the_size_and_the_advice_works(tmp_path):
@@ -341,7 +356,7 @@ def test_export_command_reports_a_failed_check_with_status_1(trained_run, tmp_pa
     from keras_coordatt.cli import main
 
     code = main(["export", str(trained_run / "model.keras"), "--output", str(tmp_path / "x"),
-                 "--formats", "tflite_float32", "--atol", "-1"])
+                 "--formats", "tflite_float32", "--atol", "-1", "--rtol", "0"])
     assert code == 1
     err = capsys.readouterr().err
     assert "1 of 1 exports failed" in err and "_float32.tflite: FAILED" in err

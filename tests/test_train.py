@@ -5,8 +5,6 @@ import json
 import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -15,65 +13,12 @@ import pytest
 from keras_coordatt.training import TrainConfig
 from keras_coordatt.training import load_config
 from keras_coordatt.training.config import config_names
+from runs import run_cli
+from runs import tiny
+from runs import weights_of
 from training.train import CONFIG_DIR
 
 pytestmark = pytest.mark.requires_tensorflow
-
-
-@pytest.fixture(scope="module")
-def image_folder(tmp_path_factory):
-    """4 classes x (24 train + 8 val) PNGs of 32x32; the class sets the stripe."""
-    from PIL import Image
-
-    root = tmp_path_factory.mktemp("images")
-    rng = np.random.default_rng(0)
-    for split, count in (("train", 24), ("val", 8)):
-        for label in range(4):
-            folder = root / split / f"class_{label}"
-            folder.mkdir(parents=True)
-            for index in range(count):
-                image = rng.integers(0, 80, size=(32, 32, 3), dtype=np.uint8)
-                image[label * 8 : label * 8 + 6] = 230
-                Image.fromarray(image).save(folder / f"{index}.png")
-    return root
-
-
-def tiny(tmp_path, image_folder, **overrides):
-    values = dict(
-        model="mobilenet_v2", alpha=0.35, attention="ca", image_size=32, dropout_rate=0.0,
-        dataset=f"folder:{image_folder}", train_split="train", eval_split="val",
-        epochs=2, batch_size=16, learning_rate=0.2, reference_batch_size=256,
-        crop_scale_min=0.5, output_dir=str(tmp_path / "run"), deterministic=True,
-        verbose="quiet", seed=1,
-    )
-    values.update(overrides)
-    return TrainConfig(**values)
-
-
-def run_cli(config, extra_env=None, wait=True):
-    args = [sys.executable, "-m", "keras_coordatt.cli", "train"]
-    for field in dataclasses.fields(config):
-        args += [f"--{field.name}", str(getattr(config, field.name))]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(extra_env or {})}
-    # Outside the checkout: the library's command needs nothing of the repository.
-    outside = os.path.dirname(os.path.abspath(config.output_dir))
-    os.makedirs(outside, exist_ok=True)
-    process = subprocess.Popen(args, cwd=outside, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
-    if wait:
-        output, _ = process.communicate(timeout=300)
-        return process.returncode, output
-    return process
-
-
-def weights_of(path):
-    import h5py
-
-    values = []
-    with h5py.File(path) as f:
-        f.visititems(lambda name, item: values.append(np.asarray(item))
-                     if isinstance(item, h5py.Dataset) else None)
-    return values
 
 
 # --- configuration -----------------------------------------------------------
@@ -215,26 +160,6 @@ def test_sigkill_mid_epoch_then_resume_ends_with_the_same_weights(tmp_path, imag
     for a, b in zip(weights_of(tmp_path / "killed" / "run" / "last.weights.h5"),
                     weights_of(tmp_path / "reference" / "run" / "last.weights.h5")):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-
-
-@pytest.mark.slow
-def test_sigint_saves_a_checkpoint_and_the_next_run_finishes(tmp_path, image_folder):
-    config = tiny(tmp_path, image_folder, epochs=40)
-    process = run_cli(config, wait=False)
-    index = tmp_path / "run" / "checkpoints" / "checkpoint"
-    deadline = time.time() + 240
-    while time.time() < deadline and not index.exists():
-        time.sleep(0.05)
-    process.send_signal(signal.SIGINT)
-    output, _ = process.communicate(timeout=120)
-    assert process.returncode == 130, output
-    assert "saving a checkpoint" in output
-    steps_saved = max(int(name.split("-")[1].split(".")[0])
-                      for name in os.listdir(index.parent) if name.startswith("ckpt-"))
-    assert steps_saved > 0
-    code, output = run_cli(dataclasses.replace(config, epochs=2))
-    assert code == 0, output
-    assert "Resumed from" in output
 
 
 def test_nan_loss_stops_with_the_step_and_batch(tmp_path, image_folder):

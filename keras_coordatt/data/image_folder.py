@@ -12,13 +12,18 @@ layout); images may sit in nested folders below their class folder. Files
 ending in .jpg, .jpeg, .png, .gif, .bmp or .webp (any case) are images; other
 files are ignored.
 
-Bad data fails with the path in the message: a missing root, a class folder
-without images, and a file whose first bytes are no JPEG, PNG, GIF, BMP or WebP
-signature all fail when the source is listed; a file that starts like an image
-but does not decode (truncated, corrupt) fails when the pipeline reaches it.
+Bad data fails with the path in the message, before any training starts: a
+missing root, a class folder without images, a file whose first bytes are no
+JPEG, PNG, GIF, BMP or WebP signature, and a file that starts like an image but
+does not decode (truncated, corrupt): every image is decoded once when the
+source is opened (in parallel; a line says how long it took when that is more
+than a few seconds), and the files that decoded are remembered for the rest
+of the process.
 """
 
+import concurrent.futures
 import os
+import time
 
 import numpy as np
 import tensorflow as tf
@@ -33,6 +38,11 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp")
 EVAL_FOLDERS = ("val", "validation", "test")
 TEST_FRACTION = 0.2
 SPLIT_SEED = 0
+
+# Files decoded once in this process, by (path, size, modification time).
+_DECODED = set()
+# How long a decode check may take before it says so.
+QUIET_SECONDS = 3.0
 
 # The first bytes of each format tf.io.decode_image reads.
 _SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
@@ -74,6 +84,7 @@ def load_image_folder(root):
             f"{TEST_FRACTION:.0%} test, split seed {SPLIT_SEED}"
         )
         default_eval_split = "test"
+    check_decodes(np.concatenate([files for files, _ in parts.values()]))
     source_name = f"folder:{root}"
 
     def read_split(name, limit, shuffle_files=False):
@@ -141,6 +152,37 @@ def _check_signature(path):
             f"{path} is not an image: its first bytes {head[:8]!r} are no JPEG, PNG, GIF, BMP "
             f"or WebP signature"
         )
+
+
+def check_decodes(files):
+    """Decodes every file once (in threads); a ValueError names the first that fails."""
+    todo = [path for path in map(str, files) if _identity(path) not in _DECODED]
+    if not todo:
+        return
+    started = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        for path, error in zip(todo, pool.map(_decode_error, todo)):
+            if error:
+                raise ValueError(f"cannot decode image file {path}: {error}")
+            _DECODED.add(_identity(path))
+    seconds = time.perf_counter() - started
+    if seconds > QUIET_SECONDS:
+        print(f"decoded {len(todo):,} images once to check them: {seconds:.0f} s "
+              f"({len(todo) / seconds:,.0f} per second)", flush=True)
+
+
+def _identity(path):
+    stat = os.stat(path)
+    return path, stat.st_size, stat.st_mtime_ns
+
+
+def _decode_error(path):
+    """None if ``path`` decodes, else TensorFlow's reason."""
+    try:
+        tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+    except tf.errors.OpError as error:
+        return " ".join(error.message.split())
+    return None
 
 
 def _decode(path):

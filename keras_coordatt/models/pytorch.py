@@ -196,21 +196,34 @@ def load_state_dict(checkpoint):
     if isinstance(checkpoint, Mapping):
         state = checkpoint
     else:
+        path = os.fspath(checkpoint)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"convert: no checkpoint file {path!r}")
+        if os.path.getsize(path) == 0:
+            raise ValueError(f"convert: {path!r} is empty (0 bytes), not a PyTorch checkpoint")
+        torch = _torch()
         try:
-            state = _torch().load(
-                os.fspath(checkpoint), map_location="cpu", weights_only=True
-            )
-        except pickle.UnpicklingError as error:
-            # weights_only=True refuses pickled objects (a whole nn.Module,
-            # an optimizer with custom classes): never run their code.
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:  # noqa: BLE001 - whatever torch.load says, the file is unusable
+            if isinstance(error, pickle.UnpicklingError) and "Weights only" in str(error):
+                # weights_only=True refuses pickled objects (a whole nn.Module,
+                # an optimizer with custom classes): never run their code.
+                raise ValueError(
+                    f"convert: {path!r} is not a plain state dict of "
+                    "tensors (torch.load(weights_only=True) refused it); save "
+                    "model.state_dict() instead."
+                ) from error
+            # A text file, a truncated download, another format: torch.load's
+            # own message (a zip or pickle detail) does not say that.
+            detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
             raise ValueError(
-                f"convert: {os.fspath(checkpoint)!r} is not a plain state dict of "
-                "tensors (torch.load(weights_only=True) refused it); save "
-                "model.state_dict() instead."
+                f"convert: {path!r} is not a readable PyTorch checkpoint (torch.save's "
+                f"zip or pickle file; torch.load says {type(error).__name__}: {detail}). "
+                "Is the download complete?"
             ) from error
         if not isinstance(state, Mapping):
             raise ValueError(
-                f"convert: {os.fspath(checkpoint)!r} holds a {type(state).__name__}, "
+                f"convert: {path!r} holds a {type(state).__name__}, "
                 "not a state dict; save model.state_dict() instead of the model."
             )
     for wrapper in WRAPPER_KEYS:

@@ -30,7 +30,8 @@ class StopRequests:
 
     def _request(self, signum, frame):
         self.requested = True
-        print(f"\nSignal {signum}: saving a checkpoint at the end of this step, then stopping.",
+        print(f"\nSignal {signum}: stopping with a checkpoint after this training step (or at "
+              "the end of the epoch, if it is evaluating); the same command continues.",
               flush=True)
 
 
@@ -40,6 +41,11 @@ class StepWatch(keras.callbacks.Callback):
     Steps are counted here, not read from ``optimizer.iterations``: under
     mixed_float16 the loss-scale optimizer skips the updates whose scaled
     gradients overflow, and those steps still happened.
+
+    A stop asked for during a training step ends the epoch there, with a
+    checkpoint at that step (``stopped_at``); one asked for on the last step
+    or during validation is left to the end of the epoch, which writes the
+    epoch's own checkpoint.
     """
 
     def __init__(self, checkpoint, stops, epoch, start_step, steps_per_epoch, every_steps):
@@ -50,6 +56,7 @@ class StepWatch(keras.callbacks.Callback):
         self.start_step = start_step
         self.steps_per_epoch = steps_per_epoch
         self.every_steps = every_steps
+        self.stopped_at = None
 
     def on_train_batch_end(self, batch, logs=None):
         step_in_epoch = self.start_step + batch + 1
@@ -62,11 +69,14 @@ class StepWatch(keras.callbacks.Callback):
                 f"{self.checkpoint} from before it are kept. Lower the learning rate or "
                 "check the data."
             )
+        mid_epoch = step_in_epoch < self.steps_per_epoch
         every = self.every_steps
-        periodic = every and step_in_epoch % every == 0 and step_in_epoch < self.steps_per_epoch
-        if self.stops.requested or periodic:
+        periodic = every and step_in_epoch % every == 0 and mid_epoch
+        stop = self.stops.requested and mid_epoch
+        if stop or periodic:
             self.checkpoint.save(self.epoch, step_in_epoch, global_step)
-        if self.stops.requested:
+        if stop:
+            self.stopped_at = step_in_epoch
             self.model.stop_training = True
 
 

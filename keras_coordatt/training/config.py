@@ -80,6 +80,8 @@ class TrainConfig:
     deterministic: bool = option(False, "repeatable runs: deterministic ops and data order")
     output_dir: str = option("runs/default", "run folder: checkpoints, weights, model, metrics, plots")
     resume: bool = option(True, "continue from the newest checkpoint in output_dir")
+    overwrite: bool = option(
+        False, "replace a run of another config in output_dir (its checkpoints are deleted)")
     checkpoint_every_steps: int = option(0, "also checkpoint every N steps inside an epoch (0: off)")
     keep_checkpoints: int = option(2, "checkpoints to keep")
     verbose: str = option("auto", f"progress output: {', '.join(VERBOSITIES)}")

@@ -1,6 +1,10 @@
 """Which devices a run trains on: ``tf.distribute`` strategies by name."""
 
 import os
+import re
+
+# "/cpu:0", "/gpu:1", "/device:GPU:0" (any case).
+DEVICE_PATTERN = re.compile(r"^/(?:device:)?(cpu|gpu):(\d+)$", re.IGNORECASE)
 
 
 def make_strategy(config):
@@ -13,7 +17,7 @@ def make_strategy(config):
     """
     import tensorflow as tf
 
-    devices = config.devices.split(",") if config.devices else None
+    devices = check_devices(config.strategy, config.devices)
     if config.strategy == "auto":
         gpus = tf.config.list_logical_devices("GPU")
         return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
@@ -21,7 +25,7 @@ def make_strategy(config):
         return tf.distribute.get_strategy()
     if config.strategy == "mirrored":
         if devices:
-            split_cpu(sum("cpu" in device.lower() for device in devices))
+            split_cpu(sum(kind == "cpu" for kind, _ in map(_parse_device, devices)))
         return tf.distribute.MirroredStrategy(devices=devices)
     if "TF_CONFIG" not in os.environ:
         raise ValueError(
@@ -30,6 +34,54 @@ def make_strategy(config):
             '"task": {"type": "worker", "index": 0}}) on every worker.'
         )
     return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def check_devices(strategy, devices):
+    """The ``--devices`` list, checked against this machine before any device is touched.
+
+    A device that is not there would leave MirroredStrategy waiting for it
+    forever, so every problem is a ValueError naming the device and what the
+    machine has.
+
+    Returns:
+        The device strings, or None when none were given.
+    """
+    if not devices:
+        return None
+    if strategy != "mirrored":
+        raise ValueError(
+            f"devices={devices!r} is used only with strategy=mirrored (strategy is "
+            f"{strategy!r}); add --strategy mirrored or leave out --devices"
+        )
+    names = [name.strip() for name in devices.split(",")]
+    parsed = [_parse_device(name) for name in names]
+    if len(set(parsed)) != len(parsed):
+        raise ValueError(f"devices={devices!r} names a device twice")
+    import tensorflow as tf
+
+    gpus = len(tf.config.list_physical_devices("GPU"))
+    for name, (kind, index) in zip(names, parsed):
+        if kind == "gpu" and index >= gpus:
+            have = f"GPUs /gpu:0 to /gpu:{gpus - 1}" if gpus else "no GPU TensorFlow can use"
+            raise ValueError(f"devices: there is no {name} on this machine; it has {have}")
+    cpus = sorted(index for kind, index in parsed if kind == "cpu")
+    if cpus and cpus != list(range(len(cpus))):
+        raise ValueError(
+            f"devices: the CPU is split into as many logical devices as you list, numbered "
+            f"from 0; for {len(cpus)} CPU replicas write "
+            f"{','.join(f'/cpu:{i}' for i in range(len(cpus)))}"
+        )
+    return names
+
+
+def _parse_device(name):
+    match = DEVICE_PATTERN.match(name.strip())
+    if not match:
+        raise ValueError(
+            f"devices: {name!r} is not a device; write /cpu:N or /gpu:N, comma-separated "
+            "(e.g. /gpu:0,/gpu:1)"
+        )
+    return match.group(1).lower(), int(match.group(2))
 
 
 def split_cpu(count):

@@ -43,25 +43,41 @@ from keras_coordatt.training.distribute import worker_dir
 from keras_coordatt.training.history import append_history
 from keras_coordatt.training.history import plot_curves
 from keras_coordatt.training.history import truncate_history
+from keras_coordatt.training import run_folder
 from keras_coordatt.training.recipe import compile_for_training
 from keras_coordatt.training.recipe import label_transform
 
 
-def train(config: TrainConfig):
-    """Runs (or resumes) one training run and returns its final metrics."""
+def train(config: TrainConfig, callbacks=()):
+    """Runs (or resumes) one training run and returns its final metrics.
+
+    Everything that can be checked before training is checked first, each
+    problem a ValueError naming it: the config, the run folder (another
+    config's run there is refused unless ``overwrite``), the devices, the
+    data. A run that fails before its first checkpoint leaves no folder
+    behind.
+
+    Args:
+        config: a `TrainConfig`.
+        callbacks: more Keras callbacks for every epoch's ``fit``.
+    """
     if keras.backend.backend() != "tensorflow":
-        raise RuntimeError(
+        raise ValueError(
             "the trainer needs the TensorFlow backend (tf.distribute, tf.train checkpoints, "
             f"tf.data); KERAS_BACKEND is {keras.backend.backend()!r}. Run it with "
             "KERAS_BACKEND=tensorflow; its model.keras loads on any backend."
         )
     config.validate()
-    os.makedirs(config.output_dir, exist_ok=True)
+    created = run_folder.claim(config)
     strategy = make_strategy(config)
+    os.makedirs(config.output_dir, exist_ok=True)
     previous_policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy(config.precision)
     try:
-        return Trainer(config, strategy).run()
+        return Trainer(config, strategy, callbacks).run()
+    except BaseException:
+        run_folder.release_if_empty(config, created)
+        raise
     finally:
         # The policy is process-wide; a notebook or a test that trains next
         # should not inherit mixed precision from this run.
@@ -108,9 +124,10 @@ def synchronize_batchnorm(model):
 class Trainer:
     """One run: data, model, checkpoints, the epoch loop and what it writes."""
 
-    def __init__(self, config, strategy):
+    def __init__(self, config, strategy, callbacks=()):
         self.config = config
         self.strategy = strategy
+        self.callbacks = list(callbacks)
         self.chief = is_chief(strategy)
         self.output_dir = worker_dir(config.output_dir, strategy, self.chief)
         self.history_path = os.path.join(config.output_dir, "history.csv")
@@ -154,8 +171,8 @@ class Trainer:
         self.steps_per_epoch = datasets.train_examples // config.batch_size
         if self.chief:
             print(datasets.describe())
-            with open(os.path.join(config.output_dir, "config.json"), "w") as f:
-                f.write(config.to_json())
+            run_folder.write_text(os.path.join(config.output_dir, run_folder.CONFIG_FILE),
+                                  config.to_json())
         return datasets
 
     def _build_model(self):
@@ -197,12 +214,16 @@ class Trainer:
         epoch_start = time.perf_counter()
         fit = self.model.fit(
             train_data, validation_data=self.eval_data, initial_epoch=epoch, epochs=epoch + 1,
-            callbacks=[watch, EpochProgress(self.config.epochs), self.tensorboard],
+            callbacks=[watch, EpochProgress(self.config.epochs), self.tensorboard,
+                       *self.callbacks],
             verbose=_verbosity(self.config),
         )
-        self.trained_steps += self.steps_per_epoch - skip
-        if stops.requested:
+        if watch.stopped_at is not None:
+            self.trained_steps += watch.stopped_at - skip
             return
+        # A stop asked for during validation (or on the last step) lets the
+        # epoch finish: its checkpoint, weights and history row are written.
+        self.trained_steps += self.steps_per_epoch - skip
         logs = {key: float(values[-1]) for key, values in fit.history.items()}
         self._end_epoch(epoch, logs, time.perf_counter() - epoch_start)
 
@@ -211,9 +232,9 @@ class Trainer:
         improved = self.checkpoint.improved(logs.get("val_accuracy", -1.0))
         self.checkpoint.save(epoch + 1, 0, (epoch + 1) * self.steps_per_epoch)
         os.makedirs(self.output_dir, exist_ok=True)
-        self.model.save_weights(os.path.join(self.output_dir, "last.weights.h5"))
+        run_folder.save_weights(self.model, os.path.join(self.output_dir, "last.weights.h5"))
         if improved:
-            self.model.save_weights(os.path.join(self.output_dir, "best.weights.h5"))
+            run_folder.save_weights(self.model, os.path.join(self.output_dir, "best.weights.h5"))
         if not self.chief:
             return
         learning_rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
@@ -256,10 +277,10 @@ class Trainer:
                 self.trained_steps * config.batch_size / max(train_seconds, 1e-9), 1),
         }
         model_path = os.path.join(self.output_dir, "model.keras")
-        self.model.save(model_path)
+        run_folder.save_model(self.model, model_path)
         if self.chief:
-            with open(os.path.join(config.output_dir, "metrics.json"), "w") as f:
-                json.dump(metrics, f, indent=2)
+            run_folder.write_text(os.path.join(config.output_dir, "metrics.json"),
+                                  json.dumps(metrics, indent=2))
             print(f"Saved {model_path} (held-out accuracy {metrics['eval_accuracy']:.4f}); "
                   f"metrics.json, history.csv and training_curves.png are beside it.")
         return metrics
@@ -280,7 +301,8 @@ def train_from_args(args, search_dirs=()):
     Shared by ``keras-coordatt train`` and the repository's
     ``python -m training.train`` (which passes its configs folder).
     """
-    metrics = train(config_from_args(args, search_dirs))
+    config = config_from_args(args, search_dirs)
+    metrics = train(config)
     print(json.dumps(metrics, indent=2))
     return 130 if metrics.get("interrupted") else 0
 
