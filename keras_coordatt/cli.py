@@ -375,38 +375,46 @@ def bad_input_errors():
 def main(argv=None):
     """Runs ``keras-coordatt`` with ``argv`` (default: the process arguments).
 
-    Every command follows one convention: a bad argument, file, dataset,
-    device or config is one line on stderr naming it, and exit status 2
-    (``--debug`` shows the traceback); a check that fails (an export that
-    does not match Keras, a diverged run) is status 1; an interrupt is 130,
-    and the same command continues.
-
     Args:
         argv: the arguments after the program name, for example
             ``["table", "--widths", "1.0"]``.
 
     Returns:
-        The exit status.
+        The exit status (see `run_reporting_errors`).
+    """
+    args = build_parser().parse_args(argv)
+    return run_reporting_errors(f"keras-coordatt {args.command}", lambda: args.run(args),
+                                args.debug)
+
+
+def run_reporting_errors(prefix, run, debug=False):
+    """Runs ``run()`` under the one error convention every command follows.
+
+    A bad argument, file, dataset, device or config is one line on stderr
+    naming it, and exit status 2 (``debug`` shows the traceback instead); a
+    check that fails (a diverged run) is status 1; an interrupt is 130, and
+    the same command continues from what was written.
+
+    Returns:
+        ``run()``'s exit status, or the status above.
     """
     from keras_coordatt.training.callbacks import TrainingDiverged
 
-    args = build_parser().parse_args(argv)
-    prefix = f"keras-coordatt {args.command}:"
     try:
-        return args.run(args)
+        return run()
     except KeyboardInterrupt:
-        print(f"\n{prefix} interrupted; what was written is kept, and the same command "
+        print(f"\n{prefix}: interrupted; what was written is kept, and the same command "
               "continues from it", file=sys.stderr)
         return 130
     except TrainingDiverged as error:
-        if args.debug:
+        if debug:
             raise
-        print(f"{prefix} {error}", file=sys.stderr)
+        print(f"{prefix}: {error}", file=sys.stderr)
         return 1
     except bad_input_errors() as error:
-        if args.debug:
+        if debug:
             raise
-        print(f"{prefix} {_one_line(error)}", file=sys.stderr)
+        print(f"{prefix}: {_one_line(error)}", file=sys.stderr)
         return 2
 
 

@@ -300,7 +300,7 @@ def test_cli_convert_reports_a_bad_checkpoint_without_a_traceback(tmp_path, caps
 
     path = tmp_path / "other.pth"
     torch.save({"stem.weight": torch.zeros(8, 3, 3, 3)}, path)
-    assert main(["convert", str(path), str(tmp_path / "out.keras")]) == 1
+    assert main(["convert", str(path), str(tmp_path / "out.keras")]) == 2
     assert "cannot tell the checkpoint's layout" in capsys.readouterr().err
 
 

@@ -18,6 +18,7 @@ import pytest
 
 from keras_coordatt.cli import main
 from keras_coordatt.training.distribute import check_devices
+from runs import run_cli
 from runs import tiny
 from runs import weights_of
 
@@ -212,16 +213,33 @@ class SignalAt(keras.callbacks.Callback):
             self._send()
 
 
+@pytest.fixture(scope="module")
+def unbroken(tmp_path_factory, image_folder):
+    """A run of two epochs of 4 steps, never stopped: what every stopped run must reach."""
+    from keras_coordatt.training import train
+
+    config = tiny(tmp_path_factory.mktemp("unbroken"), image_folder, limit_train=64)
+    return train(config), weights_of(os.path.join(config.output_dir, "last.weights.h5"))
+
+
+def assert_ends_like(unbroken, config, metrics):
+    reference_metrics, reference_weights = unbroken
+    assert metrics["global_steps"] == reference_metrics["global_steps"] == 8
+    history = open(os.path.join(config.output_dir, "history.csv")).read().splitlines()
+    assert [row.split(",")[0] for row in history[1:]] == ["1", "2"]
+    for got, expected in zip(weights_of(os.path.join(config.output_dir, "last.weights.h5")),
+                             reference_weights):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.slow
 def test_interrupts_at_each_phase_then_the_same_command_ends_like_an_unbroken_run(
-        tmp_path, image_folder, monkeypatch, capsys):
+        tmp_path, image_folder, unbroken, monkeypatch, capsys):
     """SIGINT in a training step, in validation, in a checkpoint write; resumed each time."""
     from keras_coordatt.training import checkpoints
     from keras_coordatt.training import train
 
-    reference = tiny(tmp_path / "reference", image_folder, limit_train=64)
-    reference_metrics = train(reference)
-    config = tiny(tmp_path / "interrupted", image_folder, limit_train=64)
+    config = tiny(tmp_path, image_folder, limit_train=64)
     real_save = checkpoints.RunCheckpoint.save
 
     def save_with_an_interrupt(self, *args):
@@ -239,14 +257,28 @@ def test_interrupts_at_each_phase_then_the_same_command_ends_like_an_unbroken_ru
         assert "stopping with a checkpoint" in capsys.readouterr().out
         latest = open(os.path.join(config.output_dir, "checkpoints", "checkpoint")).readline()
         assert latest.strip().endswith(f'ckpt-{position[0] * 4 + position[1]}"'), (moment, latest)
+    assert_ends_like(unbroken, config, train(config))
 
-    resumed = train(config)
-    assert resumed["global_steps"] == reference_metrics["global_steps"] == 8
-    history = open(os.path.join(config.output_dir, "history.csv")).read().splitlines()
-    assert [row.split(",")[0] for row in history[1:]] == ["1", "2"]
-    for got, expected in zip(weights_of(os.path.join(config.output_dir, "last.weights.h5")),
-                             weights_of(os.path.join(reference.output_dir, "last.weights.h5"))):
-        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+@pytest.mark.slow
+def test_sigkill_mid_epoch_then_the_same_command_ends_like_an_unbroken_run(
+        tmp_path, image_folder, unbroken):
+    config = tiny(tmp_path, image_folder, limit_train=64, checkpoint_every_steps=2)
+    process = run_cli(config, wait=False)
+    index = tmp_path / "run" / "checkpoints" / "checkpoint"
+    deadline = time.time() + 240
+    # Wait for the step-6 checkpoint: epoch 2 of 2, step 2 of 4.
+    while time.time() < deadline and process.poll() is None:
+        if index.exists() and "ckpt-6" in index.read_text():
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+    assert not (tmp_path / "run" / "metrics.json").exists(), "killed too late"
+    code, output = run_cli(config)
+    assert code == 0 and "Resumed from" in output, output
+    assert_ends_like(unbroken, config, json.loads((tmp_path / "run" / "metrics.json").read_text()))
 
 
 @pytest.mark.slow

@@ -3,9 +3,7 @@
 import dataclasses
 import json
 import os
-import signal
 import socket
-import time
 
 import numpy as np
 import pytest
@@ -102,7 +100,7 @@ def test_a_config_name_outside_the_repository_says_where_the_configs_are(tmp_pat
 # --- a run and what it leaves ------------------------------------------------
 
 @pytest.mark.slow
-def test_a_run_leaves_checkpoints_weights_model_metrics_and_plots(tmp_path, image_folder):
+def test_a_run_leaves_checkpoints_weights_model_metrics_and_plots(tmp_path, image_folder, capsys):
     """Also the mixed_float16 path (loss scaling), with label smoothing and mixup on."""
     import keras
 
@@ -111,6 +109,8 @@ def test_a_run_leaves_checkpoints_weights_model_metrics_and_plots(tmp_path, imag
     metrics = train(tiny(tmp_path, image_folder, precision="mixed_float16",
                          label_smoothing=0.1, mixup_alpha=0.2))
     run = tmp_path / "run"
+    assert f"Saved {run / 'model.keras'} (held-out accuracy" in capsys.readouterr().out
+    assert not [name for name in os.listdir(run) if name.startswith(".")], "temporary files left"
     for name in ("best.weights.h5", "last.weights.h5", "model.keras", "metrics.json",
                  "history.csv", "training_curves.png", "config.json"):
         assert (run / name).exists(), name
@@ -131,43 +131,12 @@ def test_a_run_leaves_checkpoints_weights_model_metrics_and_plots(tmp_path, imag
     assert {w.dtype for w in model.weights} == {"float32"}
 
 
-@pytest.mark.slow
-def test_sigkill_mid_epoch_then_resume_ends_with_the_same_weights(tmp_path, image_folder):
-    reference = tiny(tmp_path / "reference", image_folder, epochs=3)
-    code, output = run_cli(reference)
-    assert code == 0, output
-
-    killed = tiny(tmp_path / "killed", image_folder, epochs=3, checkpoint_every_steps=2)
-    process = run_cli(killed, wait=False)
-    index = tmp_path / "killed" / "run" / "checkpoints" / "checkpoint"
-    deadline = time.time() + 240
-    # Wait for the step-8 checkpoint: epoch 2 of 3, step 2 of 6.
-    while time.time() < deadline and process.poll() is None:
-        if index.exists() and "ckpt-8" in index.read_text():
-            break
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert process.returncode == -signal.SIGKILL
-    assert not (tmp_path / "killed" / "run" / "metrics.json").exists(), "killed too late"
-
-    code, output = run_cli(killed)
-    assert code == 0, output
-    assert "Resumed from" in output
-    resumed = json.loads((tmp_path / "killed" / "run" / "metrics.json").read_text())
-    uninterrupted = json.loads((tmp_path / "reference" / "run" / "metrics.json").read_text())
-    assert resumed["global_steps"] == uninterrupted["global_steps"] == 18
-    for a, b in zip(weights_of(tmp_path / "killed" / "run" / "last.weights.h5"),
-                    weights_of(tmp_path / "reference" / "run" / "last.weights.h5")):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-
-
 def test_nan_loss_stops_with_the_step_and_batch(tmp_path, image_folder):
     from keras_coordatt.training import TrainingDiverged
     from keras_coordatt.training import train
 
-    with pytest.raises(TrainingDiverged, match=r"global step \d+ \(epoch 1, batch \d+ of 6\)"):
-        train(tiny(tmp_path, image_folder, learning_rate=1e12, epochs=1))
+    with pytest.raises(TrainingDiverged, match=r"global step \d+ \(epoch 1, batch \d+ of 2\)"):
+        train(tiny(tmp_path, image_folder, learning_rate=1e12, epochs=1, limit_train=32))
 
 
 # --- starting weights, label transforms, precision ---------------------------

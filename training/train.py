@@ -13,6 +13,7 @@ import argparse
 import os
 import sys
 
+from keras_coordatt.cli import run_reporting_errors
 from keras_coordatt.training import add_config_arguments
 from keras_coordatt.training import train_from_args
 
@@ -26,7 +27,11 @@ def main(argv=None):
         "recipe, from a config in training/configs/.",
     )
     add_config_arguments(parser, search_dirs=[CONFIG_DIR])
-    return train_from_args(parser.parse_args(argv), search_dirs=[CONFIG_DIR])
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error instead of one line")
+    args = parser.parse_args(argv)
+    return run_reporting_errors("python -m training.train",
+                                lambda: train_from_args(args, search_dirs=[CONFIG_DIR]), args.debug)
 
 
 if __name__ == "__main__":
