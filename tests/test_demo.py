@@ -10,7 +10,7 @@ from training import demo
 @pytest.mark.slow
 @pytest.mark.requires_tensorflow
 def test_demo_trains_exports_and_checks_parity(tmp_path, capsys):
-    demo.main(["--output", str(tmp_path), "--epochs", "2", "--size", "24"])
+    assert demo.main(["--output", str(tmp_path), "--epochs", "2", "--size", "24"]) == 0
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["tflite_float32_max_diff"] <= 1e-4
     assert results["keras_reload_max_diff"] == 0.0
@@ -32,9 +32,9 @@ def test_generated_bars_put_the_label_in_the_bar_direction():
 def test_elpv_demo_runs_end_to_end_on_a_slice(tmp_path, capsys):
     from training import elpv_demo
 
-    elpv_demo.main(["--output", str(tmp_path), "--epochs", "1", "--image_size", "32",
-                    "--alpha", "0.35", "--limit_train", "64", "--limit_eval", "32",
-                    "--attentions", "ca"])
+    assert elpv_demo.main(["--output", str(tmp_path), "--epochs", "1", "--image_size", "32",
+                           "--alpha", "0.35", "--limit_train", "64", "--limit_eval", "32",
+                           "--attentions", "ca"]) == 0
     out = capsys.readouterr().out
     assert "| Model | Params | M-Adds | Held-out accuracy (last epoch) | Best epoch | Train time |" in out
     assert "| MobileNetV2 + ca |" in out and (tmp_path / "ca" / "model.keras").exists()

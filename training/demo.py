@@ -13,12 +13,14 @@ Run it with ``make demo`` or ``python -m training.demo``.
 import argparse
 import json
 import os
+import sys
 import time
 
 import keras
 import numpy as np
 
 from keras_coordatt import CoordAttention
+from keras_coordatt.cli import run_reporting_errors
 from keras_coordatt.export import run_tflite
 from keras_coordatt.export import to_tflite
 from keras_coordatt.training.history import pyplot
@@ -71,7 +73,14 @@ def main(argv=None):
     parser.add_argument("--size", type=int, default=32, help="image side in pixels (default: 32)")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the generated data and the initialisation (default: 0)")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error instead of one line")
     args = parser.parse_args(argv)
+    return run_reporting_errors("python -m training.demo", lambda: run(args), args.debug)
+
+
+def run(args):
+    """The demo itself; returns the exit status."""
     os.makedirs(args.output, exist_ok=True)
     keras.utils.set_random_seed(args.seed)
 
@@ -135,8 +144,10 @@ def main(argv=None):
     print(f"\nWrote {model_path}, the two .tflite files, results.json and "
           f"training_curves.png under {args.output}/")
     if results["tflite_float32_max_diff"] > 1e-4:
-        raise SystemExit("TFLite float32 differs from Keras by more than 1e-4")
+        print("TFLite float32 differs from Keras by more than 1e-4", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -17,9 +17,11 @@ import argparse
 import dataclasses
 import json
 import os
+import sys
 
 import numpy as np
 
+from keras_coordatt.cli import run_reporting_errors
 from keras_coordatt.training import load_config
 from keras_coordatt.training.history import pyplot
 from keras_coordatt.training.history import read_history
@@ -96,8 +98,14 @@ def main(argv=None):
                         help="use only the first N training cells (a quick check of the whole demo)")
     parser.add_argument("--limit_eval", type=int, default=None,
                         help="use only the first N held-out cells")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error instead of one line")
     args = parser.parse_args(argv)
+    return run_reporting_errors("python -m training.elpv_demo", lambda: run(args), args.debug)
 
+
+def run(args):
+    """The demo itself; returns the exit status."""
     import keras
 
     from keras_coordatt.data import PipelineOptions
@@ -160,7 +168,8 @@ def main(argv=None):
         json.dump({"runs": metrics, "tflite": exported}, f, indent=2)
     print(f"\nWrote the runs, held_out_accuracy.png, the .tflite files and results.json "
           f"under {args.output}/")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
