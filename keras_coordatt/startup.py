@@ -5,7 +5,8 @@ while it loads, before its logging is initialised, so they ignore
 ``TF_CPP_MIN_LOG_LEVEL`` and come twice (two of its libraries print them).
 `quiet_tensorflow_startup` catches what the import writes to the process'
 stderr and writes it back without the notices below the asked-for level and
-without repeats; everything else comes back as it was.
+without repeats; everything else comes back as it was. Set
+``KERAS_COORDATT_RAW_STDERR=1`` to leave the import's output untouched.
 """
 
 import contextlib
