@@ -39,8 +39,11 @@ demo: $(DEMO_STAMP)
 
 test: test-tensorflow test-jax test-torch
 
+# Two pytest workers, one test file each at a time (module fixtures such as the
+# shared training runs are built once): 15 min instead of 25 on 2 cores, since
+# much of the suite is single-threaded tracing, conversion and start-up.
 test-tensorflow: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 # The layers again on the JAX and PyTorch backends: forward, backward, saving.
 test-jax: $(STAMP)

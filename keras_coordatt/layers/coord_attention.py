@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_coordatt.layers import fused
 from keras_coordatt.layers.base import AttentionLayer
 
 DIRECTIONS = ("hw", "h", "w")
@@ -102,39 +103,59 @@ class CoordAttention(AttentionLayer):
             self.conv_w = self.conv(channels, "conv_w", input_channels=self.mip)
 
     def call(self, inputs, training=None):
+        channels_last = self.data_format == "channels_last"
+        if fused.use_fused(training):
+            return self.fused_training_call(inputs, channels_last)
         # Coordinate information embedding: z^h (N, H, C) averages each row
-        # over the width, z^w (N, W, C) each column over the height.
-        if self.data_format == "channels_last":
-            height_axis = 1
-            z_h = ops.mean(inputs, axis=2)
-            z_w = ops.mean(inputs, axis=1)
-        else:
-            height_axis = 2
-            z_h = ops.transpose(ops.mean(inputs, axis=3), (0, 2, 1))
-            z_w = ops.transpose(ops.mean(inputs, axis=2), (0, 2, 1))
-
-        pooled = {"h": z_h, "w": z_w}
-        descriptor = ops.concatenate([pooled[d] for d in self.directions], axis=1)
-        # (N, H + W, 1, C): one shared F1 and one BatchNorm over both parts.
-        descriptor = ops.expand_dims(descriptor, 2)
+        # over the width, z^w (N, W, C) each column over the height; both
+        # concatenated as (N, H + W, 1, C) for one shared F1 and one BatchNorm.
+        descriptor = fused.coord_pool(inputs, self.directions, channels_last)
         f = self.activation_fn(
             self.bn(self.conv_reduce(descriptor), training=training)
         )
-
         if self.directions == "hw":
-            height = ops.shape(inputs)[height_axis]
-            parts = {"h": f[:, :height], "w": f[:, height:]}
+            height = ops.shape(inputs)[1 if channels_last else 2]
+            f_h, f_w = f[:, :height], f[:, height:]
         else:
-            parts = {self.directions: f}
+            f_h = f if self.directions == "h" else None
+            f_w = f if self.directions == "w" else None
+        logits_h = None if f_h is None else self.conv_h(f_h)  # (N, H, 1, C)
+        logits_w = None if f_w is None else self.conv_w(f_w)  # (N, W, 1, C)
+        # x * g_h * g_w, with g = sigmoid(logits).
+        return fused.coord_gate(inputs, logits_h, logits_w, channels_last)
 
-        outputs = inputs
-        if "h" in parts:
-            g_h = ops.sigmoid(self.conv_h(parts["h"]))  # (N, H, 1, C)
-            outputs = outputs * self.from_channels_last(g_h)
-        if "w" in parts:
-            g_w = ops.sigmoid(self.conv_w(parts["w"]))  # (N, W, 1, C)
-            g_w = ops.transpose(g_w, (0, 2, 1, 3))  # (N, 1, W, C)
-            outputs = outputs * self.from_channels_last(g_w)
+    def fused_training_call(self, inputs, channels_last):
+        """The same block, XLA-compiled as one function (see `layers.fused`)."""
+        import tensorflow as tf  # this path runs on the TensorFlow backend only
+
+        bn = self.bn
+        weights = {
+            "reduce_kernel": self.conv_reduce.kernel,
+            "reduce_bias": self.conv_reduce.bias,
+            "gamma": bn.gamma,
+            "beta": bn.beta,
+        }
+        for direction in self.directions:
+            conv = getattr(self, f"conv_{direction}")
+            weights[f"{direction}_kernel"] = conv.kernel
+            weights[f"{direction}_bias"] = conv.bias
+        # Read values, not variables: the compiled function stays pure.
+        weights = {k: tf.identity(v) for k, v in weights.items()}
+        # A frozen BatchNorm (trainable=False) normalises with its moving
+        # statistics even while training, as keras.layers.BatchNormalization does.
+        statistics = None
+        if not bn.trainable:
+            statistics = (tf.identity(bn.moving_mean), tf.identity(bn.moving_variance))
+        settings = (self.activation_fn, bn.epsilon, self.directions, channels_last)
+        outputs, mean, variance = fused.compiled(fused.coord_attention_training)(
+            inputs, weights, statistics, settings
+        )
+        if statistics is None:
+            momentum = bn.momentum
+            moving_mean = ops.cast(bn.moving_mean, "float32")
+            moving_variance = ops.cast(bn.moving_variance, "float32")
+            bn.moving_mean.assign(moving_mean * momentum + mean * (1.0 - momentum))
+            bn.moving_variance.assign(moving_variance * momentum + variance * (1.0 - momentum))
         return outputs
 
     def get_config(self):

@@ -1,0 +1,161 @@
+"""Coordinate Attention's training step, fused by XLA on the TensorFlow backend.
+
+Coordinate Attention spends almost nothing on arithmetic: it pools the
+full-size input twice, runs three tiny 1x1 convolutions and a BatchNorm on
+the (H + W)-long descriptor and multiplies the full-size input by two gates.
+Run op by op, TensorFlow reads and writes the full-size tensor once per
+pooling, once per gate product and again for each of their gradients, with a
+full-size temporary each time.
+
+`coord_attention_training` is the whole block as one pure function of the
+input and the weights (BatchNorm with batch statistics, which it returns).
+On TensorFlow, while training, the layer calls it through
+``tf.function(jit_compile=True)``, so XLA compiles the forward pass and its
+gradient each into a few passes over the input. BatchNorm's moving averages
+are then updated by the layer, outside the compiled function, exactly as
+Keras' BatchNormalization does (so also under ``MirroredStrategy``).
+
+Everywhere else the layer runs op by op: inference (``training=False``:
+``predict``, evaluation and every export, so SavedModel and TFLite files carry
+the same standard ops as before), the JAX backend (which compiles the whole
+training step already) and PyTorch.
+
+Fusing only pays where the work is memory-bound enough: on the Intel Xeon it
+was measured on, it did for CA, and not for SE (slower) or CBAM (within a
+few %), which therefore always run op by op (``benchmarks/attention_fusion.py``).
+
+Switch: ``keras_coordatt.layers.set_fused_attention(False)``, the context
+manager ``fused_attention(False)``, or ``KERAS_COORDATT_FUSED=0`` in the
+environment. The setting is read when the training step is traced (at the
+first ``fit``), not on every step.
+"""
+
+import contextlib
+import functools
+import os
+
+import keras
+from keras import ops
+
+_STATE = {"enabled": os.environ.get("KERAS_COORDATT_FUSED", "1").strip().lower() not in ("0", "false")}
+
+
+def fused_attention_enabled():
+    """Whether CoordAttention fuses its training-time work with XLA (TensorFlow only)."""
+    return _STATE["enabled"]
+
+
+def set_fused_attention(enabled):
+    """Turns the XLA-fused training path on or off; returns the previous setting."""
+    previous = _STATE["enabled"]
+    _STATE["enabled"] = bool(enabled)
+    return previous
+
+
+@contextlib.contextmanager
+def fused_attention(enabled):
+    """Context manager form of `set_fused_attention`."""
+    previous = set_fused_attention(enabled)
+    try:
+        yield
+    finally:
+        set_fused_attention(previous)
+
+
+def use_fused(training):
+    """True where a training call should go through the XLA-compiled function."""
+    return bool(training) and _STATE["enabled"] and keras.backend.backend() == "tensorflow"
+
+
+@functools.lru_cache(maxsize=None)
+def compiled(function):
+    """``function`` as an XLA-compiled ``tf.function`` (one per function)."""
+    import tensorflow as tf
+
+    return tf.function(function, jit_compile=True, reduce_retracing=True, autograph=False)
+
+
+def coord_pool(inputs, directions, channels_last):
+    """Channels-last (N, H + W, 1, C): each row averaged over the width, then
+    each column over the height (only the parts ``directions`` names)."""
+    if channels_last:
+        pooled = {"h": ops.mean(inputs, axis=2), "w": ops.mean(inputs, axis=1)}
+    else:
+        pooled = {
+            "h": ops.transpose(ops.mean(inputs, axis=3), (0, 2, 1)),
+            "w": ops.transpose(ops.mean(inputs, axis=2), (0, 2, 1)),
+        }
+    parts = [pooled[d] for d in directions]
+    descriptor = parts[0] if len(parts) == 1 else ops.concatenate(parts, axis=1)
+    return ops.expand_dims(descriptor, 2)
+
+
+def coord_gate(inputs, logits_h, logits_w, channels_last):
+    """``inputs * sigmoid(logits_h) * sigmoid(logits_w)``; the logits are
+    channels-last (N, H, 1, C) and (N, W, 1, C), either may be None."""
+    outputs = inputs
+    if logits_h is not None:
+        g_h = ops.sigmoid(logits_h)  # (N, H, 1, C)
+        if not channels_last:
+            g_h = ops.transpose(g_h, (0, 3, 1, 2))  # (N, C, H, 1)
+        outputs = outputs * g_h
+    if logits_w is not None:
+        g_w = ops.sigmoid(logits_w)
+        # (N, 1, W, C), or (N, C, 1, W)
+        g_w = ops.transpose(g_w, (0, 2, 1, 3) if channels_last else (0, 3, 2, 1))
+        outputs = outputs * g_w
+    return outputs
+
+
+def _conv1x1(tensor, kernel, bias):
+    kernel = ops.cast(kernel, tensor.dtype)
+    return ops.matmul(tensor, kernel[0, 0]) + ops.cast(bias, tensor.dtype)
+
+
+def coord_attention_training(inputs, weights, statistics, settings):
+    """The whole Coordinate Attention block as a pure function.
+
+    Args:
+        inputs: the block's input.
+        weights: dict with ``reduce_kernel``, ``reduce_bias``, ``gamma``,
+            ``beta`` and, per direction, ``h_kernel``/``h_bias`` and
+            ``w_kernel``/``w_bias``.
+        statistics: None to normalise with the batch's statistics (BatchNorm
+            in training), else the (moving_mean, moving_variance) to use
+            (a frozen BatchNorm).
+        settings: a hashable tuple (activation function, epsilon, directions,
+            channels_last).
+
+    Returns:
+        (outputs, mean, variance): the block's output and the statistics it
+        normalised with, in float32.
+    """
+    activation, epsilon, directions, channels_last = settings
+    descriptor = coord_pool(inputs, directions, channels_last)
+    reduced = _conv1x1(descriptor, weights["reduce_kernel"], weights["reduce_bias"])
+    # BatchNorm as Keras computes it: in float32 whatever the policy.
+    compute_dtype = reduced.dtype
+    reduced = ops.cast(reduced, "float32")
+    if statistics is None:
+        mean, variance = ops.moments(reduced, axes=(0, 1, 2))
+    else:
+        mean, variance = (ops.cast(s, "float32") for s in statistics)
+    normalised = ops.batch_normalization(
+        reduced,
+        mean,
+        variance,
+        axis=-1,
+        offset=ops.cast(weights["beta"], "float32"),
+        scale=ops.cast(weights["gamma"], "float32"),
+        epsilon=epsilon,
+    )
+    f = activation(ops.cast(normalised, compute_dtype))
+    if directions == "hw":
+        height = ops.shape(inputs)[1 if channels_last else 2]
+        f_h, f_w = f[:, :height], f[:, height:]
+    else:
+        f_h = f if directions == "h" else None
+        f_w = f if directions == "w" else None
+    logits_h = None if f_h is None else _conv1x1(f_h, weights["h_kernel"], weights["h_bias"])
+    logits_w = None if f_w is None else _conv1x1(f_w, weights["w_kernel"], weights["w_bias"])
+    return coord_gate(inputs, logits_h, logits_w, channels_last), mean, variance
