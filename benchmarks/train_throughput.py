@@ -1,17 +1,20 @@
 """Training throughput (images/s) of MobileNetV2 with none / SE / CBAM / CA, beside the official PyTorch code.
 
 Every model trains (forward, backward, SGD with momentum) on the same random
-images in this one process; models take turns, round after round, so a slow
-patch of the machine hits all of them alike. Each figure is the median over
+images; models take turns, round after round, so a slow patch of the machine
+hits all of them alike. The PyTorch rows run in a second process
+(``torch_worker.py``) that waits while TensorFlow runs and vice versa. Each figure is the median over
 rounds with the range over rounds beside it, and the ratios divide medians
 measured in this one run. Rows:
 
 - ours (TensorFlow backend, cached ``tf.data`` pipeline with a random flip),
-  with the attention layers' fused path (`keras_coordatt.layers.fused`), and
-  CA / CBAM / SE again with it switched off;
+  CA with its fused training path (`keras_coordatt.layers.fused`, the
+  default) and without it; ``--precision float32,mixed_bfloat16`` repeats
+  them per dtype policy;
 - ``MobileNetV2 + none (again)``: a second, identical network, so the table
   shows the benchmark's own noise (the two should agree within a few %);
-- keras.applications.MobileNetV2, the same network as Keras ships it;
+- with ``--keras-applications``, keras.applications.MobileNetV2 (the same
+  network as ours without attention);
 - the official Coordinate Attention MobileNetV2 in PyTorch (``mbv2_ca``, the
   official module layout as ``tests/torch_reference.py`` builds it for the
   converter tests) with and without its CoordAtt blocks, eager NCHW and
@@ -23,6 +26,7 @@ measured in this one run. Rows:
 """
 
 import argparse
+import json
 import os
 import platform
 import statistics
@@ -37,8 +41,8 @@ import tensorflow as tf  # noqa: E402
 
 from keras_coordatt.layers import fused_attention  # noqa: E402
 from keras_coordatt.models import MobileNetV2  # noqa: E402
-
-CLASSES = 1000
+from torch_worker import random_batches  # noqa: E402
+from torch_worker import torch_rows  # noqa: E402
 
 
 def cpu_model():
@@ -50,13 +54,6 @@ def cpu_model():
     except OSError:
         pass
     return platform.processor() or platform.machine()
-
-
-def random_batches(image_size, batch_size, steps, seed=0):
-    rng = np.random.default_rng(seed)
-    images = rng.integers(0, 256, size=(batch_size * steps, image_size, image_size, 3), dtype=np.uint8)
-    labels = rng.integers(0, CLASSES, size=batch_size * steps)
-    return images, labels
 
 
 class KerasCandidate:
@@ -84,44 +81,50 @@ class KerasCandidate:
     def params(self):
         return sum(int(np.prod(w.shape)) for w in self.model.trainable_weights)
 
-    def epoch(self):
+    def seconds(self):
+        start = time.perf_counter()
         self.model.fit(self.data, verbose=0)
+        return time.perf_counter() - start
 
 
-class TorchCandidate:
-    def __init__(self, attention, channels_last, images, labels, batch_size, width):
-        import torch
+class TorchWorker:
+    """The official PyTorch rows, trained in their own process (torch_worker.py)."""
 
-        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
-        from torch_reference import ReferenceMobileNetV2
+    def __init__(self, names, args):
+        import subprocess
 
-        torch.manual_seed(0)
-        self.torch = torch
-        self.model = ReferenceMobileNetV2("coordatt", width, CLASSES, attention=attention).train()
-        memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.model = self.model.to(memory_format=memory_format)
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9)
-        tensors = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1.0
-        self.batches = [
-            (tensors[i:i + batch_size].contiguous(memory_format=memory_format),
-             torch.from_numpy(labels[i:i + batch_size]))
-            for i in range(0, len(images) - batch_size + 1, batch_size)
-        ]
-        self.steps(self.batches[:2])
+        self.process = subprocess.Popen(
+            [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "torch_worker.py")],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.send({"names": names, "image_size": args.image_size, "batch_size": args.batch_size,
+                   "steps": args.steps, "alpha": args.alpha})
+        reply = self.receive()
+        self.params, self.version = reply["params"], reply["version"]
+
+    def send(self, message):
+        self.process.stdin.write(json.dumps(message) + "\n")
+        self.process.stdin.flush()
+
+    def receive(self):
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError("the PyTorch worker stopped; see its error above")
+        return json.loads(line)
+
+    def seconds(self, name):
+        self.send({"name": name})
+        return self.receive()["seconds"]
+
+
+class TorchRow:
+    def __init__(self, worker, name):
+        self.worker, self.name = worker, name
 
     def params(self):
-        return sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+        return self.worker.params[self.name]
 
-    def steps(self, batches):
-        loss_fn = self.torch.nn.functional.cross_entropy
-        for images, labels in batches:
-            self.optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(self.model(images), labels)
-            loss.backward()
-            self.optimizer.step()
-
-    def epoch(self):
-        self.steps(self.batches)
+    def seconds(self):
+        return self.worker.seconds(self.name)
 
 
 def candidates(args, images, labels):
@@ -130,34 +133,39 @@ def candidates(args, images, labels):
         "MobileNetV2 + none": (None, True),
         "MobileNetV2 + none (again)": (None, True),
         "MobileNetV2 + se": ("se", True),
-        "MobileNetV2 + se, plain path": ("se", False),
         "MobileNetV2 + cbam": ("cbam", True),
-        "MobileNetV2 + cbam, plain path": ("cbam", False),
         "MobileNetV2 + ca": ("ca", True),
-        "MobileNetV2 + ca, plain path": ("ca", False),
+        "MobileNetV2 + ca, fused path off": ("ca", False),
     }
+    precisions = args.precision.split(",")
     if args.only in ("all", "ours"):
-        yield "keras.applications MobileNetV2", lambda: KerasCandidate(
-            lambda: keras.applications.MobileNetV2(input_shape=shape, alpha=args.alpha, weights=None,
-                                                   classifier_activation=None),
-            False, args.precision, images, labels, args.batch_size)
-        for name, (attention, fused) in keras_rows.items():
-            yield name, lambda a=attention, f=fused: KerasCandidate(
-                lambda: MobileNetV2(input_shape=shape, alpha=args.alpha, attention=a,
-                                    classifier_activation=None),
-                f, args.precision, images, labels, args.batch_size)
-    if args.only in ("all", "pytorch"):
-        try:
-            import torch  # noqa: F401
-        except ImportError:
-            print("torch is not installed: no official PyTorch rows", file=sys.stderr)
-            return
-        for attention in (False, True):
-            for channels_last in (False, True):
-                name = (f"official PyTorch {'mbv2_ca' if attention else 'mbv2 (no CA)'}"
-                        f"{', channels_last' if channels_last else ''}")
-                yield name, lambda a=attention, c=channels_last: TorchCandidate(
-                    a, c, images, labels, args.batch_size, args.alpha)
+        for precision in precisions:
+            suffix = f", {precision}" if len(precisions) > 1 else ""
+            if args.keras_applications:
+                yield f"keras.applications MobileNetV2{suffix}", lambda p=precision: KerasCandidate(
+                    lambda: keras.applications.MobileNetV2(
+                        input_shape=shape, alpha=args.alpha, weights=None, classifier_activation=None),
+                    False, p, images, labels, args.batch_size)
+            for name, (attention, fused) in keras_rows.items():
+                yield name + suffix, lambda a=attention, f=fused, p=precision: KerasCandidate(
+                    lambda: MobileNetV2(input_shape=shape, alpha=args.alpha, attention=a,
+                                        classifier_activation=None),
+                    f, p, images, labels, args.batch_size)
+
+
+def torch_names(args):
+    if args.only not in ("all", "pytorch"):
+        return []
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        print("torch is not installed: no official PyTorch rows", file=sys.stderr)
+        return []
+    return [name for name in torch_rows() if selected(args, name)]
+
+
+def selected(args, name):
+    return not args.match or any(part in name for part in args.match.split(","))
 
 
 def main(argv=None):
@@ -168,7 +176,10 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=8, help="timed steps per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--precision", default="float32",
-                        help="Keras dtype policy for our models, e.g. mixed_bfloat16")
+                        help="Keras dtype policies for our models, comma-separated "
+                             "(e.g. float32,mixed_bfloat16: each row once per policy)")
+    parser.add_argument("--keras-applications", action="store_true",
+                        help="also keras.applications.MobileNetV2 (the same network as ours)")
     parser.add_argument("--only", choices=("all", "ours", "pytorch"), default="all")
     parser.add_argument("--match", default="",
                         help="comma-separated: only rows whose name contains one of these")
@@ -177,29 +188,27 @@ def main(argv=None):
     images, labels = random_batches(args.image_size, args.batch_size, args.steps)
     built = {}
     for name, build in candidates(args, images, labels):
-        if args.match and not any(part in name for part in args.match.split(",")):
-            continue
-        print(f"building and warming up {name}", file=sys.stderr, flush=True)
-        built[name] = build()
+        if selected(args, name):
+            print(f"building and warming up {name}", file=sys.stderr, flush=True)
+            built[name] = build()
+    version = ""
+    names = torch_names(args)
+    if names:
+        print(f"building and warming up {len(names)} PyTorch rows in their own process",
+              file=sys.stderr, flush=True)
+        worker = TorchWorker(names, args)
+        version = f", {worker.version}"
+        built.update({name: TorchRow(worker, name) for name in names})
     rates = {name: [] for name in built}
     for round_index in range(args.rounds):
         for name, candidate in built.items():
-            start = time.perf_counter()
-            candidate.epoch()
-            rates[name].append(args.batch_size * args.steps / (time.perf_counter() - start))
+            rates[name].append(args.batch_size * args.steps / candidate.seconds())
         print(f"round {round_index + 1}/{args.rounds} done", file=sys.stderr, flush=True)
 
     medians = {name: statistics.median(r) for name, r in rates.items()}
-    reference = medians.get("MobileNetV2 + none")
-    threads = ""
-    try:
-        import torch
-
-        threads = f", torch {torch.__version__} with {torch.get_num_threads()} threads"
-    except ImportError:
-        pass
+    reference = next((medians[n] for n in medians if n.startswith("MobileNetV2 + none")), None)
     print(f"\n{cpu_model()}, {os.cpu_count()} cores; TensorFlow {tf.__version__}, Keras "
-          f"{keras.__version__}{threads}")
+          f"{keras.__version__}{version}")
     print(f"Training throughput, {args.image_size}x{args.image_size}, alpha {args.alpha}, batch "
           f"{args.batch_size}, {args.precision} (ours), median (min-max) of {args.rounds} rounds x "
           f"{args.steps} steps")

@@ -1,0 +1,95 @@
+"""Why whole-model XLA (``--jit``) trains slowly on CPU: MobileNetV2's ops one by one, with and without XLA.
+
+Each op runs forward + backward (gradients for its input and weights) at
+MobileNetV2 shapes, batch 32, as a ``tf.function`` and as a
+``tf.function(jit_compile=True)``, taking turns; each figure is the median
+over rounds, the ratio XLA / plain measured in this one run.
+
+    python benchmarks/jit_ops.py
+"""
+
+import argparse
+import os
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from keras_coordatt import CoordAttention  # noqa: E402
+from keras_coordatt.layers import fused_attention  # noqa: E402
+
+
+def cpu_model():
+    with open("/proc/cpuinfo") as info:
+        for line in info:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return "unknown CPU"
+
+
+def cases(batch):
+    """name -> (layer, input shape)"""
+    return {
+        "depthwise 3x3, 112x112x96, stride 2": (
+            keras.layers.DepthwiseConv2D(3, strides=2, padding="same", use_bias=False), (batch, 112, 112, 96)),
+        "depthwise 3x3, 56x56x144": (
+            keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False), (batch, 56, 56, 144)),
+        "depthwise 3x3, 14x14x576": (
+            keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False), (batch, 14, 14, 576)),
+        "1x1 conv 56x56, 144 -> 24": (keras.layers.Conv2D(24, 1, use_bias=False), (batch, 56, 56, 144)),
+        "1x1 conv 14x14, 96 -> 576": (keras.layers.Conv2D(576, 1, use_bias=False), (batch, 14, 14, 96)),
+        "3x3 conv stride 2, 224x224x3 -> 32": (
+            keras.layers.Conv2D(32, 3, strides=2, padding="same", use_bias=False), (batch, 224, 224, 3)),
+        "BatchNorm 56x56x144": (keras.layers.BatchNormalization(), (batch, 56, 56, 144)),
+        "ReLU6 56x56x144": (keras.layers.ReLU(6.0), (batch, 56, 56, 144)),
+        "CoordAttention 56x56x144 (op by op)": (CoordAttention(), (batch, 56, 56, 144)),
+    }
+
+
+def step_function(layer, inputs, jit):
+    variables = layer.trainable_variables
+
+    def step():
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            loss = tf.reduce_sum(tf.square(layer(inputs, training=True)))
+        return tape.gradient(loss, [inputs] + variables)
+
+    function = tf.function(step, jit_compile=jit)
+    function()  # trace, compile, warm up
+    return function
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args(argv)
+    rows = []
+    with fused_attention(False):  # CoordAttention op by op in both columns
+        for name, (layer, shape) in cases(args.batch_size).items():
+            inputs = tf.random.normal(shape)
+            layer(inputs)
+            functions = {jit: step_function(layer, inputs, jit) for jit in (False, True)}
+            times = {False: [], True: []}
+            for _ in range(args.rounds):
+                for jit, function in functions.items():
+                    start = time.perf_counter()
+                    function()[0].numpy()
+                    times[jit].append(time.perf_counter() - start)
+            plain, xla = (statistics.median(times[j]) * 1000 for j in (False, True))
+            rows.append((name, plain, xla))
+            print(f"{name} done", flush=True)
+    print(f"\n{cpu_model()}, {os.cpu_count()} cores; TensorFlow {tf.__version__}; forward + "
+          f"backward, batch {args.batch_size}, median of {args.rounds} rounds")
+    print("| op | tf.function ms | jit_compile ms | XLA / plain |")
+    print("|---|---:|---:|---:|")
+    for name, plain, xla in rows:
+        print(f"| {name} | {plain:.1f} | {xla:.1f} | {xla / plain:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
