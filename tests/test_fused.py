@@ -54,7 +54,9 @@ def training_step(layer, inputs, use_fused):
     moving = [w.numpy() for w in layer.non_trainable_weights]
     for weight, value in zip(layer.weights, start):
         weight.assign(value)
-    as_float = lambda t: np.asarray(tf.cast(t, "float32"))  # noqa: E731
+    def as_float(tensor):  # float32, or float64 where the policy is
+        return np.asarray(tensor if tensor.dtype == tf.float64 else tf.cast(tensor, "float32"))
+
     return as_float(outputs), [as_float(g) for g in gradients], moving
 
 
@@ -106,6 +108,22 @@ def test_the_fused_path_is_really_taken_and_compiled(monkeypatch):
         layer(inputs, training=True)
     # Traced once, inside the tf.function, for the training call only.
     assert calls == [False]
+    # A synchronized BatchNorm (the trainer's choice under a strategy) has to
+    # all-reduce its statistics: that layer runs op by op.
+    layer.bn.synchronized = True
+    with fused_attention(True):
+        tf.function(lambda t: layer(t, training=True))(inputs)
+    assert calls == [False]
+
+
+def test_float64_stays_float64_on_the_fused_path():
+    keras.config.set_dtype_policy("float64")
+    layer = CoordAttention(reduction=8)
+    inputs = tf.random.normal((3, 8, 8, 48), dtype="float64", seed=5)
+    layer(inputs)
+    randomize(layer)
+    plain, fast = compare(layer, inputs, tolerance=1e-12)
+    assert fast[0].dtype == fast[2][0].dtype == np.float64
 
 
 def test_a_frozen_batchnorm_keeps_its_statistics_on_the_fused_path():

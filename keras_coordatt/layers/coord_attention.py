@@ -104,7 +104,9 @@ class CoordAttention(AttentionLayer):
 
     def call(self, inputs, training=None):
         channels_last = self.data_format == "channels_last"
-        if fused.use_fused(training):
+        # A synchronized BatchNorm all-reduces its statistics across replicas,
+        # which cannot happen inside the compiled function.
+        if fused.use_fused(training) and not self.bn.synchronized:
             return self.fused_training_call(inputs, channels_last)
         # Coordinate information embedding: z^h (N, H, C) averages each row
         # over the width, z^w (N, W, C) each column over the height; both
@@ -152,8 +154,8 @@ class CoordAttention(AttentionLayer):
         )
         if statistics is None:
             momentum = bn.momentum
-            moving_mean = ops.cast(bn.moving_mean, "float32")
-            moving_variance = ops.cast(bn.moving_variance, "float32")
+            moving_mean = ops.cast(bn.moving_mean, mean.dtype)
+            moving_variance = ops.cast(bn.moving_variance, mean.dtype)
             bn.moving_mean.assign(moving_mean * momentum + mean * (1.0 - momentum))
             bn.moving_variance.assign(moving_variance * momentum + variance * (1.0 - momentum))
         return outputs

@@ -13,7 +13,10 @@ On TensorFlow, while training, the layer calls it through
 ``tf.function(jit_compile=True)``, so XLA compiles the forward pass and its
 gradient each into a few passes over the input. BatchNorm's moving averages
 are then updated by the layer, outside the compiled function, exactly as
-Keras' BatchNormalization does (so also under ``MirroredStrategy``).
+Keras' BatchNormalization does (so also under ``MirroredStrategy``). A
+synchronized BatchNorm (statistics all-reduced across replicas, which the
+trainer switches on under a distribution strategy) cannot all-reduce inside a
+compiled function: such a layer runs op by op.
 
 Everywhere else the layer runs op by op: inference (``training=False``:
 ``predict``, evaluation and every export, so SavedModel and TFLite files carry
@@ -128,25 +131,26 @@ def coord_attention_training(inputs, weights, statistics, settings):
 
     Returns:
         (outputs, mean, variance): the block's output and the statistics it
-        normalised with, in float32.
+        normalised with, in float32 (float64 under a float64 policy).
     """
     activation, epsilon, directions, channels_last = settings
     descriptor = coord_pool(inputs, directions, channels_last)
     reduced = _conv1x1(descriptor, weights["reduce_kernel"], weights["reduce_bias"])
-    # BatchNorm as Keras computes it: in float32 whatever the policy.
+    # BatchNorm as Keras computes it: in float32 at least, whatever the policy.
     compute_dtype = reduced.dtype
-    reduced = ops.cast(reduced, "float32")
+    norm_dtype = keras.backend.result_type(compute_dtype, "float32")
+    reduced = ops.cast(reduced, norm_dtype)
     if statistics is None:
         mean, variance = ops.moments(reduced, axes=(0, 1, 2))
     else:
-        mean, variance = (ops.cast(s, "float32") for s in statistics)
+        mean, variance = (ops.cast(s, norm_dtype) for s in statistics)
     normalised = ops.batch_normalization(
         reduced,
         mean,
         variance,
         axis=-1,
-        offset=ops.cast(weights["beta"], "float32"),
-        scale=ops.cast(weights["gamma"], "float32"),
+        offset=ops.cast(weights["beta"], norm_dtype),
+        scale=ops.cast(weights["gamma"], norm_dtype),
         epsilon=epsilon,
     )
     f = activation(ops.cast(normalised, compute_dtype))
