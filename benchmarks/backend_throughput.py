@@ -12,7 +12,6 @@ divide medians from this one run. ``benchmarks/gpu.sh`` runs it on a GPU.
 
 import argparse
 import os
-import platform
 import statistics
 import time
 
@@ -20,6 +19,7 @@ import keras
 import numpy as np
 
 from keras_coordatt.models import MobileNetV2
+from machine import cpu_model
 
 ATTENTIONS = ("none", "se", "cbam", "ca")
 
@@ -41,17 +41,6 @@ def device_name():
         gpus = tf.config.list_physical_devices("GPU")
         return f"{len(gpus)} GPU(s)" if gpus else "cpu"
     return backend
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def build(attention, precision, image_size, alpha):

@@ -9,10 +9,11 @@ script prints the median of each and the modules the package adds.
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
+
+from machine import cpu_model
 
 PROBE = """
 import json, sys, time
@@ -25,17 +26,6 @@ done = time.perf_counter()
 added = sorted(set(sys.modules) - before)
 print(json.dumps({"keras": after_keras - started, "package": done - after_keras, "added": added}))
 """
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main(argv=None):

@@ -20,14 +20,7 @@ import tensorflow as tf  # noqa: E402
 
 from keras_coordatt import CoordAttention  # noqa: E402
 from keras_coordatt.layers import fused_attention  # noqa: E402
-
-
-def cpu_model():
-    with open("/proc/cpuinfo") as info:
-        for line in info:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return "unknown CPU"
+from machine import cpu_model  # noqa: E402
 
 
 def cases(batch):

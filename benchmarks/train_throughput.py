@@ -28,7 +28,6 @@ measured in this one run. Rows:
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -41,19 +40,9 @@ import tensorflow as tf  # noqa: E402
 
 from keras_coordatt.layers import fused_attention  # noqa: E402
 from keras_coordatt.models import MobileNetV2  # noqa: E402
+from machine import cpu_model  # noqa: E402
 from torch_worker import random_batches  # noqa: E402
 from torch_worker import torch_rows  # noqa: E402
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 class KerasCandidate:
