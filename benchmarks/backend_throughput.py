@@ -19,6 +19,7 @@ import keras
 import numpy as np
 
 from keras_coordatt.models import MobileNetV2
+from keras_coordatt.models.backbone import dtype_policy_scope
 from machine import cpu_model
 
 ATTENTIONS = ("none", "se", "cbam", "ca")
@@ -44,14 +45,10 @@ def device_name():
 
 
 def build(attention, precision, image_size, alpha):
-    policy = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(precision)
-    try:
+    with dtype_policy_scope(precision):
         model = MobileNetV2(input_shape=(image_size, image_size, 3), alpha=alpha,
                             attention=None if attention == "none" else attention,
                             classifier_activation=None)
-    finally:
-        keras.config.set_dtype_policy(policy)
     model.compile(keras.optimizers.SGD(0.01, momentum=0.9),
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     return model

@@ -26,6 +26,7 @@ measured in this one run. Rows:
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import statistics
@@ -40,6 +41,7 @@ import tensorflow as tf  # noqa: E402
 
 from keras_coordatt.layers import fused_attention  # noqa: E402
 from keras_coordatt.models import MobileNetV2  # noqa: E402
+from keras_coordatt.models.backbone import dtype_policy_scope  # noqa: E402
 from machine import cpu_model  # noqa: E402
 from torch_worker import random_batches  # noqa: E402
 from torch_worker import torch_rows  # noqa: E402
@@ -47,13 +49,8 @@ from torch_worker import torch_rows  # noqa: E402
 
 class KerasCandidate:
     def __init__(self, build, fused, precision, images, labels, batch_size):
-        self.fused = fused
-        policy = keras.config.dtype_policy()
-        keras.config.set_dtype_policy(precision)
-        try:
+        with dtype_policy_scope(precision):
             self.model = build()
-        finally:
-            keras.config.set_dtype_policy(policy)
         self.model.compile(keras.optimizers.SGD(0.01, momentum=0.9),
                            keras.losses.SparseCategoricalCrossentropy(from_logits=True))
 
@@ -145,9 +142,7 @@ def candidates(args, images, labels):
 def torch_names(args):
     if args.only not in ("all", "pytorch"):
         return []
-    try:
-        import torch  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("torch") is None:  # torch itself loads in the worker only
         print("torch is not installed: no official PyTorch rows", file=sys.stderr)
         return []
     return [name for name in torch_rows() if selected(args, name)]

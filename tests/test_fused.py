@@ -17,6 +17,7 @@ import keras
 import numpy as np
 import pytest
 
+from harness import randomize_weights
 from keras_coordatt import CoordAttention
 from keras_coordatt.layers import fused
 from keras_coordatt.layers import fused_attention
@@ -28,12 +29,12 @@ TOLERANCE = 1e-5  # relative to the largest value compared
 
 
 def randomize(layer, seed=0):
-    rng = np.random.default_rng(seed)
-    for weight in layer.weights:
-        value = rng.normal(0.0, 0.5, size=tuple(weight.shape))
-        if "variance" in weight.path:
-            value = rng.uniform(0.5, 1.5, size=tuple(weight.shape))
-        weight.assign(value.astype("float32"))
+    randomize_weights(layer, np.random.default_rng(seed))
+
+
+def as_float(tensor):
+    """float32, or float64 where the policy is."""
+    return np.asarray(tensor if tensor.dtype == tf.float64 else tf.cast(tensor, "float32"))
 
 
 def training_step(layer, inputs, use_fused):
@@ -54,9 +55,6 @@ def training_step(layer, inputs, use_fused):
     moving = [w.numpy() for w in layer.non_trainable_weights]
     for weight, value in zip(layer.weights, start):
         weight.assign(value)
-    def as_float(tensor):  # float32, or float64 where the policy is
-        return np.asarray(tensor if tensor.dtype == tf.float64 else tf.cast(tensor, "float32"))
-
     return as_float(outputs), [as_float(g) for g in gradients], moving
 
 
@@ -122,7 +120,7 @@ def test_float64_stays_float64_on_the_fused_path():
     inputs = tf.random.normal((3, 8, 8, 48), dtype="float64", seed=5)
     layer(inputs)
     randomize(layer)
-    plain, fast = compare(layer, inputs, tolerance=1e-12)
+    _, fast = compare(layer, inputs, tolerance=1e-12)
     assert fast[0].dtype == fast[2][0].dtype == np.float64
 
 
@@ -174,7 +172,7 @@ def test_fused_and_plain_agree_after_a_keras_file_round_trip(tmp_path):
     loaded = keras.models.load_model(path)
     layer = loaded.get_layer("ca")
     images = tf.random.normal((2, 12, 12, 32), seed=4)
-    plain, fast = compare(layer, images)
+    _, fast = compare(layer, images)
     original = training_step(model.get_layer("ca"), images, use_fused=True)
     assert_same([original[0]], [fast[0]])
 

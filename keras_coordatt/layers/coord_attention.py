@@ -115,12 +115,7 @@ class CoordAttention(AttentionLayer):
         f = self.activation_fn(
             self.bn(self.conv_reduce(descriptor), training=training)
         )
-        if self.directions == "hw":
-            height = ops.shape(inputs)[1 if channels_last else 2]
-            f_h, f_w = f[:, :height], f[:, height:]
-        else:
-            f_h = f if self.directions == "h" else None
-            f_w = f if self.directions == "w" else None
+        f_h, f_w = fused.split_descriptor(f, inputs, self.directions, channels_last)
         logits_h = None if f_h is None else self.conv_h(f_h)  # (N, H, 1, C)
         logits_w = None if f_w is None else self.conv_w(f_w)  # (N, W, 1, C)
         # x * g_h * g_w, with g = sigmoid(logits).

@@ -23,9 +23,10 @@ Everywhere else the layer runs op by op: inference (``training=False``:
 the same standard ops as before), the JAX backend (which compiles the whole
 training step already) and PyTorch.
 
-Fusing only pays where the work is memory-bound enough: on the Intel Xeon it
-was measured on, it did for CA, and not for SE (slower) or CBAM (within a
-few %), which therefore always run op by op (``benchmarks/attention_fusion.py``).
+Fusing pays where the work is memory-bound enough: on the Intel Xeon it was
+measured on (``python benchmarks/attention_fusion.py``), CA's training work
+took 20-24% less time fused; SE compiled whole was slower, so it runs op by
+op; CBAM compiled whole was 10-13% faster but is not fused yet.
 
 Switch: ``keras_coordatt.layers.set_fused_attention(False)``, the context
 manager ``fused_attention(False)``, or ``KERAS_COORDATT_FUSED=0`` in the
@@ -110,6 +111,15 @@ def coord_gate(inputs, logits_h, logits_w, channels_last):
     return outputs
 
 
+def split_descriptor(f, inputs, directions, channels_last):
+    """(f_h, f_w): the rows' and the columns' parts of the pooled descriptor
+    after F1, BatchNorm and the activation; None for a direction not pooled."""
+    if directions == "hw":
+        height = ops.shape(inputs)[1 if channels_last else 2]
+        return f[:, :height], f[:, height:]
+    return (f, None) if directions == "h" else (None, f)
+
+
 def _conv1x1(tensor, kernel, bias):
     kernel = ops.cast(kernel, tensor.dtype)
     return ops.matmul(tensor, kernel[0, 0]) + ops.cast(bias, tensor.dtype)
@@ -154,12 +164,7 @@ def coord_attention_training(inputs, weights, statistics, settings):
         epsilon=epsilon,
     )
     f = activation(ops.cast(normalised, compute_dtype))
-    if directions == "hw":
-        height = ops.shape(inputs)[1 if channels_last else 2]
-        f_h, f_w = f[:, :height], f[:, height:]
-    else:
-        f_h = f if directions == "h" else None
-        f_w = f if directions == "w" else None
+    f_h, f_w = split_descriptor(f, inputs, directions, channels_last)
     logits_h = None if f_h is None else _conv1x1(f_h, weights["h_kernel"], weights["h_bias"])
     logits_w = None if f_w is None else _conv1x1(f_w, weights["w_kernel"], weights["w_bias"])
     return coord_gate(inputs, logits_h, logits_w, channels_last), mean, variance
