@@ -17,8 +17,6 @@ This is how fusing was chosen for CA and not for SE or CBAM.
 
 import argparse
 import os
-import statistics
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -29,6 +27,7 @@ from keras_coordatt import CoordAttention  # noqa: E402
 from keras_coordatt import SqueezeExcite  # noqa: E402
 from keras_coordatt.layers import fused_attention  # noqa: E402
 from machine import cpu_model  # noqa: E402
+from machine import median_ms_in_turns  # noqa: E402
 
 # The expanded width at MobileNetV2-1.0's five resolutions.
 SHAPES = ((112, 112, 96), (56, 56, 144), (28, 28, 192), (14, 14, 576), (7, 7, 960))
@@ -66,13 +65,8 @@ def main(argv=None):
     rows = []
     for name, layer_class in LAYERS.items():
         functions = {mode: training_work(layer_class, mode, inputs) for mode in MODES}
-        times = {mode: [] for mode in MODES}
-        for _ in range(args.rounds):
-            for mode, function in functions.items():
-                start = time.perf_counter()
-                function()[0].numpy()
-                times[mode].append(time.perf_counter() - start)
-        rows.append((name, [statistics.median(times[mode]) * 1000 for mode in MODES]))
+        medians = median_ms_in_turns(functions, args.rounds)
+        rows.append((name, [medians[mode] for mode in MODES]))
         print(f"{name} done", flush=True)
     print(f"\n{cpu_model()}, {os.cpu_count()} cores; TensorFlow {tf.__version__}; forward + "
           f"backward of 5 layers at MobileNetV2's stage shapes, batch {args.batch_size}, "

@@ -10,8 +10,6 @@ over rounds, the ratio XLA / plain measured in this one run.
 
 import argparse
 import os
-import statistics
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -21,6 +19,7 @@ import tensorflow as tf  # noqa: E402
 from keras_coordatt import CoordAttention  # noqa: E402
 from keras_coordatt.layers import fused_attention  # noqa: E402
 from machine import cpu_model  # noqa: E402
+from machine import median_ms_in_turns  # noqa: E402
 
 
 def cases(batch):
@@ -67,14 +66,8 @@ def main(argv=None):
             inputs = tf.random.normal(shape)
             layer(inputs)
             functions = {jit: step_function(layer, inputs, jit) for jit in (False, True)}
-            times = {False: [], True: []}
-            for _ in range(args.rounds):
-                for jit, function in functions.items():
-                    start = time.perf_counter()
-                    function()[0].numpy()
-                    times[jit].append(time.perf_counter() - start)
-            plain, xla = (statistics.median(times[j]) * 1000 for j in (False, True))
-            rows.append((name, plain, xla))
+            medians = median_ms_in_turns(functions, args.rounds)
+            rows.append((name, medians[False], medians[True]))
             print(f"{name} done", flush=True)
     print(f"\n{cpu_model()}, {os.cpu_count()} cores; TensorFlow {tf.__version__}; forward + "
           f"backward, batch {args.batch_size}, median of {args.rounds} rounds")

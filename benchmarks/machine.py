@@ -1,4 +1,4 @@
-"""What the benchmarks print about the machine they ran on."""
+"""What the benchmarks share: the machine they ran on, and timing in turns."""
 
 import platform
 
@@ -13,3 +13,21 @@ def cpu_model():
     except OSError:
         pass
     return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def median_ms_in_turns(functions, rounds):
+    """{key: median milliseconds} of each zero-argument function, called in
+    turns round after round (so a slow patch of the machine hits all alike).
+    A function's first output is read back to the host, which waits for it."""
+    import statistics
+    import time
+
+    import numpy as np
+
+    times = {key: [] for key in functions}
+    for _ in range(rounds):
+        for key, function in functions.items():
+            start = time.perf_counter()
+            np.asarray(function()[0])
+            times[key].append(time.perf_counter() - start)
+    return {key: statistics.median(values) * 1000 for key, values in times.items()}
