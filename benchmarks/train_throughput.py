@@ -27,7 +27,6 @@ measured in this one run. Rows:
 
 import argparse
 import importlib.util
-import json
 import os
 import statistics
 import sys
@@ -43,6 +42,7 @@ from keras_coordatt.layers import fused_attention  # noqa: E402
 from keras_coordatt.models import MobileNetV2  # noqa: E402
 from keras_coordatt.models.backbone import dtype_policy_scope  # noqa: E402
 from machine import cpu_model  # noqa: E402
+from torch_worker import TorchProcess  # noqa: E402
 from torch_worker import random_batches  # noqa: E402
 from torch_worker import torch_rows  # noqa: E402
 
@@ -71,46 +71,6 @@ class KerasCandidate:
         start = time.perf_counter()
         self.model.fit(self.data, verbose=0)
         return time.perf_counter() - start
-
-
-class TorchWorker:
-    """The official PyTorch rows, trained in their own process (torch_worker.py)."""
-
-    def __init__(self, names, args):
-        import subprocess
-
-        self.process = subprocess.Popen(
-            [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "torch_worker.py")],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        self.send({"names": names, "image_size": args.image_size, "batch_size": args.batch_size,
-                   "steps": args.steps, "alpha": args.alpha})
-        reply = self.receive()
-        self.params, self.version = reply["params"], reply["version"]
-
-    def send(self, message):
-        self.process.stdin.write(json.dumps(message) + "\n")
-        self.process.stdin.flush()
-
-    def receive(self):
-        line = self.process.stdout.readline()
-        if not line:
-            raise RuntimeError("the PyTorch worker stopped; see its error above")
-        return json.loads(line)
-
-    def seconds(self, name):
-        self.send({"name": name})
-        return self.receive()["seconds"]
-
-
-class TorchRow:
-    def __init__(self, worker, name):
-        self.worker, self.name = worker, name
-
-    def params(self):
-        return self.worker.params[self.name]
-
-    def seconds(self):
-        return self.worker.seconds(self.name)
 
 
 def candidates(args, images, labels):
@@ -180,9 +140,9 @@ def main(argv=None):
     if names:
         print(f"building and warming up {len(names)} PyTorch rows in their own process",
               file=sys.stderr, flush=True)
-        worker = TorchWorker(names, args)
+        worker = TorchProcess(names, args.image_size, args.batch_size, args.steps, args.alpha)
         version = f", {worker.version}"
-        built.update({name: TorchRow(worker, name) for name in names})
+        built.update({name: worker.row(name) for name in names})
     rates = {name: [] for name in built}
     for round_index in range(args.rounds):
         for name, candidate in built.items():
