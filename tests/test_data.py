@@ -201,6 +201,18 @@ def test_describe_names_the_source_splits_and_preprocessing(folder):
         assert expected in text
 
 
+@pytest.mark.parametrize("cores, autotune, expected", [
+    (2, None, False), (4, None, False), (16, None, True), (2, True, True), (16, False, False)])
+def test_tf_data_autotuning_is_off_on_small_machines_unless_asked_for(
+        folder, monkeypatch, cores, autotune, expected):
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    datasets = folder_datasets(folder, autotune=autotune)
+    assert datasets.train_for_epoch(0).options().autotune.enabled is expected
+    assert datasets.train.options().autotune.enabled is expected
+    assert f"tf.data autotuning {'on' if expected else 'off'}" in datasets.describe()
+    assert (f"({cores} cores)" in datasets.describe()) is (autotune is None)
+
+
 def test_a_batch_larger_than_the_train_split_is_an_error(folder):
     with pytest.raises(ValueError, match="24 examples, fewer than one batch of 32"):
         folder_datasets(folder, batch_size=32)

@@ -78,6 +78,12 @@ def save_weights(model, path):
         model.save_weights(temporary)
 
 
+def copy_file(source, path):
+    """Copies ``source`` to ``path`` likewise."""
+    with _replacing(path) as temporary:
+        shutil.copyfile(source, temporary)
+
+
 class _replacing:
     """A temporary path beside ``path`` with the same suffix, renamed onto it on success."""
 
