@@ -23,6 +23,7 @@ from keras_coordatt.models import convert
 from keras_coordatt.models import count_macs
 from keras_coordatt.models import count_trainable_params
 from keras_coordatt.models import feature_pyramid
+from keras_coordatt.models import start_attention_as_identity
 
 __version__ = "0.1.0"
 
@@ -45,4 +46,5 @@ __all__ = [
     "feature_pyramid",
     "get_attention",
     "models",
+    "start_attention_as_identity",
 ]

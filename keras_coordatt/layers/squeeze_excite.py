@@ -58,6 +58,12 @@ class SqueezeExcite(AttentionLayer):
         self.conv_reduce = self.conv(self.squeezed, "conv_reduce", input_channels=channels)
         self.conv_expand = self.conv(channels, "conv_expand", input_channels=self.squeezed)
 
+    def gate_convs(self):
+        return [self.conv_expand]
+
+    def gate_midpoints(self):
+        return [float(self.gate_fn(0.0))]  # 0.5 for the sigmoid and the hard sigmoid
+
     def call(self, inputs):
         spatial_axes = (1, 2) if self.data_format == "channels_last" else (2, 3)
         squeezed = self.to_channels_last(

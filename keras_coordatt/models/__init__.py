@@ -11,6 +11,7 @@ from keras_coordatt.models.families import FAMILIES
 from keras_coordatt.models.families import ModelFamily
 from keras_coordatt.models.families import build_model
 from keras_coordatt.models.families import get_family
+from keras_coordatt.models.identity import start_attention_as_identity
 from keras_coordatt.models.macs import count_macs
 from keras_coordatt.models.macs import count_trainable_params
 from keras_coordatt.models.mobilenet_v2 import MobileNetV2
@@ -42,4 +43,5 @@ __all__ = [
     "load_weights_by_name",
     "make_divisible",
     "rebuild",
+    "start_attention_as_identity",
 ]

@@ -17,6 +17,7 @@ from keras_coordatt.layers.base import AttentionLayer
 from keras_coordatt.models.backbone import Backbone
 from keras_coordatt.models.classifier import ImageClassifier
 from keras_coordatt.models.classifier import rebuild
+from keras_coordatt.models.identity import start_attention_as_identity
 from keras_coordatt.models.weights import copy_weights_by_name
 
 SUPPORTED_FAMILIES = (
@@ -35,7 +36,7 @@ MOBILENET_V2_PROJECT = re.compile(r"^block_(\d+)_project$")
 EFFICIENTNET_SE_EXCITE = re.compile(r"^(block\w+_)se_excite$")
 
 
-def add_attention(model, attention="ca", attention_kwargs=None):
+def add_attention(model, attention="ca", attention_kwargs=None, identity_init=True):
     """Returns a copy of ``model`` with attention in every inverted-residual block.
 
     Reference: Hou, Zhou, Feng, "Coordinate Attention for Efficient Mobile
@@ -56,10 +57,12 @@ def add_attention(model, attention="ca", attention_kwargs=None):
     weights (copied by layer name). A model of this package (a `Backbone` or
     an `ImageClassifier`) is rebuilt from its own configuration with the
     attention set, so the result is of the same class, with its pyramid and
-    preprocessing. The new layers start from their own initialisation, so
-    the network needs fine-tuning before it is as accurate as the original.
-    The original model is not modified and shares no weights with the
-    result.
+    preprocessing. With ``identity_init`` (the default) the new layers start
+    as the identity (`start_attention_as_identity`): a MobileNetV2 gives the
+    same outputs as before, bit for bit, and fine-tuning starts from its
+    accuracy; an EfficientNet loses its SE blocks, which no initialisation
+    of the new layers can stand in for. The original model is not modified
+    and shares no weights with the result.
 
     Args:
         model: a functional `keras.Model` of a supported family, as built by
@@ -70,6 +73,8 @@ def add_attention(model, attention="ca", attention_kwargs=None):
             ``"se"``, ``"cbam"``, a config dict, a Layer class or a callable.
         attention_kwargs: dict of constructor arguments for every attention
             layer, for example ``{"reduction": 16}``.
+        identity_init: start the new layers as the identity (default True);
+            False leaves them at their own random initialisation.
 
     Returns:
         A new model with the same inputs and outputs: of the same class for
@@ -77,7 +82,9 @@ def add_attention(model, attention="ca", attention_kwargs=None):
 
     Raises:
         ValueError: the model is not of a supported family, already contains
-            attention layers, or ``attention`` is None.
+            attention layers, or ``attention`` is None; with ``identity_init``,
+            an attention that is not one of this package's layers (a callable
+            or another Layer class) cannot start as the identity.
 
     Example:
 
@@ -106,6 +113,19 @@ def add_attention(model, attention="ca", attention_kwargs=None):
     else:
         new_model = _rewritten(model, attention, dict(attention_kwargs or {}))
     _copy_weights(model, new_model)
+    if identity_init:
+        old_names = {layer.name for layer in _all_layers(model)}
+        added = [layer for layer in _all_layers(new_model)
+                 if layer.name not in old_names
+                 and not isinstance(layer, (keras.Model, keras.layers.InputLayer))]
+        foreign = [layer for layer in added if not isinstance(layer, AttentionLayer)]
+        if foreign:
+            raise ValueError(
+                f"add_attention: '{foreign[0].name}' ({type(foreign[0]).__name__}) is not one "
+                "of keras_coordatt's attention layers, so it cannot start as the identity; "
+                "pass identity_init=False to keep its own initialisation."
+            )
+        start_attention_as_identity(new_model, added)
     return new_model
 
 
@@ -165,6 +185,14 @@ def _rewritten(model, attention, attention_kwargs):
         model.input,
     )
     return keras.models.clone_model(model, input_tensors=inputs, call_function=call_function)
+
+
+def _all_layers(model):
+    """The model's layers and those of the models nested in it."""
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _all_layers(layer)
 
 
 def _producer(tensor):

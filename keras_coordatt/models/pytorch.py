@@ -30,6 +30,7 @@ from keras_coordatt.layers import CoordAttention
 from keras_coordatt.models.common import blocks
 from keras_coordatt.models.common import STEM_CHANNELS
 from keras_coordatt.models.common import make_divisible
+from keras_coordatt.models.identity import start_attention_as_identity
 from keras_coordatt.models.mobilenet_v2 import LAST_CHANNELS
 from keras_coordatt.models.mobilenet_v2 import STAGES
 from keras_coordatt.models.mobilenet_v2 import MobileNetV2
@@ -101,6 +102,8 @@ def convert(
     classes=None,
     input_shape=None,
     classifier_activation=None,
+    attention="checkpoint",
+    identity_init=True,
 ):
     """Converts a PyTorch MobileNetV2 checkpoint into a Keras model.
 
@@ -139,6 +142,16 @@ def convert(
             ``(224, 224, 3)``. ``(None, None, 3)`` accepts any size.
         classifier_activation: the ``predictions`` activation; None
             (default) gives logits, as the PyTorch model does.
+        attention: ``"checkpoint"`` (default): the checkpoint's own (CA for
+            the official release, none for torchvision's). A torchvision
+            checkpoint also takes any attention `keras_coordatt.get_attention`
+            knows (``"ca"``, ``"se"``, ``"cbam"``, ...): the ImageNet network
+            with new attention layers ``block_{i}_attention``, placed as in
+            `MobileNetV2`, every other weight from the checkpoint.
+        identity_init: with a new ``attention``, start it as the identity
+            (`start_attention_as_identity`; default True): the converted
+            model then gives the checkpoint's logits, and fine-tuning starts
+            from its accuracy.
 
     Returns:
         The `keras.Model`, channels-last (NHWC) input.
@@ -162,6 +175,7 @@ def convert(
             f"{', '.join(repr(name) for name in LAYOUTS)}."
         )
     spec = LAYOUTS[layout]
+    new_attention = _new_attention(spec, layout, attention)
     prefixes = module_prefixes(spec)
     checkpoint_classes = _require(state, f"{CLASSIFIER}.weight").shape[0]
     keep_classifier = classes is None or classes == checkpoint_classes
@@ -170,7 +184,7 @@ def convert(
         alpha=infer_alpha(state, prefixes),
         classes=checkpoint_classes if classes is None else classes,
         classifier_activation=classifier_activation,
-        attention=spec.attention,
+        attention=spec.attention if new_attention is None else new_attention,
         padding="pytorch",
         # PyTorch's BatchNorm defaults: eps 1e-5, momentum 0.1 (0.9 in Keras'
         # convention), so that fine-tuning continues as it was trained.
@@ -181,10 +195,32 @@ def convert(
     if not keep_classifier:
         prefixes["predictions"] = None
         state = {k: v for k, v in state.items() if not k.startswith(f"{CLASSIFIER}.")}
+    added = []
+    if new_attention is not None:
+        added = [layer for layer in model.layers if layer.name.endswith("_attention")]
+        prefixes.update({layer.name: None for layer in added})
     load_into(model, state, prefixes)
+    if added and identity_init:
+        start_attention_as_identity(model, added)
     if output is not None:
         model.save(output)
     return model
+
+
+def _new_attention(spec, layout, attention):
+    """The attention to insert, or None to keep the checkpoint's own."""
+    if isinstance(attention, str) and attention == "checkpoint":
+        return None
+    if spec.attention is not None:
+        raise ValueError(
+            f"convert: a {layout!r} checkpoint has its own attention ({spec.attention}), "
+            f"trained with the network; attention={attention!r} would drop it. Pass "
+            "attention='checkpoint', or start from a checkpoint without attention "
+            "(torchvision's)."
+        )
+    if attention is None or (isinstance(attention, str) and attention.lower() == "none"):
+        return None
+    return attention
 
 
 def load_state_dict(checkpoint):

@@ -50,6 +50,9 @@ class TrainConfig:
     init_weights: Optional[str] = option(
         None, "start from these weights, copied by layer name: a .keras model, a "
         ".weights.h5 file, or keras.applications' legacy .h5")
+    identity_init: bool = option(
+        True, "with init_weights: attention layers the weights lack start as the identity, "
+        "so training starts from the loaded network's accuracy")
     # data
     dataset: str = option(
         "tfds:imagenet2012", "elpv, tfds:NAME (tensorflow-datasets) or folder:PATH (a folder per class)")
