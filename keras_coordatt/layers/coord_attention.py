@@ -108,8 +108,6 @@ class CoordAttention(AttentionLayer):
         # which cannot happen inside the compiled function.
         if fused.use_fused(training) and not self.bn.synchronized:
             return self.fused_training_call(inputs, channels_last)
-        if not training and channels_last:
-            return self.inference_call(inputs)
         # Coordinate information embedding: z^h (N, H, C) averages each row
         # over the width, z^w (N, W, C) each column over the height; both
         # concatenated as (N, H + W, 1, C) for one shared F1 and one BatchNorm.
@@ -128,25 +126,6 @@ class CoordAttention(AttentionLayer):
 
     def gate_midpoints(self):
         return [0.5] * len(self.directions)  # sigmoid(0), per direction
-
-    def inference_call(self, inputs):
-        """Channels-last inference: the same numbers with fewer, cheaper ops.
-
-        With BatchNorm normalising by its moving statistics, F1 + BN + the
-        activation act on each position of the descriptor alone, so the rows'
-        and the columns' descriptors can go through them separately: kept as
-        (N, H, 1, C) and (N, 1, W, C), they need no concatenation, split,
-        reshape or transpose, and each gate broadcasts straight onto the
-        input. Exports run this path (LiteRT latency: see the README).
-        """
-        outputs = inputs
-        for direction, axis in (("h", 2), ("w", 1)):
-            if direction in self.directions:
-                descriptor = ops.mean(inputs, axis=axis, keepdims=True)
-                f = self.activation_fn(self.bn(self.conv_reduce(descriptor), training=False))
-                conv = getattr(self, f"conv_{direction}")
-                outputs = outputs * ops.sigmoid(conv(f))
-        return outputs
 
     def fused_training_call(self, inputs, channels_last):
         """The same block, XLA-compiled as one function (see `layers.fused`)."""
