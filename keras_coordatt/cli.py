@@ -13,6 +13,7 @@ Example:
 """
 
 import argparse
+import os
 import sys
 import warnings
 
@@ -224,7 +225,6 @@ def add_export_arguments(parser):
 
 
 def _load_for_export(args):
-    import os
 
     if args.model.endswith(".keras"):
         if not os.path.exists(args.model):
@@ -273,7 +273,6 @@ def _rebuilt_at(model, size):
 
 def _labels_for_export(args):
     import json
-    import os
 
     if args.labels:
         with open(args.labels) as f:
@@ -330,6 +329,40 @@ def run_train(args):
     return train_from_args(args)
 
 
+def add_explain_arguments(parser):
+    parser.add_argument("model", help="a .keras classifier (a trained run's model.keras)")
+    parser.add_argument("images", nargs="+", help="image files (JPEG, PNG, BMP, GIF)")
+    parser.add_argument("--output", required=True, help="folder for the <image>_explained.png files")
+    parser.add_argument("--layer", default=None,
+                        help="layer whose feature maps Grad-CAM weights (default: the last with "
+                        "a 4D output, out_relu in MobileNetV2)")
+    parser.add_argument("--attention-layer", default=None,
+                        help="CoordAttention layer whose gates to draw (default: the last at "
+                        "1/16 of the input size or larger, block_12_attention in MobileNetV2)")
+    parser.add_argument("--class", dest="class_index", type=int, default=None,
+                        help="class to explain (default: each image's top class)")
+
+
+def run_explain(args):
+    """Grad-CAM and CA's gates per image with `keras_coordatt.visualize.explain_images`."""
+    import keras
+
+    from keras_coordatt.visualize import explain_images
+
+    if not os.path.isfile(args.model) or not args.model.endswith(".keras"):
+        raise ValueError(f"model must be an existing .keras file, got {args.model!r}")
+    for path in args.images:  # before loading the model: a typo costs no wait
+        if not os.path.isfile(path):
+            raise ValueError(f"no image file {path!r}")
+    model = keras.saving.load_model(args.model, compile=False)
+    rows = explain_images(model, args.images, args.output, layer=args.layer,
+                          gate_layer=args.attention_layer, class_index=args.class_index)
+    for row in rows:
+        print(f"{row['image']}: class {row['class']} (model output {row['score']:.4g}) "
+              f"-> {row['png']}")
+    return 0
+
+
 # name -> (help, add_arguments(parser), run(args) -> exit status)
 COMMANDS = {
     "table": (
@@ -351,6 +384,11 @@ COMMANDS = {
         "train a classifier by the paper's recipe: checkpoints, resume, one or many devices",
         add_train_arguments,
         run_train,
+    ),
+    "explain": (
+        "draw Grad-CAM and Coordinate Attention's gates over images, one PNG each",
+        add_explain_arguments,
+        run_explain,
     ),
 }
 

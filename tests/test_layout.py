@@ -16,11 +16,11 @@ PACKAGE = ROOT / "keras_coordatt"
 # tiers below; within a tier, only its own subpackage (data, training and
 # export are peers that do not know each other).
 TIERS = (
-    ("layers", "preprocessing", "startup"),
+    ("layers", "preprocessing", "startup", "plotting"),
     ("models",),
     ("tasks",),
     ("data",),
-    ("training", "export"),
+    ("training", "export", "visualize"),
     ("cli",),
 )
 

@@ -23,7 +23,7 @@ from keras_coordatt import CoordAttention
 from keras_coordatt.cli import run_reporting_errors
 from keras_coordatt.export import run_tflite
 from keras_coordatt.export import to_tflite
-from keras_coordatt.training.history import pyplot
+from keras_coordatt.plotting import pyplot
 
 
 def bars(count, size, seed):

@@ -22,8 +22,8 @@ import sys
 import numpy as np
 
 from keras_coordatt.cli import run_reporting_errors
+from keras_coordatt.plotting import pyplot
 from keras_coordatt.training import load_config
-from keras_coordatt.training.history import pyplot
 from keras_coordatt.training.history import read_history
 from training.train import CONFIG_DIR
 

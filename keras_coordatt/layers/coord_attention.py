@@ -108,6 +108,17 @@ class CoordAttention(AttentionLayer):
         # which cannot happen inside the compiled function.
         if fused.use_fused(training) and not self.bn.synchronized:
             return self.fused_training_call(inputs, channels_last)
+        logits_h, logits_w = self.gate_logits(inputs, training)
+        # x * g_h * g_w, with g = sigmoid(logits).
+        return fused.coord_gate(inputs, logits_h, logits_w, channels_last)
+
+    def gate_logits(self, inputs, training=None):
+        """The gates before their sigmoid: ``(N, H, 1, C)`` and ``(N, W, 1, C)``.
+
+        Channels-last whatever the layout; None for a direction not gated.
+        ``keras_coordatt.visualize.coord_attention_gates`` draws them.
+        """
+        channels_last = self.data_format == "channels_last"
         # Coordinate information embedding: z^h (N, H, C) averages each row
         # over the width, z^w (N, W, C) each column over the height; both
         # concatenated as (N, H + W, 1, C) for one shared F1 and one BatchNorm.
@@ -118,8 +129,7 @@ class CoordAttention(AttentionLayer):
         f_h, f_w = fused.split_descriptor(f, inputs, self.directions, channels_last)
         logits_h = None if f_h is None else self.conv_h(f_h)  # (N, H, 1, C)
         logits_w = None if f_w is None else self.conv_w(f_w)  # (N, W, 1, C)
-        # x * g_h * g_w, with g = sigmoid(logits).
-        return fused.coord_gate(inputs, logits_h, logits_w, channels_last)
+        return logits_h, logits_w
 
     def gate_convs(self):
         return [getattr(self, f"conv_{direction}") for direction in self.directions]

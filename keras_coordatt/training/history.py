@@ -3,6 +3,8 @@
 import csv
 import os
 
+from keras_coordatt.plotting import pyplot
+
 
 def append_history(path, row):
     """Adds one epoch's row to ``history.csv`` (with a header for a new file)."""
@@ -29,20 +31,6 @@ def truncate_history(path, epochs_done):
         os.remove(path)
     for row in rows:
         append_history(path, row)
-
-
-def pyplot():
-    """matplotlib's pyplot on the file-only Agg backend; ImportError says which extra brings it."""
-    try:
-        import matplotlib
-    except ImportError as error:
-        raise ImportError(
-            "plots need matplotlib: pip install 'keras-coordatt[train]' (or matplotlib)"
-        ) from error
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def plot_curves(history_path, png_path):

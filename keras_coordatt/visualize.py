@@ -1,0 +1,283 @@
+"""Where a model looks: Grad-CAM for any Keras classifier, and Coordinate Attention's gates.
+
+- `grad_cam(model, images)`: Selvaraju et al.'s Grad-CAM (ICCV 2017), the
+  heat maps the CA paper draws in its Figure 5: the class score's gradient,
+  averaged over each feature map of a late layer, weights those maps; their
+  positive sum, upsampled to the image, is the map.
+- `coord_attention_gates(model, images, layer)`: a CA layer's two gates,
+  ``g_h`` (one value per row) and ``g_w`` (per column), averaged over the
+  channels, and their product on the image (the mean over channels of
+  ``g_h * g_w``, which is what the layer multiplies its input by).
+- `explain_figure` draws both beside the image; `explain_images` reads image
+  files, runs both and writes one PNG per image (``keras-coordatt explain``).
+
+Grad-CAM needs gradients and runs on the TensorFlow backend; the gates run
+on any backend.
+"""
+
+import os
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_coordatt.layers import CoordAttention
+from keras_coordatt.preprocessing import preprocessing_of
+
+
+def feature_layer(model):
+    """The last layer with a 4D output: the default layer Grad-CAM reads."""
+    for layer in reversed(model.layers):
+        if _rank(layer) == 4 and not isinstance(layer, keras.layers.InputLayer):
+            return layer
+    raise ValueError(f"grad_cam: model '{model.name}' has no layer with a 4D (image) output")
+
+
+def grad_cam(model, images, layer=None, class_index=None):
+    """Grad-CAM heat maps of ``model``'s class scores on ``images``.
+
+    Args:
+        model: a functional Keras classifier (logits or probabilities out).
+        images: ``(N, H, W, 3)`` images, preprocessed as the model expects.
+        layer: the layer (or its name) whose feature maps are weighted;
+            default: the last layer with a 4D output (``out_relu`` in
+            MobileNetV2).
+        class_index: the class to explain, an int for all images or one per
+            image; default: each image's top class.
+
+    Returns:
+        ``(maps, classes)``: maps ``(N, H, W)`` float32 in [0, 1] (each
+        image's map divided by its maximum; all zero where no position speaks
+        for the class), and the class index each map explains.
+    """
+    import tensorflow as tf  # gradients: TensorFlow backend
+
+    layer = _layer(model, layer) if layer is not None else feature_layer(model)
+    if _rank(layer) != 4:
+        raise ValueError(
+            f"grad_cam: layer '{layer.name}' has output shape {tuple(layer.output.shape)}; "
+            "Grad-CAM needs a 4D (batch, height, width, channels) feature map")
+    probe = keras.Model(model.input, [layer.output, model.output])
+    images = tf.convert_to_tensor(np.asarray(images, "float32"))
+    with tf.GradientTape() as tape:
+        features, scores = probe(images, training=False)
+        features = tf.cast(features, tf.float32)
+        scores = tf.cast(scores, tf.float32)
+        if class_index is None:
+            classes = tf.argmax(scores, axis=-1, output_type=tf.int32)
+        else:
+            classes = tf.broadcast_to(tf.constant(class_index, tf.int32), tf.shape(scores)[:1])
+        chosen = tf.gather(scores, classes, axis=1, batch_dims=1)
+    gradients = tape.gradient(chosen, features)
+    weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)
+    maps = tf.nn.relu(tf.reduce_sum(weights * features, axis=-1))
+    peak = tf.reduce_max(maps, axis=(1, 2), keepdims=True)
+    maps = tf.math.divide_no_nan(maps, peak)
+    maps = tf.image.resize(maps[..., None], tf.shape(images)[1:3], method="bilinear")[..., 0]
+    return np.clip(maps.numpy(), 0.0, 1.0), classes.numpy()
+
+
+def coord_attention_layers(model):
+    """The model's CoordAttention layers, in order."""
+    return [layer for layer in model.layers if isinstance(layer, CoordAttention)]
+
+
+def default_gate_layer(model):
+    """The last CoordAttention layer whose map is at least 1/16 of the input's height.
+
+    (In MobileNetV2 at 224: ``block_12_attention``, 14x14; the deeper 7x7 ones
+    are too coarse to see much.)
+    """
+    layers = coord_attention_layers(model)
+    if not layers:
+        raise ValueError(f"model '{model.name}' has no CoordAttention layer")
+    height = model.input.shape[1]
+    large = [layer for layer in layers
+             if height is None or (layer.input.shape[1] or 0) * 16 >= height]
+    return (large or layers)[-1]
+
+
+def coord_attention_gates(model, images, layer=None):
+    """A CoordAttention layer's gates on ``images``, averaged over channels.
+
+    Args:
+        model: a functional model holding the layer.
+        images: ``(N, H, W, 3)``, preprocessed as the model expects.
+        layer: a `CoordAttention` layer of the model or its name; default
+            `default_gate_layer`.
+
+    Returns:
+        dict with ``"g_h"`` ``(N, h)`` (one value per row of the layer's
+        input), ``"g_w"`` ``(N, w)``, ``"product"`` ``(N, h, w)``: the mean
+        over channels of ``g_h * g_w``, the factor the layer applies at each
+        position; ``"layer"`` the layer's name. A direction the layer does
+        not gate is all ones.
+    """
+    layer = default_gate_layer(model) if layer is None else _layer(model, layer)
+    if not isinstance(layer, CoordAttention):
+        raise ValueError(f"'{layer.name}' is a {type(layer).__name__}, not a CoordAttention layer")
+    probe = keras.Model(model.input, layer.input)
+    inputs = probe(np.asarray(images, "float32"), training=False)
+    logits_h, logits_w = layer.gate_logits(inputs, training=False)
+    channels_last = layer.data_format == "channels_last"
+    height, width = (inputs.shape[1], inputs.shape[2]) if channels_last else (
+        inputs.shape[2], inputs.shape[3])
+    batch = inputs.shape[0]
+
+    def gate(logits, size):
+        if logits is None:
+            return np.ones((batch, size, layer.channels), "float32")
+        return ops.convert_to_numpy(ops.cast(ops.sigmoid(logits), "float32"))[:, :, 0, :]
+
+    g_h, g_w = gate(logits_h, height), gate(logits_w, width)  # (N, h, C), (N, w, C)
+    product = np.einsum("nhc,nwc->nhw", g_h, g_w) / layer.channels
+    return {"g_h": g_h.mean(-1), "g_w": g_w.mean(-1), "product": product, "layer": layer.name}
+
+
+def overlay(image, heat, colormap="jet", opacity=0.45):
+    """``image`` (H, W, 3) uint8 with ``heat`` (any size, values in [0, 1]) blended over it."""
+    from matplotlib import colormaps
+
+    image = np.asarray(image)
+    heat = np.asarray(heat, "float32")
+    if heat.shape != image.shape[:2]:
+        import tensorflow as tf
+
+        heat = tf.image.resize(heat[..., None], image.shape[:2], method="bilinear")[..., 0].numpy()
+    colours = colormaps[colormap](np.clip(heat, 0, 1))[..., :3] * 255
+    return np.clip((1 - opacity) * image + opacity * colours, 0, 255).astype("uint8")
+
+
+def explain_figure(image, cam, gates=None, title=""):
+    """A matplotlib figure: the image, its Grad-CAM and (with ``gates``) CA's gates.
+
+    Args:
+        image: ``(H, W, 3)`` uint8, as shown (the model's crop).
+        cam: ``(H, W)`` Grad-CAM map in [0, 1].
+        gates: one image's entry of `coord_attention_gates` (``g_h (h,)``,
+            ``g_w (w,)``, ``product (h, w)``, ``layer``), or None.
+        title: a line above the panels.
+    """
+    from keras_coordatt.plotting import pyplot
+
+    plt = pyplot()
+    panels = 3 if gates is not None else 2
+    figure, axes = plt.subplots(1, panels, figsize=(3.3 * panels + 0.6, 4.2))
+    axes[0].imshow(image)
+    axes[0].set_title("image")
+    axes[1].imshow(overlay(image, cam))
+    axes[1].set_title("Grad-CAM")
+    if gates is not None:
+        axis = axes[2]
+        axis.imshow(overlay(image, _stretch(gates["product"]), colormap="viridis", opacity=0.55))
+        axis.set_title(f"CA gates ({gates['layer']})", fontsize=9)
+        # g_h beside the map (one value per row), g_w under it (per column).
+        rows = np.arange(len(gates["g_h"]))
+        side = axis.inset_axes([1.03, 0.0, 0.18, 1.0])
+        side.barh(rows, gates["g_h"], height=0.9, color="tab:green")
+        side.set_ylim(len(rows) - 0.5, -0.5)
+        side.set_xlim(0, 1)
+        side.set_yticks([])
+        side.tick_params(labelsize=6)
+        side.set_title("g_h", fontsize=8)
+        columns = np.arange(len(gates["g_w"]))
+        below = axis.inset_axes([0.0, -0.24, 1.0, 0.18])
+        below.bar(columns, gates["g_w"], width=0.9, color="tab:green")
+        below.set_xlim(-0.5, len(columns) - 0.5)
+        below.set_ylim(0, 1)
+        below.set_xticks([])
+        below.tick_params(labelsize=6)
+        below.set_ylabel("g_w", fontsize=8)
+    for axis in axes:
+        axis.set_xticks([])
+        axis.set_yticks([])
+    if title:
+        figure.suptitle(title, fontsize=10)
+    figure.subplots_adjust(left=0.02, right=0.93, top=0.86, bottom=0.18, wspace=0.12)
+    return figure
+
+
+def read_image(path):
+    """An image file as (H, W, 3) uint8 RGB; a ValueError names a file that is not one."""
+    import tensorflow as tf
+
+    if not os.path.isfile(path):
+        raise ValueError(f"explain: no image file {os.fspath(path)!r}")
+    try:
+        image = tf.io.decode_image(tf.io.read_file(os.fspath(path)), channels=3,
+                                   expand_animations=False)
+    except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as error:
+        raise ValueError(f"explain: {os.fspath(path)!r} is not an image TensorFlow can read "
+                         f"(JPEG, PNG, BMP or GIF): {error.message.splitlines()[0]}") from None
+    return image.numpy()
+
+
+def explain_images(model, paths, output, layer=None, gate_layer=None, class_index=None):
+    """Writes ``<name>_explained.png`` per image into ``output``; returns one row per image.
+
+    Each image gets the model's eval preprocessing (resize, center crop to
+    the model's input size, its pixel range); the figure shows the crop.
+    Rows: ``{"image", "png", "class", "score"}`` (the explained class and its
+    model output).
+    """
+    import tensorflow as tf
+
+    from keras_coordatt.plotting import pyplot
+
+    size = model.input.shape[1]
+    if size is None:
+        raise ValueError("explain: the model takes any input size; give it a fixed one")
+    preprocessing = preprocessing_of(model)
+    low, high = preprocessing.pixel_range
+    images = [read_image(path) for path in paths]  # every file checked before any work
+    inputs = np.stack([preprocessing.for_eval(tf.constant(image), size).numpy()
+                       for image in images])
+    shown = np.clip((inputs - low) / (high - low) * 255, 0, 255).astype("uint8")
+    cams, classes = grad_cam(model, inputs, layer, class_index)
+    scores = ops.convert_to_numpy(model(inputs, training=False)).astype("float32")
+    gates = None
+    if coord_attention_layers(model) and (gate_layer is not False):
+        gates = coord_attention_gates(model, inputs, gate_layer)
+    os.makedirs(output, exist_ok=True)
+    plt = pyplot()
+    rows = []
+    for index, path in enumerate(paths):
+        name = os.path.splitext(os.path.basename(path))[0]
+        score = float(scores[index, classes[index]])
+        one = None if gates is None else {
+            "g_h": gates["g_h"][index], "g_w": gates["g_w"][index],
+            "product": gates["product"][index], "layer": gates["layer"]}
+        figure = explain_figure(shown[index], cams[index], one,
+                                f"{os.path.basename(path)}: class {classes[index]} "
+                                f"(output {score:.3g})")
+        png = os.path.join(output, f"{name}_explained.png")
+        figure.savefig(png, dpi=100)
+        plt.close(figure)
+        rows.append({"image": os.fspath(path), "png": png, "class": int(classes[index]),
+                     "score": score})
+    return rows
+
+
+def _stretch(values):
+    values = np.asarray(values, "float32")
+    span = values.max() - values.min()
+    return (values - values.min()) / span if span > 0 else np.zeros_like(values)
+
+
+def _layer(model, layer):
+    if isinstance(layer, str):
+        try:
+            return model.get_layer(layer)
+        except ValueError:
+            names = [candidate.name for candidate in model.layers if _rank(candidate) == 4]
+            raise ValueError(
+                f"model '{model.name}' has no layer '{layer}'; layers with 4D outputs end with "
+                f"{', '.join(names[-5:])}") from None
+    return layer
+
+
+def _rank(layer):
+    try:
+        return len(layer.output.shape)
+    except (AttributeError, ValueError):
+        return None
