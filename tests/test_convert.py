@@ -290,6 +290,7 @@ def test_attention_cannot_replace_the_official_checkpoints_own(tmp_path):
     with pytest.raises(ValueError, match="has its own attention \\(ca\\).*attention='se' would "
                                          "drop it"):
         convert(path, attention="se")
+    assert convert(path, attention="ca").count_params() == convert(path).count_params()
 
 
 def test_pickled_module_is_refused_without_running_its_code(tmp_path):

@@ -209,7 +209,7 @@ def convert(
 
 def _new_attention(spec, layout, attention):
     """The attention to insert, or None to keep the checkpoint's own."""
-    if isinstance(attention, str) and attention == "checkpoint":
+    if isinstance(attention, str) and attention.lower() in ("checkpoint", spec.attention or ""):
         return None
     if spec.attention is not None:
         raise ValueError(
