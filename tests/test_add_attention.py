@@ -249,3 +249,31 @@ def test_model_with_attention_is_rejected():
 def test_attention_none_is_rejected():
     with pytest.raises(ValueError, match="attention=None adds nothing"):
         add_attention(mobilenet_v2(), None)
+
+
+def test_identity_start_moves_the_factor_into_a_depthwise_consumer(rng):
+    from keras_coordatt.models import start_attention_as_identity
+
+    inputs = keras.Input((8, 8, 16))
+    gated = keras.layers.DepthwiseConv2D(3, padding="same", name="dw")(
+        CoordAttention(reduction=4, name="att")(inputs))
+    model = keras.Model(inputs, gated)
+    plain = keras.Model(inputs, keras.layers.DepthwiseConv2D(3, padding="same", name="dw")(inputs))
+    plain.get_layer("dw").set_weights(model.get_layer("dw").get_weights())
+    assert start_attention_as_identity(model) == {"att": 0.25}
+    images = rng.uniform(-1, 1, (2, 8, 8, 16)).astype("float32")
+    np.testing.assert_array_equal(to_numpy(model(images)), to_numpy(plain(images)))
+
+
+def test_identity_start_refuses_an_output_read_twice_and_changes_nothing():
+    from keras_coordatt.models import start_attention_as_identity
+
+    inputs = keras.Input((8, 8, 16))
+    gated = SqueezeExcite(name="se")(inputs)
+    model = keras.Model(inputs, [keras.layers.Conv2D(4, 1, name="a")(gated),
+                                 keras.layers.Conv2D(4, 1, name="b")(gated)])
+    before = [to_numpy(w) for w in model.weights]
+    with pytest.raises(ValueError, match="output of 'se' goes to 'a' \\(Conv2D\\), 'b' \\(Conv2D\\)"):
+        start_attention_as_identity(model)
+    for weight, value in zip(model.weights, before, strict=True):
+        np.testing.assert_array_equal(to_numpy(weight), value)

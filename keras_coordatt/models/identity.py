@@ -53,8 +53,7 @@ def start_attention_as_identity(model, layers=None):
     factors = {}
     for layer, consumer in plans:
         factor = layer.start_as_constant()
-        kernel = consumer.depthwise_kernel if isinstance(
-            consumer, keras.layers.DepthwiseConv2D) else consumer.kernel
+        kernel = consumer.kernel
         kernel.assign(kernel / ops.cast(factor, kernel.dtype))
         factors[layer.name] = factor
     return factors
