@@ -38,7 +38,6 @@ def test_make_divisible_rounds_to_8_never_10_percent_down(value, expected):
         ({"padding": "same"}, "padding"),
         ({"pooling": "sum", "include_top": False}, "pooling"),
         ({"classes": 0}, "classes"),
-        ({"weights": "imagenet"}, "imagenet"),
         ({"weights": 3}, "weights"),
         ({"input_shape": (16, 16, 3)}, "input_shape"),
         ({"input_shape": (32, 32)}, "input_shape"),

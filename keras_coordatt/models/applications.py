@@ -28,6 +28,7 @@ def build_application(
     classifier_activation,
     name,
     dropout_rate,
+    imagenet=None,
 ):
     """The model a keras.applications-style builder returns.
 
@@ -36,6 +37,10 @@ def build_application(
         make_backbone: ``make_backbone(image_shape=..., input_tensor=...,
             name=...)`` returns the `Backbone` (the builder's other arguments
             already bound).
+        imagenet: ``imagenet(include_top, rows)`` returns keras.applications'
+            ImageNet file for ``weights="imagenet"`` as ``(name, url)``
+            (raising ValueError for a setting without one); None where the
+            family has none.
         the others: keras.applications' arguments.
 
     Returns:
@@ -45,7 +50,15 @@ def build_application(
         layers) gives a plain functional model from its source inputs, with
         the network as one nested layer.
     """
-    check_weights(builder, weights)
+    use_imagenet = isinstance(weights, str) and weights == "imagenet"
+    if use_imagenet:
+        if imagenet is None:
+            raise ValueError(
+                f"{builder}: weights='imagenet': there are no ImageNet weights for this network "
+                "to download. Pass "
+                "weights=None, or the path of a .weights.h5 file saved by model.save_weights().")
+    else:
+        check_weights(builder, weights)
     image_shape = _image_shape(builder, input_shape, input_tensor, include_top)
     from_source = input_tensor is None or _is_source_input(input_tensor)
     with_head = include_top or pooling is not None
@@ -68,7 +81,12 @@ def build_application(
         model = keras.Model(
             keras.utils.get_source_inputs(input_tensor), model(input_tensor), name=model.name
         )
-    if weights is not None:
+    if use_imagenet:
+        from keras_coordatt.models.imagenet import load_imagenet
+
+        file_name, url = imagenet(include_top, image_shape[0])
+        load_imagenet(builder, model, file_name, url, classes, include_top)
+    elif weights is not None:
         load_weights_file(builder, model, weights)
     return model
 
@@ -81,14 +99,6 @@ def check_weights(builder, weights):
         raise ValueError(
             f"{builder}: weights must be None or the path of a weights file, "
             f"got {type(weights).__name__} {weights!r}."
-        )
-    if os.fspath(weights) == "imagenet":
-        raise ValueError(
-            f"{builder}: weights='imagenet' is not available: keras-coordatt "
-            "downloads nothing and ships no ImageNet checkpoints. Pass "
-            "weights=None, or the path of a .weights.h5 file saved by "
-            "model.save_weights() (for MobileNetV2 with attention=None, "
-            "keras.applications' MobileNetV2 .h5 files load too)."
         )
     if not os.path.isfile(weights):
         raise ValueError(f"{builder}: weights file {os.fspath(weights)!r} does not exist.")

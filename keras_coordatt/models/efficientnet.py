@@ -37,6 +37,7 @@ from keras_coordatt.models.common import check_backbone_arguments
 from keras_coordatt.models.common import conv_bn
 from keras_coordatt.models.common import default_name
 from keras_coordatt.models.common import make_divisible
+from keras_coordatt.models.imagenet import efficientnet_b0_file
 from keras_coordatt.preprocessing import RAW_PIXEL_RANGE
 from keras_coordatt.preprocessing import Preprocessing
 
@@ -175,7 +176,10 @@ def EfficientNetB0(
         alpha: width multiplier (EfficientNet's width coefficient), channels
             rounded with `make_divisible`. B0 is 1.0.
         include_top: whether to add pooling, dropout and ``predictions``.
-        weights: None or the path of a weights file (no ImageNet downloads).
+        weights: None, ``"imagenet"`` (keras.applications' EfficientNetB0
+            file, downloaded once and loaded by layer name; another attention
+            than its own SE starts as the identity, without SE's work) or the
+            path of a weights file.
         input_tensor: optional Keras tensor to build the model on.
         pooling: without the top, None, ``"avg"`` or ``"max"``.
         classes: number of classes, with ``include_top``.
@@ -216,9 +220,15 @@ def EfficientNetB0(
         attention_kwargs=attention_kwargs, padding=padding, bn_epsilon=bn_epsilon,
         bn_momentum=bn_momentum, drop_connect_rate=drop_connect_rate,
     )
+    def imagenet(top, rows):
+        if alpha != 1.0 or padding != "keras" or bn_epsilon != 1e-3:
+            raise ValueError("EfficientNetB0: weights='imagenet' are keras.applications' and need "
+                             "alpha=1.0, padding='keras', bn_epsilon=1e-3")
+        return efficientnet_b0_file(top)
+
     return build_application(
         "EfficientNetB0", make_backbone, input_shape, include_top, weights, input_tensor,
-        pooling, classes, classifier_activation, name, dropout_rate,
+        pooling, classes, classifier_activation, name, dropout_rate, imagenet,
     )
 
 

@@ -37,6 +37,7 @@ from keras_coordatt.models.common import conv_bn
 from keras_coordatt.models.common import default_name
 from keras_coordatt.models.common import make_divisible
 from keras_coordatt.models.common import mobile_stem
+from keras_coordatt.models.imagenet import mobilenet_v2_file
 
 # (t, c, n, s) of the MobileNetV2 paper's Table 2.
 STAGES = (
@@ -165,10 +166,13 @@ def MobileNetV2(
             last 1x1 conv keeps 1280 channels for ``alpha <= 1``.
         include_top: whether to add global average pooling and the
             ``predictions`` Dense layer.
-        weights: None (random initialization) or the path of a weights file
-            (a ``.weights.h5`` saved by ``save_weights``, or keras.applications'
-            ``.h5`` for the same alpha when ``attention=None``). ImageNet
-            downloads are not available.
+        weights: None (random initialization), ``"imagenet"`` (keras.applications'
+            ImageNet file for this alpha, downloaded once into ``~/.keras/models``
+            and loaded by layer name; attention layers start as the identity,
+            see `keras_coordatt.models.imagenet`), or the path of a weights
+            file (a ``.weights.h5`` saved by ``save_weights``, or
+            keras.applications' ``.h5`` for the same alpha when
+            ``attention=None``).
         input_tensor: optional Keras tensor to build the model on.
         pooling: without the top, None (the 4D feature map), ``"avg"`` or
             ``"max"``.
@@ -215,9 +219,15 @@ def MobileNetV2(
         attention_kwargs=attention_kwargs, output_stride=output_stride, padding=padding,
         bn_epsilon=bn_epsilon, bn_momentum=bn_momentum,
     )
+    def imagenet(top, rows):
+        if padding != "keras" or bn_epsilon != 1e-3:
+            raise ValueError("MobileNetV2: weights='imagenet' are keras.applications' and need "
+                             f"padding='keras', bn_epsilon=1e-3 (got {padding!r}, {bn_epsilon})")
+        return mobilenet_v2_file(alpha, rows, top)
+
     return build_application(
         "MobileNetV2", make_backbone, input_shape, include_top, weights, input_tensor,
-        pooling, classes, classifier_activation, name, dropout_rate,
+        pooling, classes, classifier_activation, name, dropout_rate, imagenet,
     )
 
 
