@@ -10,6 +10,7 @@ Example:
     $ keras-coordatt table --families mobilenet_v2 --widths 1.0 --attentions none ca
     $ keras-coordatt export runs/ca/model.keras --output exported --data elpv
     $ keras-coordatt train --dataset elpv --model mobilenet_v2 --attention ca --image_size 96
+    $ keras-coordatt explain runs/ca/model.keras cell.png --output explained
 """
 
 import argparse
