@@ -10,12 +10,14 @@ path to put it at.
 """
 
 import os
+import re
 import socket
 from urllib.parse import urlparse
 
 from keras_coordatt.models.identity import attention_layers
 from keras_coordatt.models.identity import start_attention_as_identity
-from keras_coordatt.models.weights import load_weights_by_name
+from keras_coordatt.models.weights import copy_weights_by_name
+from keras_coordatt.models.weights import layer_weights_of
 
 MOBILENET_V2_URL = "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/"
 EFFICIENTNET_URL = "https://storage.googleapis.com/keras-applications/"
@@ -79,7 +81,13 @@ def load_imagenet(builder, model, name, url, classes, include_top):
             f"ImageNet classifier), got classes={classes}; for another class count use "
             "include_top=False and a new head, or the trainer's init_weights")
     path = fetch(name, url, builder)
-    copied, skipped = load_weights_by_name(model, path)
+    layer_weights = layer_weights_of(path, model)
+    # keras.applications leaves EfficientNet's Normalization layer's name to
+    # Keras' counter (normalization, normalization_1, ...): match it by kind.
+    counted = [key for key in layer_weights if re.fullmatch(r"normalization(_\d+)?", key)]
+    if "normalization" not in layer_weights and len(counted) == 1:
+        layer_weights["normalization"] = layer_weights.pop(counted[0])
+    copied, skipped = copy_weights_by_name(layer_weights, model)
     missing = [layer.name for layer in model.layers
                if layer.weights and layer.name not in copied
                and layer not in attention_layers(model)]
