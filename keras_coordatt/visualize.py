@@ -50,6 +50,12 @@ def grad_cam(model, images, layer=None, class_index=None):
         image's map divided by its maximum; all zero where no position speaks
         for the class), and the class index each map explains.
     """
+    maps, classes, _ = _grad_cam(model, images, layer, class_index)
+    return maps, classes
+
+
+def _grad_cam(model, images, layer, class_index):
+    """`grad_cam`'s maps and classes, and the model's outputs ``(N, classes)`` it computed."""
     import tensorflow as tf  # gradients: TensorFlow backend
 
     layer = _layer(model, layer) if layer is not None else feature_layer(model)
@@ -74,7 +80,7 @@ def grad_cam(model, images, layer=None, class_index=None):
     peak = tf.reduce_max(maps, axis=(1, 2), keepdims=True)
     maps = tf.math.divide_no_nan(maps, peak)
     maps = tf.image.resize(maps[..., None], tf.shape(images)[1:3], method="bilinear")[..., 0]
-    return np.clip(maps.numpy(), 0.0, 1.0), classes.numpy()
+    return np.clip(maps.numpy(), 0.0, 1.0), classes.numpy(), scores.numpy()
 
 
 def coord_attention_layers(model):
@@ -233,8 +239,7 @@ def explain_images(model, paths, output, layer=None, gate_layer=None, class_inde
     inputs = np.stack([preprocessing.for_eval(tf.constant(image), size).numpy()
                        for image in images])
     shown = np.clip((inputs - low) / (high - low) * 255, 0, 255).astype("uint8")
-    cams, classes = grad_cam(model, inputs, layer, class_index)
-    scores = ops.convert_to_numpy(model(inputs, training=False)).astype("float32")
+    cams, classes, scores = _grad_cam(model, inputs, layer, class_index)
     gates = None
     if coord_attention_layers(model) and (gate_layer is not False):
         gates = coord_attention_gates(model, inputs, gate_layer)

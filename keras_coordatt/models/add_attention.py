@@ -17,6 +17,7 @@ from keras_coordatt.layers.base import AttentionLayer
 from keras_coordatt.models.backbone import Backbone
 from keras_coordatt.models.classifier import ImageClassifier
 from keras_coordatt.models.classifier import rebuild
+from keras_coordatt.models.identity import all_layers
 from keras_coordatt.models.identity import start_attention_as_identity
 from keras_coordatt.models.weights import copy_weights_by_name
 
@@ -114,8 +115,8 @@ def add_attention(model, attention="ca", attention_kwargs=None, identity_init=Tr
         new_model = _rewritten(model, attention, dict(attention_kwargs or {}))
     _copy_weights(model, new_model)
     if identity_init:
-        old_names = {layer.name for layer in _all_layers(model)}
-        added = [layer for layer in _all_layers(new_model)
+        old_names = {layer.name for layer in all_layers(model)}
+        added = [layer for layer in all_layers(new_model)
                  if layer.name not in old_names
                  and not isinstance(layer, (keras.Model, keras.layers.InputLayer))]
         foreign = [layer for layer in added if not isinstance(layer, AttentionLayer)]
@@ -185,14 +186,6 @@ def _rewritten(model, attention, attention_kwargs):
         model.input,
     )
     return keras.models.clone_model(model, input_tensors=inputs, call_function=call_function)
-
-
-def _all_layers(model):
-    """The model's layers and those of the models nested in it."""
-    for layer in model.layers:
-        yield layer
-        if isinstance(layer, keras.Model):
-            yield from _all_layers(layer)
 
 
 def _producer(tensor):

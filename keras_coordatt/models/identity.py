@@ -10,15 +10,30 @@ from keras_coordatt.layers.base import AttentionLayer
 LINEAR_CONSUMERS = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense)
 
 
+def all_layers(model):
+    """The model's layers and those of the models nested in it."""
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from all_layers(layer)
+
+
 def attention_layers(model):
     """The attention layers of ``model`` (this package's), searched through nested models."""
-    found = []
-    for layer in model.layers:
-        if isinstance(layer, AttentionLayer):
-            found.append(layer)
-        elif isinstance(layer, keras.Model):
-            found.extend(attention_layers(layer))
-    return found
+    return [layer for layer in all_layers(model) if isinstance(layer, AttentionLayer)]
+
+
+def start_new_attention_as_identity(model, loaded):
+    """Starts the attention layers whose names are not in ``loaded`` as the identity.
+
+    For a model whose other layers were just loaded by name (``loaded``: the
+    names of the layers that got weights); returns the layers it set.
+    """
+    loaded = set(loaded)
+    new = [layer for layer in attention_layers(model) if layer.name not in loaded]
+    if new:
+        start_attention_as_identity(model, new)
+    return new
 
 
 def start_attention_as_identity(model, layers=None):

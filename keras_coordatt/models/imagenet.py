@@ -15,7 +15,7 @@ import socket
 from urllib.parse import urlparse
 
 from keras_coordatt.models.identity import attention_layers
-from keras_coordatt.models.identity import start_attention_as_identity
+from keras_coordatt.models.identity import start_new_attention_as_identity
 from keras_coordatt.models.weights import copy_weights_by_name
 from keras_coordatt.models.weights import layer_weights_of
 
@@ -88,14 +88,12 @@ def load_imagenet(builder, model, name, url, classes, include_top):
     if "normalization" not in layer_weights and len(counted) == 1:
         layer_weights["normalization"] = layer_weights.pop(counted[0])
     copied, skipped = copy_weights_by_name(layer_weights, model)
+    attention = attention_layers(model)
     missing = [layer.name for layer in model.layers
-               if layer.weights and layer.name not in copied
-               and layer not in attention_layers(model)]
+               if layer.weights and layer.name not in copied and layer not in attention]
     if missing or skipped:
         raise ValueError(
             f"{builder}: {path} does not fit this network: no ImageNet weights for "
             f"{(missing + skipped)[:5]}; is it keras.applications' file for the same width?")
-    new = [layer for layer in attention_layers(model) if layer.name not in copied]
-    if new:
-        start_attention_as_identity(model, new)
+    start_new_attention_as_identity(model, copied)
     return path

@@ -28,9 +28,8 @@ import keras
 from keras_coordatt.data import PipelineOptions
 from keras_coordatt.data import load_datasets
 from keras_coordatt.models.families import build_model
+from keras_coordatt.models.identity import start_new_attention_as_identity
 from keras_coordatt.models.macs import count_trainable_params
-from keras_coordatt.models.identity import attention_layers
-from keras_coordatt.models.identity import start_attention_as_identity
 from keras_coordatt.models.weights import load_weights_by_name
 from keras_coordatt.training.callbacks import EpochProgress
 from keras_coordatt.training.callbacks import StepWatch
@@ -104,10 +103,10 @@ def model_for_config(config, num_classes):
         copied, skipped = load_weights_by_name(model, config.init_weights)
         print(f"init_weights: copied {len(copied)} layers from {config.init_weights}"
               + (f"; kept the new {', '.join(skipped)} (shapes differ)" if skipped else ""))
-        new = [layer for layer in attention_layers(model) if layer.name not in copied]
-        if new and config.identity_init:
-            start_attention_as_identity(model, new)
-            print(f"init_weights: the {len(new)} new attention layers start as the identity")
+        if config.identity_init:
+            new = start_new_attention_as_identity(model, copied)
+            if new:
+                print(f"init_weights: the {len(new)} new attention layers start as the identity")
     return model
 
 
