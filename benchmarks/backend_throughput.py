@@ -32,6 +32,7 @@ import numpy as np
 from keras_coordatt.models import MobileNetV2
 from keras_coordatt.models.backbone import dtype_policy_scope
 from machine import cpu_model
+from machine import matches
 from torch_worker import TorchProcess
 from torch_worker import torch_rows
 
@@ -102,8 +103,6 @@ def main(argv=None):
     def progress(message):
         print(f"[{time.perf_counter() - started:6.1f} s] {message}", flush=True)
 
-    def selected(name):
-        return not args.match or any(part in name for part in args.match.split(","))
 
     rng = np.random.default_rng(0)
     images = keras.ops.convert_to_tensor(
@@ -113,7 +112,7 @@ def main(argv=None):
     for precision in args.precision.split(","):
         for attention in args.attentions.split(","):
             name = f"MobileNetV2 + {attention}, {precision}"
-            if not selected(name):
+            if not matches(args.match, name):
                 continue
             progress(f"building and compiling {name}")
             models[name] = model = build(attention, precision, args.image_size, args.alpha)
@@ -126,7 +125,7 @@ def main(argv=None):
     print_table(rates, header, args)
     if args.official_pytorch:
         precisions = ["bfloat16" if "bfloat16" in p else "float32" for p in args.precision.split(",")]
-        names = [name for name in torch_rows(precisions) if selected(name)]
+        names = [name for name in torch_rows(precisions) if matches(args.match, name)]
         device = "cuda" if on_gpu() else "cpu"
         progress(f"building and warming up {len(names)} PyTorch rows ({device}) in their own process")
         worker = TorchProcess(names, args.image_size, args.batch_size, args.steps, args.alpha,

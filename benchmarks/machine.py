@@ -31,3 +31,8 @@ def median_ms_in_turns(functions, rounds):
             np.asarray(function()[0])
             times[key].append(time.perf_counter() - start)
     return {key: statistics.median(values) * 1000 for key, values in times.items()}
+
+
+def matches(match, name):
+    """Whether row ``name`` is selected by ``--match`` (comma-separated parts; empty: all)."""
+    return not match or any(part in name for part in match.split(","))

@@ -42,6 +42,7 @@ from keras_coordatt.layers import fused_attention  # noqa: E402
 from keras_coordatt.models import MobileNetV2  # noqa: E402
 from keras_coordatt.models.backbone import dtype_policy_scope  # noqa: E402
 from machine import cpu_model  # noqa: E402
+from machine import matches  # noqa: E402
 from torch_worker import TorchProcess  # noqa: E402
 from torch_worker import random_batches  # noqa: E402
 from torch_worker import torch_rows  # noqa: E402
@@ -105,11 +106,7 @@ def torch_names(args):
     if importlib.util.find_spec("torch") is None:  # torch itself loads in the worker only
         print("torch is not installed: no official PyTorch rows", file=sys.stderr)
         return []
-    return [name for name in torch_rows() if selected(args, name)]
-
-
-def selected(args, name):
-    return not args.match or any(part in name for part in args.match.split(","))
+    return [name for name in torch_rows() if matches(args.match, name)]
 
 
 def main(argv=None):
@@ -132,7 +129,7 @@ def main(argv=None):
     images, labels = random_batches(args.image_size, args.batch_size, args.steps)
     built = {}
     for name, build in candidates(args, images, labels):
-        if selected(args, name):
+        if matches(args.match, name):
             print(f"building and warming up {name}", file=sys.stderr, flush=True)
             built[name] = build()
     version = ""
