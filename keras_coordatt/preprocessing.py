@@ -5,8 +5,10 @@ so the data pipeline, the serving SavedModel's signature and the
 ``preprocessing.json`` written beside TFLite files all apply the same steps:
 
 - eval (and inference): resize so the shorter side is ``image_size /
-  CROP_FRACTION`` (256 for 224; bilinear, antialiased, rounded back to
-  uint8), keep the central ``image_size`` square;
+  crop_fraction`` (256 for 224 with the usual 0.875; bilinear, antialiased,
+  rounded back to uint8), keep the central ``image_size`` square. With
+  ``crop_fraction=1`` a square image is kept whole: right for aligned
+  images whose edges matter, such as ELPV's solar cells;
 - train: the random-resized "Inception" crop (Szegedy et al., *Going Deeper
   with Convolutions*, CVPR 2015) covering ``crop_scale`` of the area with an
   aspect ratio in [3/4, 4/3], resized to ``image_size`` squared, and a random
@@ -39,14 +41,19 @@ class Preprocessing:
 
     Args:
         pixel_range: ``(low, high)`` that uint8 0 and 255 map to.
+        crop_fraction: the share of the resized image's shorter side the
+            eval center crop keeps (0.875: 224 of 256; 1: all of it).
 
     Example:
 
     >>> Preprocessing().resize_size(224), Preprocessing(pixel_range=(0, 255)).spec(96)["formula"]
     (256, 'x = pixel * 1 + 0')
+    >>> Preprocessing(crop_fraction=1.0).resize_size(224)
+    224
     """
 
     pixel_range: tuple = MOBILENET_PIXEL_RANGE
+    crop_fraction: float = CROP_FRACTION
 
     def __post_init__(self):
         low, high = (float(value) for value in self.pixel_range)
@@ -54,15 +61,18 @@ class Preprocessing:
             raise ValueError(f"Preprocessing: pixel_range must be (low, high) with low < high, "
                              f"got {self.pixel_range!r}")
         object.__setattr__(self, "pixel_range", (low, high))
+        if not 0 < float(self.crop_fraction) <= 1:
+            raise ValueError(f"Preprocessing: crop_fraction must be in (0, 1], "
+                             f"got {self.crop_fraction!r}")
+        object.__setattr__(self, "crop_fraction", float(self.crop_fraction))
 
-    @staticmethod
-    def resize_size(image_size):
-        """The shorter side eval resizes to before its center crop (256 for 224)."""
-        return int(round(image_size / CROP_FRACTION))
+    def resize_size(self, image_size):
+        """The shorter side eval resizes to before its center crop (256 for 224 at 0.875)."""
+        return resize_size(image_size, self.crop_fraction)
 
     def for_eval(self, image, image_size):
         """Evaluation preprocessing; see `preprocess_for_eval`."""
-        return preprocess_for_eval(image, image_size, self.pixel_range)
+        return preprocess_for_eval(image, image_size, self.pixel_range, self.crop_fraction)
 
     def for_train(self, image, seed, image_size, crop_scale=(0.08, 1.0)):
         """Training augmentation; see `augment_for_train`."""
@@ -79,6 +89,7 @@ class Preprocessing:
                 "shorter_side": self.resize_size(image_size),
                 "interpolation": "bilinear, antialiased, rounded to uint8",
                 "then": f"center crop {image_size}x{image_size}",
+                "crop_fraction": self.crop_fraction,
             },
             "input_size": [image_size, image_size],
             "pixel_range": [low, high],
@@ -104,15 +115,16 @@ def preprocessing_of(model):
     return Preprocessing(MOBILENET_PIXEL_RANGE)
 
 
-def resize_size(image_size):
-    """The shorter side eval resizes to before its center crop (256 for 224)."""
-    return Preprocessing.resize_size(image_size)
+def resize_size(image_size, crop_fraction=CROP_FRACTION):
+    """The shorter side eval resizes to before its center crop (256 for 224 at 0.875)."""
+    return int(round(image_size / crop_fraction))
 
 
-def preprocess_for_eval(image, image_size, pixel_range=MOBILENET_PIXEL_RANGE):
+def preprocess_for_eval(image, image_size, pixel_range=MOBILENET_PIXEL_RANGE,
+                        crop_fraction=CROP_FRACTION):
     """Evaluation (and inference) preprocessing: resize, center crop, scale.
 
-    The shorter side is resized to ``round(image_size / 0.875)`` (bilinear,
+    The shorter side is resized to ``round(image_size / crop_fraction)`` (bilinear,
     antialiased, rounded to uint8), the central ``image_size`` square is
     kept, greyscale becomes three channels, and [0, 255] maps linearly onto
     ``pixel_range``. Use it to prepare images for an exported model exactly as
@@ -122,6 +134,7 @@ def preprocess_for_eval(image, image_size, pixel_range=MOBILENET_PIXEL_RANGE):
         image: uint8 ``(H, W, C)`` or a batch ``(B, H, W, C)``, C = 1 or 3.
         image_size: the side of the square output.
         pixel_range: ``(low, high)`` that 0 and 255 map to.
+        crop_fraction: the share of the resized shorter side the crop keeps.
 
     Returns:
         float32 ``(image_size, image_size, 3)`` (or ``(B, ...)``).
@@ -141,7 +154,7 @@ def preprocess_for_eval(image, image_size, pixel_range=MOBILENET_PIXEL_RANGE):
         raise TypeError(
             f"preprocess_for_eval takes uint8 images in [0, 255], got {image.dtype.name}"
         )
-    image = center_crop(resize_shorter(image, resize_size(image_size)), image_size)
+    image = center_crop(resize_shorter(image, resize_size(image_size, crop_fraction)), image_size)
     return to_pixel_range(as_rgb(image), pixel_range)
 
 

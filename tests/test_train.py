@@ -131,6 +131,25 @@ def test_a_run_leaves_checkpoints_weights_model_metrics_and_plots(tmp_path, imag
     assert {w.dtype for w in model.weights} == {"float32"}
 
 
+def test_eval_crop_fraction_reaches_the_pipeline_the_saved_model_and_its_export(
+        tmp_path, image_folder, capsys):
+    import json
+
+    import keras
+
+    from keras_coordatt.export import export_model
+    from keras_coordatt.training import train
+
+    train(tiny(tmp_path, image_folder, epochs=1, eval_crop_fraction=1.0))
+    assert "eval resize shorter side to 32 + center crop 32x32" in capsys.readouterr().out
+    model = keras.saving.load_model(tmp_path / "run" / "model.keras")
+    assert model.preprocessing.crop_fraction == 1.0
+    assert model.backbone.with_config().preprocessing.crop_fraction == 1.0
+    export_model(model, tmp_path / "export", formats=["saved_model"], log=None)
+    spec = json.loads((tmp_path / "export" / "preprocessing.json").read_text())
+    assert spec["resize"]["shorter_side"] == 32 and spec["resize"]["crop_fraction"] == 1.0
+
+
 def test_nan_loss_stops_with_the_step_and_batch(tmp_path, image_folder):
     from keras_coordatt.training import TrainingDiverged
     from keras_coordatt.training import train

@@ -119,7 +119,9 @@ class Datasets:
         self.train_examples = train_part.num_examples
         self.eval_examples = eval_part.num_examples
         self._train_part, self._eval_part = train_part, eval_part
-        stored_size = resize_size(options.image_size)
+        # enough pixels for the eval crop at any crop fraction up to the usual 0.875
+        stored_size = max(resize_size(options.image_size),
+                          options.preprocessing.resize_size(options.image_size))
         self._train_images, self._train_memory = _decoded(train_part, stored_size, options.cache)
         eval_images, self._eval_memory = _decoded(eval_part, stored_size, options.cache)
         self.eval = (
@@ -178,8 +180,9 @@ class Datasets:
             _split_line("eval", self._eval_part, self.class_names,
                         f"{-(-self.eval_examples // batch):,} batches of up to {batch}",
                         self._eval_memory),
-            f"preprocessing: train {train}; eval resize shorter side to {resize_size(size)} "
-            f"+ center crop {size}x{size}; pixels [0, 255] -> [{low:g}, {high:g}]",
+            f"preprocessing: train {train}; eval resize shorter side to "
+            f"{options.preprocessing.resize_size(size)} + center crop {size}x{size}; "
+            f"pixels [0, 255] -> [{low:g}, {high:g}]",
             f"order: shuffle buffer {self._shuffle_buffer():,}, seed {options.seed}, {order}; "
             f"tf.data autotuning {'on' if options.autotuned else 'off'}"
             f"{'' if options.autotune is not None else f' ({os.cpu_count()} cores)'}",

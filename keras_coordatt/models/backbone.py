@@ -14,6 +14,7 @@ initializer its ``predictions`` layer uses.
 """
 
 import contextlib
+import dataclasses
 
 import keras
 
@@ -142,11 +143,18 @@ class Backbone(keras.Model):
             config[field] = getattr(self, field)
         if "attention" in config:
             config["attention"] = serializable_attention(config["attention"], self)
+        if self.preprocessing != type(self).preprocessing:  # e.g. another eval crop, set by the trainer
+            config["preprocessing"] = dataclasses.asdict(self.preprocessing)
         return config
 
     @classmethod
     def from_config(cls, config):
-        return cls(**config)
+        config = dict(config)
+        preprocessing = config.pop("preprocessing", None)
+        backbone = cls(**config)
+        if preprocessing is not None:
+            backbone.preprocessing = Preprocessing(**preprocessing)
+        return backbone
 
     def with_config(self, **changes):
         """A new backbone of the same class with some arguments changed (new weights)."""

@@ -34,6 +34,8 @@ from keras_coordatt.models.identity import start_attention_as_identity
 from keras_coordatt.models.mobilenet_v2 import LAST_CHANNELS
 from keras_coordatt.models.mobilenet_v2 import STAGES
 from keras_coordatt.models.mobilenet_v2 import MobileNetV2
+from keras_coordatt.models.torch_files import UnsupportedCheckpoint
+from keras_coordatt.models.torch_files import read_state_dict
 
 # Where each Keras layer's weights live in a checkpoint. `block` maps the
 # part of `block_{i}_<part>` to its index inside `features.{i + 1}.conv`;
@@ -237,6 +239,8 @@ def load_state_dict(checkpoint):
             raise FileNotFoundError(f"convert: no checkpoint file {path!r}")
         if os.path.getsize(path) == 0:
             raise ValueError(f"convert: {path!r} is empty (0 bytes), not a PyTorch checkpoint")
+        state = _read_without_torch(path)
+    if state is None:
         torch = _torch()
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
@@ -257,11 +261,11 @@ def load_state_dict(checkpoint):
                 f"zip or pickle file; torch.load says {type(error).__name__}: {detail}). "
                 "Is the download complete?"
             ) from error
-        if not isinstance(state, Mapping):
-            raise ValueError(
-                f"convert: {path!r} holds a {type(state).__name__}, "
-                "not a state dict; save model.state_dict() instead of the model."
-            )
+    if not isinstance(state, Mapping):
+        raise ValueError(
+            f"convert: {path!r} holds a {type(state).__name__}, "
+            "not a state dict; save model.state_dict() instead of the model."
+        )
     for wrapper in WRAPPER_KEYS:
         if isinstance(state.get(wrapper), Mapping):
             state = state[wrapper]
@@ -447,12 +451,31 @@ def _to_numpy(value):
     return np.asarray(value, dtype="float32")
 
 
+def _read_without_torch(path):
+    """The state dict read by `torch_files` (no PyTorch needed), or None to ask torch.
+
+    torch.load, where installed, reads what this reader refuses (and words
+    the refusal); without PyTorch the reader's reason is the error.
+    """
+    try:
+        return read_state_dict(path)
+    except UnsupportedCheckpoint as error:
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            raise ValueError(
+                f"convert: {path!r} is not a readable PyTorch state dict ({error}); "
+                "save model.state_dict() with torch.save. Is the download complete?"
+            ) from error
+        return None
+
+
 def _torch():
     try:
         import torch
     except ImportError as error:  # pragma: no cover - depends on the install
         raise ImportError(
-            "convert: reading a .pth checkpoint needs PyTorch: "
+            "convert: this .pth checkpoint needs PyTorch to read: "
             "pip install 'keras-coordatt[torch]' (or pass a loaded state dict)."
         ) from error
     return torch

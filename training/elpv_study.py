@@ -1,0 +1,211 @@
+"""Does attention help on ELPV? none / SE / CA x {from ImageNet, from scratch} x seeds.
+
+Trains every combination with the recipes of `training.elpv_recipe` in
+deterministic mode (same seed, same numbers), tests each on the fixed 656
+held-out cells, and prints per start and attention the mean and standard
+deviation over seeds, and the paired differences (CA - none, CA - SE,
+SE - none: same seed, same data order) with their spread. Writes
+``study.json``, ``study.md`` and ``study.png`` (every run's accuracy) under
+``--output``; finished runs there are reused, unfinished ones resumed. With
+``--export`` the best run of each start and attention is also written in the
+TF Hub format (classification and feature vector), checked against Keras on
+the held-out cells, with its accuracy in ``export_report.json``.
+
+    python -m training.elpv_study                          # 18 runs; the README gives the time
+    python -m training.elpv_study --seeds 0 1 2 3 4 --starts imagenet
+    python -m training.elpv_study --export best            # + TF Hub exports of the best runs
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+from keras_coordatt.cli import run_reporting_errors
+from keras_coordatt.plotting import pyplot
+from training.elpv_recipe import STARTS
+from training.elpv_recipe import elpv_config
+from training.elpv_recipe import imagenet_weights
+
+ATTENTIONS = ("none", "se", "ca")
+PAIRS = (("ca", "none"), ("ca", "se"), ("se", "none"))
+HUB_FORMATS = ("hub_classification", "hub_feature_vector")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m training.elpv_study",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--output", default="study_output/elpv",
+                        help="folder for the runs and the results (default: study_output/elpv)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+                        help="seeds; every start and attention runs once per seed (default: 0 1 2)")
+    parser.add_argument("--attentions", nargs="+", choices=ATTENTIONS, default=list(ATTENTIONS))
+    parser.add_argument("--starts", nargs="+", choices=STARTS, default=list(STARTS))
+    parser.add_argument("--epochs", type=int, default=None, help="override the recipes' epochs")
+    parser.add_argument("--image_size", type=int, default=None,
+                        help="override the recipes' resolution")
+    parser.add_argument("--alpha", type=float, default=None,
+                        help="override the width (the ImageNet start needs 1.0)")
+    parser.add_argument("--deterministic", type=lambda s: s.lower() in ("1", "true", "yes"),
+                        default=True, help="repeatable runs (default: true)")
+    parser.add_argument("--export", choices=("none", "best"), default="none",
+                        help="best: TF Hub exports of each start and attention's best run")
+    parser.add_argument("--limit_train", type=int, default=None,
+                        help="only the first N training cells (a quick check of the study)")
+    parser.add_argument("--limit_eval", type=int, default=None,
+                        help="only the first N held-out cells")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error instead of one line")
+    args = parser.parse_args(argv)
+    if len(set(args.seeds)) != len(args.seeds):
+        parser.error(f"--seeds repeats a seed: {args.seeds}")
+    return run_reporting_errors("python -m training.elpv_study", lambda: run(args), args.debug)
+
+
+def run(args):
+    from keras_coordatt.training import train
+    from keras_coordatt.training.history import read_history
+
+    changes = {key: getattr(args, key) for key in ("epochs", "image_size", "alpha",
+                                                   "limit_train", "limit_eval")
+               if getattr(args, key) is not None}
+    weights = (imagenet_weights(os.path.join(args.output, "weights"))
+               if "imagenet" in args.starts else None)
+    runs, started = [], time.time()
+    total = len(args.starts) * len(args.attentions) * len(args.seeds)
+    for start in args.starts:
+        for attention in args.attentions:
+            for seed in args.seeds:
+                folder = os.path.join(args.output, start, attention, f"seed{seed}")
+                config = elpv_config(start, attention, seed, folder, weights,
+                                     deterministic=args.deterministic, verbose="line", **changes)
+                print(f"\n=== [{len(runs) + 1}/{total}] MobileNetV2 + {attention} from {start}, "
+                      f"seed {seed} ({(time.time() - started) / 60:.1f} min so far) ===", flush=True)
+                metrics = train(config)
+                history = read_history(os.path.join(folder, "history.csv"))
+                runs.append({
+                    "start": start, "attention": attention, "seed": seed, "folder": folder,
+                    "accuracy": metrics["eval_accuracy"],
+                    "best_epoch_accuracy": metrics["best_eval_accuracy"],
+                    "train_seconds": sum(float(row["seconds"]) for row in history),
+                    "params": metrics["trainable_params"],
+                })
+    summary = summarise(runs, args.seeds)
+    recipe = {start: vars(elpv_config(start, "ca", 0, "", weights or "weights.keras", **changes))
+              for start in args.starts}
+    result = {"runs": runs, "summary": summary, "seeds": args.seeds,
+              "deterministic": args.deterministic, "recipes": recipe,
+              "minutes": (time.time() - started) / 60}
+    if args.export == "best":
+        result["exports"] = export_best(runs, args)
+    table = markdown(summary, runs, args.seeds)
+    print("\n" + table)
+    with open(os.path.join(args.output, "study.md"), "w") as f:
+        f.write(table + "\n")
+    with open(os.path.join(args.output, "study.json"), "w") as f:
+        json.dump(result, f, indent=2)
+    plot(runs, args.starts, args.attentions, os.path.join(args.output, "study.png"))
+    print(f"\nWrote study.md, study.json and study.png under {args.output}/ "
+          f"({result['minutes']:.1f} min)")
+    return 0
+
+
+def summarise(runs, seeds):
+    """Mean and sample standard deviation per (start, attention), and the paired differences."""
+    accuracy = {(r["start"], r["attention"], r["seed"]): r["accuracy"] for r in runs}
+    cells, pairs = {}, {}
+    for start, attention in dict.fromkeys((r["start"], r["attention"]) for r in runs):
+        values = np.array([accuracy[start, attention, s] for s in seeds])
+        cells[f"{start}/{attention}"] = _spread(values)
+    for start in dict.fromkeys(r["start"] for r in runs):
+        for a, b in PAIRS:
+            if all((start, name, s) in accuracy for name in (a, b) for s in seeds):
+                difference = np.array([accuracy[start, a, s] - accuracy[start, b, s] for s in seeds])
+                pairs[f"{start}/{a}-{b}"] = dict(_spread(difference),
+                                                 wins=int((difference > 0).sum()),
+                                                 ties=int((difference == 0).sum()))
+    return {"cells": cells, "pairs": pairs}
+
+
+def _spread(values):
+    return {"mean": float(values.mean()),
+            "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+            "min": float(values.min()), "max": float(values.max()), "n": int(len(values))}
+
+
+def markdown(summary, runs, seeds):
+    lines = [f"ELPV held-out accuracy (656 cells, last epoch), {len(seeds)} seeds "
+             f"({', '.join(map(str, seeds))}); mean +- sample std",
+             "", "| Start | Attention | Params | " + " | ".join(f"seed {s}" for s in seeds)
+             + " | Mean +- std |", "|---|---|---:|" + "---:|" * len(seeds) + "---:|"]
+    by_key = {(r["start"], r["attention"], r["seed"]): r for r in runs}
+    for key, cell in summary["cells"].items():
+        start, attention = key.split("/")
+        row = [by_key[start, attention, s] for s in seeds]
+        lines.append(f"| {start} | {attention} | {row[0]['params']:,} | "
+                     + " | ".join(f"{100 * r['accuracy']:.2f}" for r in row)
+                     + f" | {100 * cell['mean']:.2f} +- {100 * cell['std']:.2f} |")
+    if summary["pairs"]:
+        lines += ["", "Paired differences (same seed), percentage points:", "",
+                  "| Start | Difference | Mean +- std | Range | Seeds won |", "|---|---|---:|---:|---:|"]
+        for key, pair in summary["pairs"].items():
+            start, difference = key.split("/")
+            lines.append(f"| {start} | {difference.replace('-', ' - ')} | "
+                         f"{100 * pair['mean']:+.2f} +- {100 * pair['std']:.2f} | "
+                         f"{100 * pair['min']:+.2f} .. {100 * pair['max']:+.2f} | "
+                         f"{pair['wins']}/{pair['n']} |")
+    return "\n".join(lines)
+
+
+def plot(runs, starts, attentions, path):
+    plt = pyplot()
+    figure, axes = plt.subplots(1, len(starts), figsize=(3.6 * len(starts), 3.6), sharey=True,
+                                squeeze=False)
+    for axis, start in zip(axes[0], starts):
+        for x, attention in enumerate(attentions):
+            values = [100 * r["accuracy"] for r in runs
+                      if r["start"] == start and r["attention"] == attention]
+            axis.scatter([x] * len(values), values, alpha=0.7)
+            axis.hlines(np.mean(values), x - 0.25, x + 0.25, color="black")
+        axis.set_xticks(range(len(attentions)), [f"+ {a}" for a in attentions])
+        axis.set_xlim(-0.6, len(attentions) - 0.4)
+        axis.set_title(f"from {start}")
+        axis.grid(alpha=0.3, axis="y")
+    axes[0][0].set_ylabel("held-out accuracy (%)")
+    figure.suptitle("MobileNetV2 on ELPV: one dot per seed, line = mean")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def export_best(runs, args):
+    """TF Hub exports of each (start, attention)'s best run, checked on the held-out cells."""
+    import keras
+
+    from keras_coordatt.data import load_images
+    from keras_coordatt.export import export_model
+
+    exports = {}
+    for start, attention in dict.fromkeys((r["start"], r["attention"]) for r in runs):
+        candidates = [r for r in runs if r["start"] == start and r["attention"] == attention]
+        best = max(candidates, key=lambda r: r["accuracy"])
+        model = keras.saving.load_model(os.path.join(best["folder"], "model.keras"))
+        size = int(model.inputs[0].shape[1])
+        images, labels, names = load_images("elpv", "test", args.limit_eval, size)
+        folder = os.path.join(args.output, "hub", f"{start}_{attention}")
+        print(f"\n=== TF Hub export of {start}/{attention} seed {best['seed']} -> {folder} ===")
+        report = export_model(model, folder, formats=HUB_FORMATS, labels=names,
+                              check_images=images, check_labels=labels,
+                              name=f"elpv_mobilenet_v2_{attention}_{start}")
+        exports[f"{start}/{attention}"] = {
+            "folder": folder, "seed": best["seed"], "training_accuracy_report": best["accuracy"],
+            "hub_classification_accuracy": report["exports"]["hub_classification"].get("accuracy"),
+        }
+    return exports
+
+
+if __name__ == "__main__":
+    sys.exit(main())
