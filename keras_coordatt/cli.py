@@ -297,11 +297,15 @@ def run_export(args):
     if args.data:
         from keras_coordatt.data import load_images
 
+        from keras_coordatt.preprocessing import preprocessing_of
+
         size = int(model.inputs[0].shape[1])
+        crop = preprocessing_of(model).crop_fraction
         check, truth, class_names = load_images(
-            args.data, args.check_split, args.check_examples, size, args.data_dir)
+            args.data, args.check_split, args.check_examples, size, args.data_dir, crop)
         calibration, _, _ = load_images(
-            args.data, args.calibration_split, args.calibration_examples, size, args.data_dir)
+            args.data, args.calibration_split, args.calibration_examples, size, args.data_dir,
+            crop)
         labels = labels or class_names
     try:
         export_model(

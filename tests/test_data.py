@@ -185,9 +185,14 @@ def test_train_epochs_differ_in_order_and_augmentation(folder):
     assert not np.array_equal(first[0][0], second[0][0])
 
 
-def test_caching_does_not_change_the_eval_images(folder):
-    cached, uncached = (folder_datasets(folder, cache=cache) for cache in (True, False))
-    assert "cached in memory" in cached.describe()
+@pytest.mark.parametrize("crop_fraction", [0.875, 1.0])
+def test_caching_does_not_change_the_eval_images(folder, crop_fraction):
+    """Images are cached at the eval resize size of the crop: the same inputs as uncached."""
+    preprocessing = Preprocessing(crop_fraction=crop_fraction)
+    cached, uncached = (folder_datasets(folder, cache=cache, preprocessing=preprocessing)
+                        for cache in (True, False))
+    side = preprocessing.resize_size(16)
+    assert f"cached in memory from the first epoch on, shorter side <= {side}" in cached.describe()
     for (one, _), (other, _) in zip(batches(cached.eval), batches(uncached.eval)):
         np.testing.assert_array_equal(one, other)
 

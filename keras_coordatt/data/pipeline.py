@@ -12,6 +12,7 @@ from keras_coordatt.data.image_folder import load_image_folder
 from keras_coordatt.data.source import Source
 from keras_coordatt.data.source import Split
 from keras_coordatt.data.tfds_source import load_tfds
+from keras_coordatt.preprocessing import CROP_FRACTION
 from keras_coordatt.preprocessing import Preprocessing
 from keras_coordatt.preprocessing import as_rgb
 from keras_coordatt.preprocessing import center_crop
@@ -119,9 +120,7 @@ class Datasets:
         self.train_examples = train_part.num_examples
         self.eval_examples = eval_part.num_examples
         self._train_part, self._eval_part = train_part, eval_part
-        # enough pixels for the eval crop at any crop fraction up to the usual 0.875
-        stored_size = max(resize_size(options.image_size),
-                          options.preprocessing.resize_size(options.image_size))
+        stored_size = options.preprocessing.resize_size(options.image_size)
         self._train_images, self._train_memory = _decoded(train_part, stored_size, options.cache)
         eval_images, self._eval_memory = _decoded(eval_part, stored_size, options.cache)
         self.eval = (
@@ -244,7 +243,7 @@ def load_datasets(
     Returns:
         A `Datasets`.
     """
-    loaded = open_source(source, options.image_size, data_dir)
+    loaded = open_source(source, options.image_size, data_dir, options.preprocessing.crop_fraction)
     eval_split = loaded.default_eval_split if eval_split is None else eval_split
     train_part = loaded.read_split(train_split, limit_train, not options.deterministic)
     eval_part = loaded.read_split(eval_split, limit_eval, False)
@@ -258,7 +257,8 @@ def load_datasets(
     return Datasets(loaded, train_part, eval_part, options, limit_train)
 
 
-def load_images(source, split=None, limit=None, image_size=224, data_dir=None):
+def load_images(source, split=None, limit=None, image_size=224, data_dir=None,
+                crop_fraction=CROP_FRACTION):
     """Raw images of one split as uint8 squares, for export checks and calibration.
 
     Each image becomes RGB, its shorter side ``round(image_size / 0.875)``
@@ -272,13 +272,15 @@ def load_images(source, split=None, limit=None, image_size=224, data_dir=None):
         limit: read only the first ``limit`` examples.
         image_size: the model's input side.
         data_dir: tensorflow-datasets' data directory.
+        crop_fraction: the model's eval crop (``model.preprocessing``); the
+            squares' side is ``round(image_size / crop_fraction)``.
 
     Returns:
         ``(images uint8 (N, S, S, 3), labels int (N,), class_names)``.
     """
-    loaded = open_source(source, image_size, data_dir)
+    loaded = open_source(source, image_size, data_dir, crop_fraction)
     part = loaded.read_split(split or loaded.default_eval_split, limit, False)
-    side = resize_size(image_size)
+    side = resize_size(image_size, crop_fraction)
 
     def square(image, label):
         return center_crop(as_rgb(resize_shorter(image, side)), side), label
@@ -292,11 +294,11 @@ def load_images(source, split=None, limit=None, image_size=224, data_dir=None):
     return np.stack(images), np.asarray(labels), list(loaded.class_names)
 
 
-def open_source(source, image_size, data_dir=None) -> Source:
+def open_source(source, image_size, data_dir=None, crop_fraction=CROP_FRACTION) -> Source:
     """The `Source` a name stands for: ``"elpv"``, ``"tfds:NAME"`` or ``"folder:PATH"``."""
     kind, _, argument = source.partition(":")
     if source == "elpv":
-        return load_elpv(image_size)
+        return load_elpv(image_size, crop_fraction)
     if kind == "tfds" and argument:
         return load_tfds(argument, data_dir=data_dir)
     if kind == "folder" and argument:
