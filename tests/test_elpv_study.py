@@ -74,7 +74,10 @@ def test_study_runs_pairs_and_exports_on_a_slice(tmp_path, capsys):
             if r["start"] == "imagenet" and r["attention"] == "ca"))
 
 
-def test_study_refuses_a_repeated_seed(capsys):
+def test_study_refuses_a_repeated_seed_and_another_width_from_imagenet(capsys):
     with pytest.raises(SystemExit):
         elpv_study.main(["--seeds", "1", "1"])
     assert "--seeds repeats a seed: [1, 1]" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        elpv_study.main(["--alpha", "0.5"])
+    assert "--alpha 0.5: torchvision's ImageNet MobileNetV2 has width 1.0" in capsys.readouterr().err

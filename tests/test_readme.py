@@ -28,6 +28,10 @@ NOT_RUN = {
                  "a slice in test_demo.py",
     'pip install ".[cpu]"': "installs the package; make test installs the same extras",
     ".venv/bin/python -m pytest": "a test command: make test runs that test",
+    "python -m training.elpv_demo": "make demo's job (about 13 minutes); test_demo.py runs it "
+                                    "on a slice",
+    "python -m training.elpv_study": "the study (about an hour); test_elpv_study.py runs it on "
+                                     "a slice",
 }
 # Blocks that must stop with a clear message, as the README says they do.
 STOPS_WITH = {

@@ -62,6 +62,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if len(set(args.seeds)) != len(args.seeds):
         parser.error(f"--seeds repeats a seed: {args.seeds}")
+    if "imagenet" in args.starts and args.alpha not in (None, 1.0):
+        parser.error(f"--alpha {args.alpha:g}: torchvision's ImageNet MobileNetV2 has width 1.0; "
+                     "use --starts scratch for other widths")
     return run_reporting_errors("python -m training.elpv_study", lambda: run(args), args.debug)
 
 

@@ -1,0 +1,146 @@
+"""SSD default boxes ("anchors"), ground-truth matching and box coding.
+
+The SSDLite320 setting the paper's detection code uses (its COCO config):
+feature maps 20/10/5/3/2/1 at a 320x320 input, their centres spaced
+16/32/64/120/160/320 pixels apart, anchor sizes from 45 to 270 pixels (min)
+and 90 to 315 (max), aspect ratios 2 and 3 (only 2 on the last map). At each
+position SSD places a square of the min size, a square of
+``sqrt(min * max)``, and for each ratio ``r`` a box ``min * sqrt(r)`` wide
+and ``min / sqrt(r)`` high and its transpose: 6 boxes, 4 on the last map,
+3,232 in all at 320. Boxes are relative to the image (0..1), clipped to it.
+
+Matching gives each anchor the ground truth it overlaps most if that IoU is
+at least 0.5 (else background), and then every ground truth its own best
+anchor whatever the IoU, so no object goes unassigned. Boxes are coded as
+offsets from their anchor in centre-size form divided by the variances
+0.1 (centre) and 0.2 (size), through `keras.utils.bounding_boxes`.
+"""
+
+import dataclasses
+import itertools
+import math
+
+import numpy as np
+from keras import ops
+from keras.utils import bounding_boxes
+
+VARIANCES = (0.1, 0.1, 0.2, 0.2)  # centre x, centre y, width, height
+
+
+@dataclasses.dataclass(frozen=True)
+class SSDAnchors:
+    """The default boxes of an SSD head.
+
+    Args:
+        image_size: the square input side, pixels.
+        feature_sizes: the side of each feature map, finest first.
+        steps: the pixels between neighbouring anchor centres on each map.
+        min_sizes, max_sizes: each map's anchor sizes, pixels.
+        aspect_ratios: each map's extra ratios (each adds two boxes).
+        clip: clip the boxes to the image.
+
+    Example:
+
+    >>> anchors = SSDAnchors()
+    >>> anchors.boxes_per_location, anchors.boxes().shape
+    ([6, 6, 6, 6, 6, 4], (3232, 4))
+    """
+
+    image_size: int = 320
+    feature_sizes: tuple = (20, 10, 5, 3, 2, 1)
+    steps: tuple = (16, 32, 64, 120, 160, 320)
+    min_sizes: tuple = (45, 90, 135, 180, 225, 270)
+    max_sizes: tuple = (90, 135, 180, 225, 270, 315)
+    aspect_ratios: tuple = ((2, 3), (2, 3), (2, 3), (2, 3), (2, 3), (2,))
+    clip: bool = True
+
+    def __post_init__(self):
+        levels = len(self.feature_sizes)
+        lengths = {name: len(getattr(self, name))
+                   for name in ("steps", "min_sizes", "max_sizes", "aspect_ratios")}
+        wrong = {name: n for name, n in lengths.items() if n != levels}
+        if wrong:
+            raise ValueError(f"SSDAnchors: {levels} feature_sizes but {wrong}: one entry per "
+                             "feature map is needed")
+        for level, (low, high) in enumerate(zip(self.min_sizes, self.max_sizes)):
+            if not 0 < low <= high:
+                raise ValueError(f"SSDAnchors: map {level} has min size {low} and max size "
+                                 f"{high}; need 0 < min <= max")
+
+    @property
+    def boxes_per_location(self):
+        """Anchors at each position of each map (2 squares + 2 per ratio)."""
+        return [2 + 2 * len(ratios) for ratios in self.aspect_ratios]
+
+    def boxes(self):
+        """``(A, 4)`` float32 anchors, relative ``center_xywh``, map by map, row-major.
+
+        The order is the heads' output order: for each map, each row, each
+        column, the boxes of that position.
+        """
+        rows = []
+        for size, step, low, high, ratios in zip(self.feature_sizes, self.steps, self.min_sizes,
+                                                 self.max_sizes, self.aspect_ratios):
+            cells = self.image_size / step
+            small, large = low / self.image_size, math.sqrt(low * high) / self.image_size
+            shapes = [(small, small), (large, large)]
+            for ratio in ratios:
+                root = math.sqrt(ratio)
+                shapes += [(small * root, small / root), (small / root, small * root)]
+            for row, column in itertools.product(range(size), repeat=2):
+                x, y = (column + 0.5) / cells, (row + 0.5) / cells
+                rows += [(x, y, w, h) for w, h in shapes]
+        anchors = np.asarray(rows, "float32")
+        if self.clip:
+            anchors = np.clip(anchors, 0.0, 1.0)
+        return anchors
+
+
+def match_anchors(boxes, labels, anchors, iou_threshold=0.5):
+    """Each anchor's ground truth: ``(matched boxes (A, 4) xyxy, labels (A,))``.
+
+    Args:
+        boxes: ``(G, 4)`` ground-truth boxes, relative ``xyxy``; padding rows
+            are allowed (label -1).
+        labels: ``(G,)`` int classes, 1..C (0 is background), -1 for padding.
+        anchors: ``(A, 4)`` relative ``center_xywh`` (`SSDAnchors.boxes`).
+        iou_threshold: the IoU an anchor needs with a ground truth to take it.
+
+    Returns:
+        The box each anchor regresses to (its best ground truth; meaningless
+        for background anchors) and its class, 0 for background. Every real
+        ground truth has at least its best anchor.
+    """
+    boxes = ops.convert_to_tensor(boxes, "float32")
+    labels = ops.cast(ops.convert_to_tensor(labels), "int32")
+    anchors_xyxy = bounding_boxes.convert_format(anchors, "center_xywh", "xyxy")
+    iou = bounding_boxes.compute_iou(boxes, anchors_xyxy, "xyxy")  # (G, A)
+    real = labels >= 0
+    iou = ops.where(real[:, None], iou, -1.0)  # padding never matches
+    best_truth = ops.cast(ops.argmax(iou, axis=0), "int32")  # (A,)
+    best_iou = ops.max(iou, axis=0)
+    # Force every real ground truth onto its best anchor.
+    best_anchor = ops.cast(ops.argmax(iou, axis=1), "int32")  # (G,)
+    forced = ops.where(real, best_anchor, -1)
+    positions = ops.arange(ops.shape(anchors_xyxy)[0], dtype="int32")
+    hit = ops.equal(positions[:, None], forced[None, :])  # (A, G)
+    is_forced = ops.any(hit, axis=1)
+    forced_truth = ops.cast(ops.argmax(ops.cast(hit, "int32"), axis=1), "int32")
+    best_truth = ops.where(is_forced, forced_truth, best_truth)
+    positive = ops.logical_or(is_forced, best_iou >= iou_threshold)
+    matched_labels = ops.where(positive, ops.take(labels, best_truth), 0)
+    return ops.take(boxes, best_truth, axis=0), matched_labels
+
+
+def encode_boxes(boxes, anchors, variances=VARIANCES):
+    """Relative ``xyxy`` boxes as SSD offsets from their ``center_xywh`` anchors, ``(..., A, 4)``."""
+    return bounding_boxes.encode_box_to_deltas(
+        anchors, boxes, anchor_format="center_xywh", box_format="xyxy",
+        encoding_format="center_xywh", variance=list(variances))
+
+
+def decode_boxes(offsets, anchors, variances=VARIANCES):
+    """`encode_boxes` undone: offsets ``(..., A, 4)`` -> relative ``xyxy`` boxes."""
+    return bounding_boxes.decode_deltas_to_boxes(
+        anchors, offsets, anchor_format="center_xywh", box_format="xyxy",
+        encoded_format="center_xywh", variance=list(variances))

@@ -1,0 +1,84 @@
+"""SSD anchors, matching and box coding (keras_coordatt.tasks.anchors)."""
+
+import numpy as np
+import pytest
+from keras import ops
+
+from keras_coordatt.tasks import SSDAnchors
+from keras_coordatt.tasks import decode_boxes
+from keras_coordatt.tasks import encode_boxes
+from keras_coordatt.tasks import match_anchors
+
+
+def xyxy(center_xywh):
+    x, y, w, h = np.moveaxis(np.asarray(center_xywh, "float32"), -1, 0)
+    return np.stack([x - w / 2, y - h / 2, x + w / 2, y + h / 2], -1)
+
+
+def test_ssdlite320_anchors_follow_the_papers_config():
+    anchors = SSDAnchors()
+    boxes = anchors.boxes()
+    # 20x20, 10x10, 5x5, 3x3, 2x2 maps with 6 boxes, 1x1 with 4
+    assert boxes.shape == (6 * (400 + 100 + 25 + 9 + 4) + 4, 4)
+    first = boxes[:6]
+    np.testing.assert_allclose(first[:, :2], 8 / 320)  # the first cell's centre: half a step
+    np.testing.assert_allclose(first[0, 2:], 45 / 320, rtol=1e-6)  # min size
+    np.testing.assert_allclose(first[1, 2:], np.sqrt(45 * 90) / 320, rtol=1e-6)
+    np.testing.assert_allclose(first[2, 2] / first[2, 3], 2.0, rtol=1e-5)  # ratio 2, wide
+    np.testing.assert_allclose(first[3, 3] / first[3, 2], 2.0, rtol=1e-5)  # and tall
+    np.testing.assert_allclose(first[4, 2] / first[4, 3], 3.0, rtol=1e-5)
+    last = boxes[-4:]  # the 1x1 map: centred, min 270, sqrt(270 * 315), ratio 2 only
+    np.testing.assert_allclose(last[:, :2], 0.5)
+    np.testing.assert_allclose(last[0, 2:], 270 / 320, rtol=1e-6)
+    assert boxes.min() >= 0 and boxes.max() <= 1  # clipped
+
+
+def test_anchor_settings_must_cover_every_map():
+    with pytest.raises(ValueError, match="6 feature_sizes but \\{'min_sizes': 5\\}"):
+        SSDAnchors(min_sizes=(45, 90, 135, 180, 225))
+    with pytest.raises(ValueError, match="map 0 has min size 100 and max size 90"):
+        SSDAnchors(min_sizes=(100, 90, 135, 180, 225, 270))
+
+
+def test_matching_takes_overlaps_forces_best_anchors_and_ignores_padding():
+    anchors = np.array([[0.25, 0.25, 0.5, 0.5],    # top-left quarter
+                        [0.75, 0.75, 0.5, 0.5],    # bottom-right quarter
+                        [0.5, 0.5, 0.2, 0.2],      # small, centred
+                        [0.9, 0.1, 0.2, 0.2]], "float32")
+    truth = np.array([
+        xyxy([0.26, 0.25, 0.5, 0.5]),   # IoU 0.96 with anchor 0
+        xyxy([0.5, 0.5, 0.05, 0.05]),   # tiny: IoU 0.0625 with anchor 2 at best, forced there
+        [-1, -1, -1, -1],               # padding
+    ], "float32")
+    labels = np.array([3, 7, -1])
+    boxes, classes = match_anchors(truth, labels, anchors)
+    classes = ops.convert_to_numpy(classes)
+    np.testing.assert_array_equal(classes, [3, 0, 7, 0])
+    np.testing.assert_allclose(ops.convert_to_numpy(boxes)[[0, 2]], truth[[0, 1]])
+
+
+def test_an_anchor_above_the_threshold_for_two_truths_takes_the_larger_overlap():
+    anchors = np.array([[0.5, 0.5, 0.4, 0.4], [0.1, 0.1, 0.1, 0.1], [0.9, 0.9, 0.1, 0.1]],
+                       "float32")
+    truth = np.array([xyxy([0.52, 0.5, 0.4, 0.4]), xyxy([0.45, 0.5, 0.4, 0.4]),
+                      xyxy([0.1, 0.1, 0.1, 0.1])], "float32")
+    # truth 0 (IoU 0.90) beats truth 1 (IoU 0.78) for anchor 0 and is forced there too;
+    # truth 1 has no anchor of its own, which is what matching without a second pass gives.
+    _, classes = match_anchors(truth, np.array([1, 2, 5]), anchors)
+    np.testing.assert_array_equal(ops.convert_to_numpy(classes), [1, 5, 0])
+
+
+def test_box_coding_round_trips_and_uses_the_variances():
+    anchors = SSDAnchors().boxes()[:50]
+    rng = np.random.default_rng(0)
+    centres = anchors[:, :2] + rng.uniform(-0.05, 0.05, (50, 2))
+    sizes = anchors[:, 2:] * rng.uniform(0.5, 2.0, (50, 2))
+    truth = xyxy(np.concatenate([centres, sizes], -1))
+    offsets = encode_boxes(truth, anchors)
+    np.testing.assert_allclose(ops.convert_to_numpy(decode_boxes(offsets, anchors)), truth,
+                               atol=1e-5)
+    # a box shifted right by a tenth of its anchor's width, twice as tall: offsets (1, 0, 0, log 2 / 0.2)
+    anchor = np.array([[0.5, 0.5, 0.2, 0.2]], "float32")
+    shifted = xyxy([[0.52, 0.5, 0.2, 0.4]])
+    np.testing.assert_allclose(ops.convert_to_numpy(encode_boxes(shifted, anchor)),
+                               [[1.0, 0.0, 0.0, np.log(2) / 0.2]], atol=1e-4)
