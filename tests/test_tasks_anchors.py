@@ -120,3 +120,55 @@ def test_ssdlite_scales_the_anchors_to_the_input_and_refuses_mismatches():
                           output_stride=16)
     with pytest.raises(ValueError, match="has no \\['P5'\\] feature maps"):
         SSDLite(dilated, num_classes=2)
+
+
+# --- SSD losses (keras_coordatt.tasks.ssd_loss) ---
+
+
+def numpy_log_softmax(logits):
+    shifted = logits - logits.max(-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+
+
+def test_multibox_loss_keeps_three_hardest_negatives_per_positive_in_each_image():
+    from keras_coordatt.tasks.ssd_loss import multibox_loss
+
+    rng = np.random.default_rng(1)
+    logits = rng.normal(size=(2, 12, 4)).astype("float32")
+    targets = np.zeros((2, 12), "int32")
+    targets[0, 3] = 2          # image 0: one positive -> its 3 hardest negatives count
+    targets[1, 5] = -1         # image 1: no positive (one ignored anchor) -> no negatives count
+    box_targets = rng.normal(size=(2, 12, 4)).astype("float32")
+    offsets = box_targets.copy()
+    offsets[0, 3] += [0.5, -2.0, 0.0, 0.0]  # smooth L1: 0.125 + 1.5
+    classification, box = multibox_loss(targets, box_targets, logits, offsets)
+
+    log_p = numpy_log_softmax(logits[0])
+    background = -log_p[:, 0]
+    background[3] = -np.inf
+    hardest = np.argsort(-background)[:3]
+    expected = -log_p[3, 2] - log_p[hardest, 0].sum()
+    np.testing.assert_allclose(float(classification), expected, rtol=1e-5)
+    np.testing.assert_allclose(float(box), 0.125 + 1.5, rtol=1e-5)
+
+
+def test_focal_loss_matches_its_formula_and_ignores_the_background_column():
+    from keras_coordatt.tasks.ssd_loss import focal_loss
+
+    rng = np.random.default_rng(2)
+    logits = rng.normal(size=(1, 6, 4)).astype("float32")  # background + 3 classes
+    targets = np.array([[0, 1, 3, 0, -1, 2]])
+    zeros = np.zeros((1, 6, 4), "float32")
+    classification, box = focal_loss(targets, zeros, logits, zeros)
+    labels = np.eye(4)[np.maximum(targets, 0)][..., 1:]
+    p = 1 / (1 + np.exp(-logits[..., 1:]))
+    p_t = np.where(labels == 1, p, 1 - p)
+    alpha_t = np.where(labels == 1, 0.25, 0.75)
+    per_value = -alpha_t * (1 - p_t) ** 2 * np.log(p_t)
+    per_value[0, 4] = 0  # the ignored anchor
+    np.testing.assert_allclose(float(classification), per_value.sum() / 3, rtol=1e-5)
+    assert float(box) == 0.0
+    changed = logits.copy()
+    changed[..., 0] += 5.0  # the background column plays no part
+    np.testing.assert_allclose(float(focal_loss(targets, zeros, changed, zeros)[0]),
+                               float(classification), rtol=1e-6)
