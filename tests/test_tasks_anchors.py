@@ -112,6 +112,8 @@ def test_ssdlite_scales_the_anchors_to_the_input_and_refuses_mismatches():
     backbone = MobileNetV2(input_shape=(160, 160, 3), include_top=False, alpha=0.35)
     model = SSDLite(backbone, num_classes=2)
     assert model.anchors.feature_sizes == (10, 5, 3, 2, 1, 1)
+    outputs = model(np.ones((1, 160, 160, 3), "float32"))
+    assert tuple(outputs["boxes"].shape) == (1, 6 * (100 + 25 + 9 + 4 + 1) + 4, 4)
     assert model.output["classes"].shape[1:] == (6 * (100 + 25 + 9 + 4 + 1) + 4, 3)
     with pytest.raises(ValueError, match="anchors for feature maps \\(20, 10, 5, 3, 2, 1\\), but "
                                          "the network's maps are \\(10, 5, 3, 2, 1, 1\\)"):
@@ -172,3 +174,48 @@ def test_focal_loss_matches_its_formula_and_ignores_the_background_column():
     changed[..., 0] += 5.0  # the background column plays no part
     np.testing.assert_allclose(float(focal_loss(targets, zeros, changed, zeros)[0]),
                                float(classification), rtol=1e-6)
+
+
+# --- DeepLabV3 (keras_coordatt.tasks.deeplab) ---
+
+PAPER_DEEPLAB_PARAMS = {"none": 4.5e6, "ca": 5.0e6}  # Pascal VOC, 21 classes
+
+
+@pytest.mark.parametrize("attention", sorted(PAPER_DEEPLAB_PARAMS))
+def test_deeplabv3_counts_match_the_paper_with_regular_aspp_on_the_320_channel_map(
+        attention, capsys):
+    """The paper's text says separable ASPP convs; its counts match regular ones on block 16.
+
+    Separable 3x3 convs on the final 1280-channel map: 4.29M / 4.73M (none / CA), 5% under
+    the paper; regular ones there: 12.1M. Regular 3x3 convs on the 320-channel output of
+    the last block: 4.56M / 5.00M, within 1.3%.
+    """
+    from keras_coordatt.models import MobileNetV2
+    from keras_coordatt.tasks.deeplab import DeepLabV3
+
+    backbone = MobileNetV2(input_shape=(320, 320, 3), include_top=False, attention=attention,
+                           output_stride=16)
+    model = DeepLabV3(backbone, 21, separable=False, feature="block_16_project_BN")
+    assert model.output.shape[1:] == (320, 320, 21)
+    assert model.get_layer("aspp_rate6_conv").dilation_rate == (6, 6)
+    params = model.count_params()
+    separable = DeepLabV3(backbone, 21).count_params()
+    print(f"DeepLabV3 + {attention}: {params:,} (regular ASPP on 320 ch), {separable:,} "
+          f"(separable on 1280 ch); paper {PAPER_DEEPLAB_PARAMS[attention]:,.0f}")
+    assert abs(params / PAPER_DEEPLAB_PARAMS[attention] - 1) < 0.02
+    assert separable < params
+
+
+def test_deeplabv3_takes_the_rates_of_its_output_stride():
+    from keras_coordatt.models import MobileNetV2
+    from keras_coordatt.tasks.deeplab import DeepLabV3
+
+    backbone = MobileNetV2(input_shape=(64, 64, 3), include_top=False, alpha=0.35,
+                           output_stride=8)
+    model = DeepLabV3(backbone, 3)
+    assert model.get_layer("aspp_rate36_depthwise").dilation_rate == (36, 36)
+    logits = ops.convert_to_numpy(model(np.ones((2, 64, 64, 3), "float32")))
+    assert logits.shape == (2, 64, 64, 3) and np.isfinite(logits).all()
+    plain = MobileNetV2(input_shape=(64, 64, 3), include_top=False, alpha=0.35)
+    with pytest.raises(ValueError, match="output stride 32; the paper's rates exist for \\[8, 16\\]"):
+        DeepLabV3(plain, 3)
