@@ -205,7 +205,8 @@ def export_best(runs, args):
                               check_images=images, check_labels=labels,
                               name=f"elpv_mobilenet_v2_{attention}_{start}")
         exports[f"{start}/{attention}"] = {
-            "folder": folder, "seed": best["seed"], "training_accuracy_report": best["accuracy"],
+            "folder": folder, "seed": best["seed"],
+            "held_out_accuracy_in_training": best["accuracy"],
             "hub_classification_accuracy": report["exports"]["hub_classification"].get("accuracy"),
         }
     return exports
