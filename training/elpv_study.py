@@ -27,8 +27,11 @@ import numpy as np
 from keras_coordatt.cli import run_reporting_errors
 from keras_coordatt.plotting import pyplot
 from training.elpv_recipe import STARTS
+from training.elpv_recipe import add_recipe_arguments
 from training.elpv_recipe import elpv_config
 from training.elpv_recipe import imagenet_weights
+from training.elpv_recipe import other_width_refusal
+from training.elpv_recipe import recipe_changes
 
 ATTENTIONS = ("none", "se", "ca")
 PAIRS = (("ca", "none"), ("ca", "se"), ("se", "none"))
@@ -44,11 +47,7 @@ def main(argv=None):
                         help="seeds; every start and attention runs once per seed (default: 0 1 2)")
     parser.add_argument("--attentions", nargs="+", choices=ATTENTIONS, default=list(ATTENTIONS))
     parser.add_argument("--starts", nargs="+", choices=STARTS, default=list(STARTS))
-    parser.add_argument("--epochs", type=int, default=None, help="override the recipes' epochs")
-    parser.add_argument("--image_size", type=int, default=None,
-                        help="override the recipes' resolution")
-    parser.add_argument("--alpha", type=float, default=None,
-                        help="override the width (the ImageNet start needs 1.0)")
+    add_recipe_arguments(parser)
     parser.add_argument("--deterministic", type=lambda s: s.lower() in ("1", "true", "yes"),
                         default=True, help="repeatable runs (default: true)")
     parser.add_argument("--export", choices=("none", "best"), default="none",
@@ -62,9 +61,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if len(set(args.seeds)) != len(args.seeds):
         parser.error(f"--seeds repeats a seed: {args.seeds}")
-    if "imagenet" in args.starts and args.alpha not in (None, 1.0):
-        parser.error(f"--alpha {args.alpha:g}: torchvision's ImageNet MobileNetV2 has width 1.0; "
-                     "use --starts scratch for other widths")
+    refusal = other_width_refusal(args.alpha)
+    if "imagenet" in args.starts and refusal:
+        parser.error(f"{refusal}; use --starts scratch for other widths")
     return run_reporting_errors("python -m training.elpv_study", lambda: run(args), args.debug)
 
 
@@ -72,9 +71,9 @@ def run(args):
     from keras_coordatt.training import train
     from keras_coordatt.training.history import read_history
 
-    changes = {key: getattr(args, key) for key in ("epochs", "image_size", "alpha",
-                                                   "limit_train", "limit_eval")
-               if getattr(args, key) is not None}
+    changes = recipe_changes(args)
+    changes.update({key: getattr(args, key) for key in ("limit_train", "limit_eval")
+                    if getattr(args, key) is not None})
     weights = (imagenet_weights(os.path.join(args.output, "weights"))
                if "imagenet" in args.starts else None)
     runs, started = [], time.time()

@@ -13,6 +13,7 @@ gives the original regular convolutions.
 import keras
 
 from keras_coordatt.models.common import Norm
+from keras_coordatt.models.common import conv_bn
 
 RATES = {16: (6, 12, 18), 8: (12, 24, 36)}
 CHANNELS = 256
@@ -58,10 +59,9 @@ def DeepLabV3(backbone, num_classes, separable=True, rates=None, feature=None,
     for rate in rates:
         prefix = f"aspp_rate{rate}"
         if separable:
-            y = keras.layers.DepthwiseConv2D(3, padding="same", dilation_rate=rate, use_bias=False,
-                                             name=f"{prefix}_depthwise")(x)
-            y = norm(f"{prefix}_depthwise_bn")(y)
-            y = keras.layers.ReLU(name=f"{prefix}_depthwise_relu")(y)
+            y = conv_bn(x, None, 3, (f"{prefix}_depthwise", f"{prefix}_depthwise_bn",
+                                     f"{prefix}_depthwise_relu"),
+                        norm, dilation_rate=rate, activation="relu")
             branches.append(_conv_bn_relu(y, 1, prefix, norm))
         else:
             branches.append(_conv_bn_relu(x, 3, prefix, norm, dilation_rate=rate))
@@ -80,7 +80,5 @@ def DeepLabV3(backbone, num_classes, separable=True, rates=None, feature=None,
 
 
 def _conv_bn_relu(x, kernel_size, prefix, norm, dilation_rate=1):
-    x = keras.layers.Conv2D(CHANNELS, kernel_size, padding="same", dilation_rate=dilation_rate,
-                            use_bias=False, name=f"{prefix}_conv")(x)
-    x = norm(f"{prefix}_bn")(x)
-    return keras.layers.ReLU(name=f"{prefix}_relu")(x)
+    return conv_bn(x, CHANNELS, kernel_size, (f"{prefix}_conv", f"{prefix}_bn", f"{prefix}_relu"),
+                   norm, dilation_rate=dilation_rate, activation="relu")
