@@ -11,6 +11,12 @@ from keras_coordatt.tasks.anchors import decode_boxes
 from keras_coordatt.tasks.anchors import encode_boxes
 from keras_coordatt.tasks.anchors import match_anchors
 from keras_coordatt.tasks.deeplab import DeepLabV3
+from keras_coordatt.tasks.evaluation import coco_metrics
+from keras_coordatt.tasks.evaluation import mean_iou
+from keras_coordatt.tasks.evaluation import plot_precision_recall
+from keras_coordatt.tasks.evaluation import precision_recall
+from keras_coordatt.tasks.evaluation import voc_map
 from keras_coordatt.tasks.ssdlite import SSDLite
 
 __all__ = ["DeepLabV3", "SSDAnchors", "SSDLite", "decode_boxes", "encode_boxes", "match_anchors"]
+__all__ += ["coco_metrics", "mean_iou", "plot_precision_recall", "precision_recall", "voc_map"]
