@@ -18,18 +18,20 @@ import numpy as np
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
 
-def read_voc_annotation(path, class_names=None):
+def read_voc_annotation(path, class_names=None, image_folder=None):
     """One annotation file as a dict.
 
     Args:
         path: the ``.xml`` file.
         class_names: if given, every object's name must be one of them.
+        image_folder: where the image is (a VOC devkit's ``JPEGImages/``);
+            None: beside the XML file.
 
     Returns:
         ``{"file", "image", "width", "height", "boxes" (N, 4) float32 xyxy
         pixels, "names" [N], "difficult" (N,) bool}``; ``image`` is the
-        image's path: ``<filename>`` beside the XML file, or failing that a
-        file of the XML's stem with an image extension.
+        image's path: ``<filename>`` in ``image_folder``, or failing that a
+        file of the XML's stem with an image extension there.
     """
     path = os.fspath(path)
     try:
@@ -58,7 +60,7 @@ def read_voc_annotation(path, class_names=None):
         names.append(name)
         difficult.append((item.findtext("difficult") or "0").strip() == "1")
     return {
-        "file": path, "image": _image_path(path, root.findtext("filename")),
+        "file": path, "image": _image_path(path, root.findtext("filename"), image_folder),
         "width": int(width), "height": int(height),
         "boxes": np.asarray(boxes, "float32").reshape(-1, 4), "names": names,
         "difficult": np.asarray(difficult, bool),
@@ -87,11 +89,14 @@ def _number(element, tag, path, where):
                          "not a number") from None
 
 
-def _image_path(path, filename):
-    folder, stem = os.path.dirname(path), os.path.splitext(os.path.basename(path))[0]
+def _image_path(path, filename, image_folder=None):
+    stem = os.path.splitext(os.path.basename(path))[0]
+    folder = os.path.dirname(path) if image_folder is None else os.fspath(image_folder)
     candidates = [os.path.join(folder, os.path.basename(filename.strip()))] if filename else []
     candidates += [os.path.join(folder, stem + extension) for extension in IMAGE_EXTENSIONS]
     for candidate in candidates:
         if os.path.isfile(candidate) and candidate.lower().endswith(IMAGE_EXTENSIONS):
             return candidate
-    raise ValueError(f"{path}: no image for it: tried {', '.join(os.path.basename(c) for c in candidates)}")
+    where = "" if image_folder is None else f" in {folder}"
+    raise ValueError(f"{path}: no image for it{where}: tried "
+                     f"{', '.join(os.path.basename(c) for c in candidates)}")

@@ -1,0 +1,282 @@
+"""Segmentation sources (keras_coordatt.data.segmentation): VOC, masks, tfds; errors named."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from keras_coordatt.data.segmentation import VOC_CLASSES
+from keras_coordatt.data.segmentation import load_mask
+from keras_coordatt.data.segmentation import load_segmentation_example
+from keras_coordatt.data.segmentation import open_segmentation_source
+
+WIDTH, HEIGHT = 48, 32
+
+
+def write_image(path, seed=0, size=(WIDTH, HEIGHT)):
+    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(path)
+    return pixels
+
+
+def class_mask(seed=0, num_classes=3, size=(WIDTH, HEIGHT)):
+    """Class indices with a 255 (ignore) border, as VOC draws object outlines."""
+    mask = np.random.default_rng(seed).integers(0, num_classes, (size[1], size[0]), dtype=np.uint8)
+    mask[0, :] = 255
+    return mask
+
+
+def write_palette_mask(path, mask):
+    """A palette PNG whose colours are NOT the indices (as VOC's SegmentationClass)."""
+    image = Image.fromarray(mask, mode="P")
+    palette = np.random.default_rng(1).integers(0, 256, 768).astype(np.uint8)
+    image.putpalette(palette.tolist())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path)
+
+
+def write_grey_mask(path, mask):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(mask, mode="L").save(path)
+
+
+def batches(dataset):
+    return list(dataset.as_numpy_iterator())
+
+
+@pytest.fixture
+def voc(tmp_path):
+    root = tmp_path / "VOC2012"
+    pixels, masks = {}, {}
+    for seed, image_id in enumerate(["2007_000032", "2007_000039", "2007_000063"]):
+        pixels[image_id] = write_image(root / "JPEGImages" / f"{image_id}.png", seed)
+        masks[image_id] = class_mask(seed, num_classes=21)
+        write_palette_mask(root / "SegmentationClass" / f"{image_id}.png", masks[image_id])
+    lists = root / "ImageSets" / "Segmentation"
+    lists.mkdir(parents=True)
+    (lists / "train.txt").write_text("2007_000039\n2007_000032\n")
+    (lists / "val.txt").write_text("2007_000063\n")
+    return root, pixels, masks
+
+
+def test_voc_masks_are_palette_indices_and_the_splits_come_from_the_lists(voc):
+    root, pixels, masks = voc
+    source = open_segmentation_source(f"voc:{root}")
+    assert source.class_names == list(VOC_CLASSES) and len(source.class_names) == 21
+    assert (source.splits, source.default_eval_split) == (("train", "val"), "val")
+    train = source.read_split("train")
+    assert [e["id"] for e in train.examples] == ["2007_000039", "2007_000032"]
+    assert train.examples[0]["mask"] == str(root / "SegmentationClass" / "2007_000039.png")
+    dataset = train.as_tf_dataset()
+    spec = dataset.element_spec
+    assert {key: (value.dtype, value.shape.as_list()) for key, value in spec.items()} == {
+        "image": (tf.uint8, [None, None, 3]), "mask": (tf.uint8, [None, None])}
+    for element, image_id in zip(batches(dataset), ["2007_000039", "2007_000032"]):
+        np.testing.assert_array_equal(element["image"], pixels[image_id])
+        np.testing.assert_array_equal(element["mask"], masks[image_id])
+    assert source.read_split("train", limit=1).num_examples == 1
+
+
+def test_voc_without_lists_is_one_split_and_a_class_names_file_is_read(voc):
+    root, _, masks = voc
+    for file in (root / "ImageSets" / "Segmentation").iterdir():
+        file.unlink()
+    (root / "ImageSets" / "Segmentation").rmdir()
+    (root / "class_names.txt").write_text("\n".join(f"c{i}" for i in range(21)) + "\n")
+    source = open_segmentation_source(f"voc:{root}")
+    assert source.splits == ("all",) and source.class_names[:2] == ["c0", "c1"]
+    assert [e["id"] for e in source.read_split("all").examples] == sorted(masks)
+
+
+def test_voc_missing_files_are_named(voc):
+    root, _, _ = voc
+    (root / "SegmentationClass" / "2007_000063.png").unlink()
+    with pytest.raises(ValueError, match="the image .*2007_000063.png has no mask "
+                                         ".*SegmentationClass/2007_000063.png"):
+        open_segmentation_source(f"voc:{root}")
+    (root / "ImageSets" / "Segmentation" / "val.txt").write_text("2007_000099\n")
+    with pytest.raises(ValueError, match="split 'val' lists '2007_000099', but .*JPEGImages has "
+                                         "no 2007_000099.jpg"):
+        open_segmentation_source(f"voc:{root}")
+    (root / "ImageSets" / "Segmentation" / "val.txt").write_text("")
+    with pytest.raises(ValueError, match="split 'val' has no images"):
+        open_segmentation_source(f"voc:{root}")
+    with pytest.raises(ValueError, match="voc:.*nowhere: no such folder"):
+        open_segmentation_source(f"voc:{root / 'nowhere'}")
+    with pytest.raises(ValueError, match="ImageSets: no JPEGImages/ folder \\(a VOC devkit"):
+        open_segmentation_source(f"voc:{root / 'ImageSets'}")
+
+
+def test_mask_values_outside_the_classes_fail_naming_file_and_values(voc):
+    root, _, masks = voc
+    bad = masks["2007_000063"].copy()
+    bad[5, 5], bad[6, 6] = 21, 40
+    write_palette_mask(root / "SegmentationClass" / "2007_000063.png", bad)
+    val = open_segmentation_source(f"voc:{root}").read_split("val")
+    message = "2007_000063.png: mask values \\[21, 40\\] are outside \\[0, 21\\) and not 255"
+    with pytest.raises(ValueError, match=message):
+        load_mask(val.examples[0], num_classes=21)
+    with pytest.raises(tf.errors.OpError, match=message):
+        batches(val.as_tf_dataset())
+    # Fewer classes given: the same file's values up to 20 are out of range.
+    val = open_segmentation_source(f"voc:{root}", class_names=["bg", "a"]).read_split("train")
+    with pytest.raises(tf.errors.OpError, match="2007_000039.png: mask values \\[2, 3, "):
+        batches(val.as_tf_dataset())
+
+
+# masks: folders of images and masks.
+
+
+@pytest.fixture
+def mask_folder(tmp_path):
+    root = tmp_path / "cells"
+    content = {}
+    for split, stems in (("train", ["a", "b"]), ("val", ["c"])):
+        for seed, stem in enumerate(stems):
+            suffix = ".jpg" if stem == "b" else ".png"
+            image = write_image(root / split / "images" / f"{stem}{suffix}", seed)
+            mask = class_mask(seed, num_classes=3)
+            write_grey_mask(root / split / "masks" / f"{stem}.png", mask)
+            content[stem] = image, mask
+    return root, content
+
+
+def test_a_mask_folder_pairs_images_and_masks_by_stem(mask_folder):
+    root, content = mask_folder
+    source = open_segmentation_source(f"masks:{root}", class_names=["bg", "nucleus", "edge"])
+    assert (source.splits, source.default_eval_split) == (("train", "val"), "val")
+    train = source.read_split("train")
+    assert [(e["id"], e["image"][-5:], e["mask"][-5:]) for e in train.examples] == [
+        ("a", "a.png", "a.png"), ("b", "b.jpg", "b.png")]
+    a, b = batches(source.as_tf_dataset("train"))
+    np.testing.assert_array_equal(a["image"], content["a"][0])
+    np.testing.assert_array_equal(a["mask"], content["a"][1])
+    np.testing.assert_array_equal(b["mask"], content["b"][1])
+    # JPEG is lossy: b is what PIL decodes from the file, but for the decoders' upsampling.
+    decoded = np.asarray(Image.open(root / "train" / "images" / "b.jpg").convert("RGB"))
+    difference = np.abs(b["image"].astype(int) - decoded)
+    assert difference.mean() < 2 and difference.max() <= 8
+    image, mask = load_segmentation_example(source.read_split("val").examples[0], 3)
+    assert image.shape == (HEIGHT, WIDTH, 3) and mask.shape == (HEIGHT, WIDTH)
+
+
+def test_a_mask_folder_without_splits_is_one_split(tmp_path):
+    write_image(tmp_path / "images" / "x.png")
+    write_grey_mask(tmp_path / "masks" / "x.png", class_mask())
+    (tmp_path / "class_names.txt").write_text("bg\nfg\nedge\n")
+    source = open_segmentation_source(f"masks:{tmp_path}")
+    assert source.splits == ("all",) and source.class_names == ["bg", "fg", "edge"]
+
+
+def test_mask_folder_errors_name_the_files(mask_folder, tmp_path):
+    root, _ = mask_folder
+    names = ["bg", "nucleus", "edge"]
+    with pytest.raises(ValueError, match="give class_names .* or list them one a line in "
+                                         ".*class_names.txt"):
+        open_segmentation_source(f"masks:{root}")
+    with pytest.raises(ValueError, match="masks:.*: no images/ folder"):
+        open_segmentation_source(f"masks:{root / 'train' / 'masks'}", class_names=names)
+    write_image(root / "val" / "images" / "d.png")
+    with pytest.raises(ValueError, match="the image .*val/images/d.png has no mask "
+                                         ".*val/masks/d.png"):
+        open_segmentation_source(f"masks:{root}", class_names=names)
+    (root / "val" / "images" / "d.png").unlink()
+    write_grey_mask(root / "val" / "masks" / "e.png", class_mask())
+    with pytest.raises(ValueError, match="the mask .*val/masks/e.png has no image"):
+        open_segmentation_source(f"masks:{root}", class_names=names)
+    (root / "val" / "masks" / "e.png").unlink()
+    for file in (root / "val" / "images").iterdir():
+        file.unlink()
+    with pytest.raises(ValueError, match="split 'val' has no images in .*val/images"):
+        open_segmentation_source(f"masks:{root}", class_names=names)
+    with pytest.raises(ValueError, match="unknown segmentation dataset 'cells:x'"):
+        open_segmentation_source("cells:x")
+
+
+def test_a_mask_of_another_size_or_in_colour_or_corrupt_fails_naming_it(mask_folder):
+    root, _ = mask_folder
+    source_for = lambda: open_segmentation_source(f"masks:{root}", class_names=["a", "b", "c"])
+    write_grey_mask(root / "val" / "masks" / "c.png", class_mask(size=(40, 32)))
+    with pytest.raises(ValueError, match="val/masks/c.png: the mask is 40x32 pixels, its image "
+                                         ".*val/images/c.png 48x32"):
+        load_segmentation_example(source_for().read_split("val").examples[0], 3)
+    with pytest.raises(tf.errors.OpError, match="c.png: the mask is 40x32"):
+        batches(source_for().as_tf_dataset("val"))
+    write_image(root / "val" / "masks" / "c.png")
+    with pytest.raises(ValueError, match="c.png: the mask is a RGB image; a mask holds class "
+                                         "indices"):
+        load_mask(source_for().read_split("val").examples[0])
+    (root / "val" / "masks" / "c.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    with pytest.raises(ValueError, match="val/masks/c.png: cannot read the mask"):
+        load_mask(source_for().read_split("val").examples[0])
+    with pytest.raises(ValueError, match="its splits are 'train', 'val'"):
+        source_for().read_split("test")
+
+
+# tfds: oxford_iiit_pet, unprepared and offline; a tiny stand-in for its mapping.
+
+
+def test_tfds_pets_unprepared_offline_fails_saying_how_to_prepare(tmp_path, monkeypatch):
+    pytest.importorskip("tensorflow_datasets")
+    from keras_coordatt.data import tfds_source
+
+    monkeypatch.setattr(tfds_source, "network_reachable", lambda host, port: False)
+    with pytest.raises(ConnectionError, match="(?s)tfds:oxford_iiit_pet is not prepared in "
+                                              f"{tmp_path}.*`tfds build oxford_iiit_pet "
+                                              "--data_dir DIR`"):
+        open_segmentation_source("tfds:oxford_iiit_pet", data_dir=str(tmp_path))
+
+
+def test_tfds_other_datasets_are_refused_naming_the_known_ones():
+    with pytest.raises(ValueError, match="tfds:cifar10: not a segmentation dataset this reader "
+                                         "knows; it reads tfds:oxford_iiit_pet"):
+        open_segmentation_source("tfds:cifar10")
+
+
+def test_tfds_pet_trimaps_become_background_pet_and_ignore(tmp_path, monkeypatch):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    tfds.disable_progress_bar()
+    from keras_coordatt.data import segmentation
+
+    class CoordattTinyPets(tfds.core.GeneratorBasedBuilder):
+        """The pets' features, with trimaps 1 pet, 2 background, 3 border."""
+
+        VERSION = tfds.core.Version("1.0.0")
+
+        def _info(self):
+            return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
+                "image": tfds.features.Image(shape=(None, None, 3)),
+                "file_name": tfds.features.Text(),
+                "segmentation_mask": tfds.features.Image(shape=(None, None, 1)),
+            }))
+
+        def _split_generators(self, dl_manager):
+            return {"train": self._generate_examples(2), "test": self._generate_examples(1)}
+
+        def _generate_examples(self, count):
+            for index in range(count):
+                trimap = np.full((HEIGHT, WIDTH, 1), 2, np.uint8)
+                trimap[8:24, 10:30] = 1
+                trimap[8, 10:30] = 3
+                yield index, {"image": np.full((HEIGHT, WIDTH, 3), index, np.uint8),
+                              "file_name": f"pet_{index}.jpg", "segmentation_mask": trimap}
+
+    CoordattTinyPets(data_dir=str(tmp_path)).download_and_prepare()
+    monkeypatch.setitem(segmentation.TFDS_DATASETS, "coordatt_tiny_pets",
+                        segmentation.TFDS_DATASETS["oxford_iiit_pet"])
+    source = open_segmentation_source("tfds:coordatt_tiny_pets", data_dir=str(tmp_path))
+    assert source.class_names == ["background", "pet"]
+    assert (source.splits, source.default_eval_split) == (("train", "test"), "test")
+    expected = np.zeros((HEIGHT, WIDTH), np.uint8)
+    expected[8:24, 10:30] = 1
+    expected[8, 10:30] = 255
+    elements = batches(source.as_tf_dataset("train"))
+    assert len(elements) == 2
+    for index, element in enumerate(elements):
+        assert element["image"].shape == (HEIGHT, WIDTH, 3) and element["image"][0, 0, 0] == index
+        assert element["mask"].dtype == np.uint8
+        np.testing.assert_array_equal(element["mask"], expected)
+    (example,) = list(source.read_split("test").examples)
+    assert example["id"] == "pet_0.jpg"
+    np.testing.assert_array_equal(load_mask(example, 2), expected)
