@@ -144,3 +144,19 @@ def decode_boxes(offsets, anchors, variances=VARIANCES):
     return bounding_boxes.decode_deltas_to_boxes(
         anchors, offsets, anchor_format="center_xywh", box_format="xyxy",
         encoded_format="center_xywh", variance=list(variances))
+
+
+def anchor_coverage(boxes, anchors, iou_threshold=0.5):
+    """The share of ``boxes`` (relative ``xyxy``) whose best anchor reaches ``iou_threshold``.
+
+    How well a set of anchors suits a dataset's object sizes: a box without
+    such an anchor is trained only through the forced best-anchor match.
+    """
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    if not len(boxes):
+        raise ValueError("anchor_coverage: no boxes")
+    anchors = np.asarray(anchors, np.float32)
+    corners = np.concatenate([anchors[:, :2] - anchors[:, 2:] / 2,
+                              anchors[:, :2] + anchors[:, 2:] / 2], axis=1)
+    iou = ops.convert_to_numpy(bounding_boxes.compute_iou(boxes, corners, "xyxy"))
+    return float(np.mean(iou.max(axis=1) >= iou_threshold))

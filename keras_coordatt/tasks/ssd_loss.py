@@ -14,6 +14,7 @@ Targets come from `keras_coordatt.tasks.anchors.match_anchors` (class 0 is
 background) and `encode_boxes`. Everything is `keras.ops`.
 """
 
+import keras
 from keras import ops
 
 
@@ -82,3 +83,62 @@ def focal_loss(class_targets, box_targets, class_logits, box_offsets, alpha=0.25
     box = smooth_l1(ops.cast(box_offsets, "float32"), ops.cast(box_targets, "float32"),
                     positive) / count
     return classification, box
+
+
+BOX_LOSS_TARGET_WIDTH = 5  # four coded offsets and the anchor's class target
+
+
+@keras.saving.register_keras_serializable(package="keras_coordatt")
+class SSDClassificationLoss(keras.losses.Loss):
+    """The class half of an SSD loss, for ``compile(loss={"classes": ...})``.
+
+    ``y_true`` is ``(B, A)`` int class targets (0 background, -1 ignored),
+    ``y_pred`` the ``(B, A, C + 1)`` logits; the value is divided by the
+    batch's positive anchors, as `multibox_loss` / `focal_loss` do.
+
+    Args:
+        kind: ``"multibox"`` (softmax cross-entropy, 3:1 hard negatives; the
+            paper's VOC config) or ``"focal"`` (sigmoid focal loss; its COCO config).
+        negative_ratio: hard negatives per positive (multibox).
+        alpha, gamma: the focal loss's parameters.
+    """
+
+    def __init__(self, kind="multibox", negative_ratio=3, alpha=0.25, gamma=2.0,
+                 name="ssd_classification", **kwargs):
+        if kind not in ("multibox", "focal"):
+            raise ValueError(f"SSDClassificationLoss: kind must be 'multibox' or 'focal', got {kind!r}")
+        super().__init__(name=name, **kwargs)
+        self.kind, self.negative_ratio, self.alpha, self.gamma = kind, negative_ratio, alpha, gamma
+
+    def call(self, y_true, y_pred):
+        targets = ops.reshape(ops.cast(y_true, "int32"), ops.shape(y_pred)[:-1])
+        no_boxes = ops.zeros(ops.shape(y_pred)[:-1] + (4,), "float32")
+        if self.kind == "focal":
+            classification, _ = focal_loss(targets, no_boxes, y_pred, no_boxes,
+                                           alpha=self.alpha, gamma=self.gamma)
+        else:
+            classification, _ = multibox_loss(targets, no_boxes, y_pred, no_boxes,
+                                              negative_ratio=self.negative_ratio)
+        return classification
+
+    def get_config(self):
+        return {**super().get_config(), "kind": self.kind, "negative_ratio": self.negative_ratio,
+                "alpha": self.alpha, "gamma": self.gamma}
+
+
+@keras.saving.register_keras_serializable(package="keras_coordatt")
+class SSDBoxLoss(keras.losses.Loss):
+    """Smooth L1 on the positive anchors' offsets, for ``compile(loss={"boxes": ...})``.
+
+    ``y_true`` is ``(B, A, 5)``: the coded offsets and, last, the anchor's
+    class target (so the loss knows the positives and divides by their
+    number, as the classification half does); ``y_pred`` is ``(B, A, 4)``.
+    """
+
+    def __init__(self, name="ssd_box", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def call(self, y_true, y_pred):
+        y_true = ops.cast(y_true, "float32")
+        positive, count = _positives(ops.cast(y_true[..., 4], "int32"))
+        return smooth_l1(ops.cast(y_pred, "float32"), y_true[..., :4], positive) / count

@@ -12,6 +12,8 @@ plain 1x1 convolution. The outputs are per anchor (`SSDAnchors` order):
 the classes.
 """
 
+import math
+
 import keras
 
 from keras_coordatt.models.common import Norm
@@ -66,13 +68,7 @@ def SSDLite(backbone, num_classes, anchors=None, extra_layers=EXTRA_LAYERS, name
         maps.append(x)
     sizes = tuple(int(m.shape[1]) for m in maps)
     if anchors is None:
-        reference = SSDAnchors()
-        scale = side / reference.image_size
-        anchors = SSDAnchors(
-            image_size=side, feature_sizes=sizes,
-            steps=tuple(step * scale for step in reference.steps),
-            min_sizes=tuple(s * scale for s in reference.min_sizes),
-            max_sizes=tuple(s * scale for s in reference.max_sizes))
+        anchors = ssdlite_anchors(side, maps=sizes)
     if tuple(anchors.feature_sizes) != sizes:
         raise ValueError(f"SSDLite: anchors for feature maps {tuple(anchors.feature_sizes)}, "
                          f"but the network's maps are {sizes} at {side}x{side}")
@@ -89,6 +85,31 @@ def SSDLite(backbone, num_classes, anchors=None, extra_layers=EXTRA_LAYERS, name
     model = keras.Model(backbone.input, outputs, name=name or f"ssdlite{side}_{backbone.name}")
     model.anchors = anchors
     return model
+
+
+def feature_sizes(side, levels=6):
+    """The sides of SSDLite's maps for a ``side``-pixel input: stride 16, 32, then halving."""
+    sizes = [math.ceil(side / 16), math.ceil(side / 32)]
+    while len(sizes) < levels:
+        sizes.append(math.ceil(sizes[-1] / 2))
+    return tuple(sizes)
+
+
+def ssdlite_anchors(side=320, size_scale=1.0, maps=None):
+    """SSDLite320's anchors for a ``side``-pixel input, their sizes times ``size_scale``.
+
+    The reference steps and sizes are scaled by ``side / 320`` (so the
+    anchors cover the same share of the image); ``size_scale`` below 1 shrinks
+    the boxes for small objects while keeping their centres (aerial tree
+    crowns: 0.6, so the finest map's squares are 27 and 38 px at 320).
+    """
+    reference = SSDAnchors()
+    scale = side / reference.image_size
+    return SSDAnchors(
+        image_size=side, feature_sizes=maps or feature_sizes(side),
+        steps=tuple(step * scale for step in reference.steps),
+        min_sizes=tuple(s * scale * size_scale for s in reference.min_sizes),
+        max_sizes=tuple(s * scale * size_scale for s in reference.max_sizes))
 
 
 def _predictor(x, filters, plain, prefix, norm):

@@ -24,6 +24,9 @@ STRATEGIES = ("auto", "default", "mirrored", "multiworker")
 # 0.1-0.6 after a few steps), so only float64 runs can be compared exactly.
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16", "float64")
 VERBOSITIES = ("auto", "bar", "line", "quiet")
+TASKS = ("classification", "detection", "segmentation")
+DETECTION_LOSSES = ("multibox", "focal")
+DETECTION_AUGMENTATIONS = ("ssd", "aerial", "none")
 
 
 def option(default, help):
@@ -53,6 +56,22 @@ class TrainConfig:
     identity_init: bool = option(
         True, "with init_weights: attention layers the weights lack start as the identity, "
         "so training starts from the loaded network's accuracy")
+    # task
+    task: str = option("classification", f"what the network learns: {', '.join(TASKS)}")
+    detection_loss: str = option(
+        "multibox", "detection loss: multibox (cross-entropy, 3:1 hard negatives; the paper's VOC "
+        "config) or focal (its COCO config)")
+    anchor_scale: float = option(
+        1.0, "detection: SSDLite320's anchor sizes times this (below 1 for small objects)")
+    match_iou: float = option(0.5, "detection: the IoU an anchor needs to take a ground truth")
+    detection_augment: str = option(
+        "ssd", "detection augmentation: ssd (photometric, zoom-out, min-IoU crop, flip), aerial "
+        "(photometric, flips and quarter turns, no rescaling) or none")
+    tile_size: Optional[int] = option(
+        None, "detection/segmentation: cut images into tiles of this side (large aerial images)")
+    tile_overlap: float = option(0.5, "share of a tile neighbouring training tiles overlap by")
+    repeats: int = option(1, "segmentation: each training image this many times per epoch")
+    output_stride: int = option(16, "segmentation: the backbone's output stride, 16 or 8")
     # data
     dataset: str = option(
         "tfds:imagenet2012", "elpv, tfds:NAME (tensorflow-datasets) or folder:PATH (a folder per class)")
@@ -123,6 +142,19 @@ class TrainConfig:
             (self.mixup_alpha >= 0, f"mixup_alpha={self.mixup_alpha}: must be >= 0"),
             (self.checkpoint_every_steps >= 0, "checkpoint_every_steps must be >= 0"),
             (self.verbose in VERBOSITIES, f"verbose={self.verbose!r}: expected one of {VERBOSITIES}"),
+            (self.task in TASKS, f"task={self.task!r}: expected one of {', '.join(TASKS)}"),
+            (self.detection_loss in DETECTION_LOSSES,
+             f"detection_loss={self.detection_loss!r}: expected one of {DETECTION_LOSSES}"),
+            (self.detection_augment in DETECTION_AUGMENTATIONS,
+             f"detection_augment={self.detection_augment!r}: expected one of "
+             f"{DETECTION_AUGMENTATIONS}"),
+            (self.anchor_scale > 0, f"anchor_scale={self.anchor_scale}: must be positive"),
+            (0 < self.match_iou < 1, f"match_iou={self.match_iou}: must be in (0, 1)"),
+            (self.tile_size is None or self.tile_size > 0, f"tile_size={self.tile_size}: must be positive"),
+            (0 <= self.tile_overlap < 1, f"tile_overlap={self.tile_overlap}: must be in [0, 1)"),
+            (self.repeats >= 1, f"repeats={self.repeats}: must be at least 1"),
+            (self.output_stride in (8, 16, 32),
+             f"output_stride={self.output_stride}: expected 16 or 8 (32: no dilation)"),
         ]
         problems = [message for ok, message in checks if not ok]
         if self.model in FAMILIES:

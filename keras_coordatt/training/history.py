@@ -34,14 +34,17 @@ def truncate_history(path, epochs_done):
 
 
 def plot_curves(history_path, png_path):
-    """Training curves from history.csv: loss and accuracy, train and held-out."""
+    """Training curves from history.csv: loss and accuracy (or mIoU), train and held-out."""
     rows = read_history(history_path)
     if not rows:
         return
     plt = pyplot()
     epochs = [int(r["epoch"]) for r in rows]
-    figure, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for axis, metric in zip(axes, ("loss", "accuracy")):
+    # accuracy (classification), mIoU (segmentation) or the loss alone (detection)
+    quality = [key for key in ("accuracy", "mean_iou") if key in rows[0]]
+    metrics = ["loss"] + quality[:1]
+    figure, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.8), squeeze=False)
+    for axis, metric in zip(axes[0], metrics):
         for prefix, label in (("", "train"), ("val_", "held-out")):
             key = prefix + metric
             if key in rows[0] and rows[0][key] != "":

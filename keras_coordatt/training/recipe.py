@@ -3,12 +3,8 @@
 import keras
 
 
-def compile_for_training(model, config, steps_per_epoch):
-    """Compiles ``model`` with the config's SGD, cosine schedule, loss and accuracy.
-
-    Returns:
-        Whether the labels must be one-hot (label smoothing or mixup).
-    """
+def make_optimizer(config, steps_per_epoch):
+    """The config's SGD with momentum, decoupled weight decay and warm-up + cosine schedule."""
     total_steps = config.epochs * steps_per_epoch
     warmup_steps = int(config.warmup_epochs * steps_per_epoch)
     peak = config.scaled_learning_rate
@@ -20,9 +16,18 @@ def compile_for_training(model, config, steps_per_epoch):
     )
     # Keras' weight_decay is decoupled (w -= lr * wd * w); for SGD without
     # momentum that equals PyTorch's coupled L2 term of the paper's recipe.
-    optimizer = keras.optimizers.SGD(
+    return keras.optimizers.SGD(
         learning_rate=schedule, momentum=config.momentum, weight_decay=config.weight_decay
     )
+
+
+def compile_for_training(model, config, steps_per_epoch):
+    """Compiles ``model`` with the config's SGD, cosine schedule, loss and accuracy.
+
+    Returns:
+        Whether the labels must be one-hot (label smoothing or mixup).
+    """
+    optimizer = make_optimizer(config, steps_per_epoch)
     one_hot = config.label_smoothing > 0 or config.mixup_alpha > 0
     if one_hot:
         loss = keras.losses.CategoricalCrossentropy(

@@ -47,6 +47,12 @@ from keras_coordatt.training.history import truncate_history
 from keras_coordatt.training import run_folder
 from keras_coordatt.training.recipe import compile_for_training
 from keras_coordatt.training.recipe import label_transform
+from keras_coordatt.training.tasks import compile_task
+from keras_coordatt.training.tasks import evaluate_detection
+from keras_coordatt.training.tasks import evaluate_segmentation
+from keras_coordatt.training.tasks import load_task_data
+from keras_coordatt.training.tasks import monitored
+from keras_coordatt.training.tasks import task_model
 
 
 def train(config: TrainConfig, callbacks=()):
@@ -99,6 +105,11 @@ def model_for_config(config, num_classes):
     )
     if model.preprocessing != config.preprocessing:  # saved with the model, so exports follow
         model.backbone.preprocessing = config.preprocessing
+    return prepare_model(model, config)
+
+
+def prepare_model(model, config):
+    """Synchronized BatchNorm and the config's starting weights (new attention as the identity)."""
     if config.sync_batchnorm:
         synchronize_batchnorm(model)
     if config.init_weights:
@@ -161,6 +172,17 @@ class Trainer:
 
     def _load_data(self):
         config = self.config
+        if config.task != "classification":
+            datasets = load_task_data(config)
+            self.steps_per_epoch = datasets.train_examples // config.batch_size
+            if self.steps_per_epoch < 1:
+                raise ValueError(f"{config.dataset}: {datasets.train_examples} training examples "
+                                 f"make no batch of {config.batch_size}; lower --batch_size")
+            if self.chief:
+                print(datasets.describe())
+                run_folder.write_text(os.path.join(config.output_dir, run_folder.CONFIG_FILE),
+                                      config.to_json())
+            return datasets
         options = PipelineOptions(
             image_size=config.image_size,
             batch_size=config.batch_size,
@@ -183,11 +205,17 @@ class Trainer:
         return datasets
 
     def _build_model(self):
+        task, num_classes = self.config.task, self.datasets.num_classes
         with self.strategy.scope():
-            self.model = model_for_config(self.config, self.datasets.num_classes)
-            one_hot = compile_for_training(self.model, self.config, self.steps_per_epoch)
+            if task == "classification":
+                self.model = model_for_config(self.config, num_classes)
+                one_hot = compile_for_training(self.model, self.config, self.steps_per_epoch)
+            else:
+                self.model = prepare_model(task_model(self.config, num_classes), self.config)
+                compile_task(self.model, self.config, self.steps_per_epoch, num_classes)
+                one_hot = False
             self.model.optimizer.build(self.model.trainable_variables)
-        self.transform = label_transform(self.config, self.datasets.num_classes, one_hot)
+        self.transform = label_transform(self.config, num_classes, one_hot)
         self.eval_data = self._labelled(self.datasets.eval)
         if self.config.strategy == "multiworker":
             work_around_keras_multi_worker(
@@ -236,7 +264,7 @@ class Trainer:
 
     def _end_epoch(self, epoch, logs, seconds):
         """Checkpoint, weights, history row, plot and one line of progress."""
-        improved = self.checkpoint.improved(logs.get("val_accuracy", -1.0))
+        improved = self.checkpoint.improved(monitored(self.config.task, logs))
         self.checkpoint.save(epoch + 1, 0, (epoch + 1) * self.steps_per_epoch)
         os.makedirs(self.output_dir, exist_ok=True)
         last = os.path.join(self.output_dir, "last.weights.h5")
@@ -250,11 +278,14 @@ class Trainer:
                                            "learning_rate": learning_rate,
                                            "seconds": round(seconds, 2)})
         self._plot()
+        metric = {"classification": "accuracy", "segmentation": "mean_iou"}.get(self.config.task)
         nan = float("nan")
-        print(f"epoch {epoch + 1}/{self.config.epochs}: loss {logs.get('loss', nan):.4f}"
-              f" accuracy {logs.get('accuracy', nan):.4f}"
-              f" | held-out loss {logs.get('val_loss', nan):.4f}"
-              f" accuracy {logs.get('val_accuracy', nan):.4f}"
+        train_part = f"loss {logs.get('loss', nan):.4f}"
+        eval_part = f"held-out loss {logs.get('val_loss', nan):.4f}"
+        if metric:
+            train_part += f" {metric} {logs.get(metric, nan):.4f}"
+            eval_part += f" {metric} {logs.get('val_' + metric, nan):.4f}"
+        print(f"epoch {epoch + 1}/{self.config.epochs}: {train_part} | {eval_part}"
               f" | lr {learning_rate:.5f} | {seconds:.1f}s"
               f"{' | best' if improved else ''}", flush=True)
 
@@ -264,6 +295,8 @@ class Trainer:
         train_seconds = time.perf_counter() - self.started
         evaluation = self.model.evaluate(self.eval_data, verbose=0, return_dict=True)
         epoch, step = self.checkpoint.position
+        if config.task != "classification":
+            return self._finish_task(evaluation, train_seconds, epoch, step)
         metrics = {
             "model": config.model,
             "attention": config.attention,
@@ -293,6 +326,45 @@ class Trainer:
                   f"metrics.json, history.csv and training_curves.png are beside it.")
         return metrics
 
+    def _finish_task(self, evaluation, train_seconds, epoch, step):
+        """Scores the eval images with the task's tools, saves the model, writes metrics.json."""
+        config, datasets = self.config, self.datasets
+        evaluate = evaluate_detection if config.task == "detection" else evaluate_segmentation
+        scores, _ = evaluate(self.model, datasets, config)
+        metrics = {
+            "task": config.task,
+            "model": config.model,
+            "attention": config.attention,
+            "alpha": config.alpha,
+            "image_size": config.image_size,
+            "dataset": config.dataset,
+            "eval_split": config.eval_split or "default",
+            "epochs": config.epochs,
+            "seed": config.seed,
+            "init_weights": config.init_weights,
+            "class_names": list(datasets.class_names),
+            "train_examples": datasets.train_examples,
+            "eval_images": datasets.eval_count,
+            "global_steps": epoch * self.steps_per_epoch + step,
+            "params": int(self.model.count_params()),
+            "eval_loss": float(evaluation["loss"]),
+            **scores,
+            "best_eval_monitor": float(self.checkpoint.best_accuracy),
+            "train_seconds_this_session": round(train_seconds, 1),
+            "train_images_per_second": round(
+                self.trained_steps * config.batch_size / max(train_seconds, 1e-9), 1),
+        }
+        model_path = os.path.join(self.output_dir, "model.keras")
+        run_folder.save_model(self.model, model_path)
+        if self.chief:
+            run_folder.write_text(os.path.join(config.output_dir, "metrics.json"),
+                                  json.dumps(metrics, indent=2, default=_plain))
+            headline = ", ".join(f"{key} {metrics[key]:.4f}" for key in
+                                 ("AP", "AP50", "mIoU") if key in metrics)
+            print(f"Saved {model_path} ({headline}); metrics.json, history.csv and "
+                  "training_curves.png are beside it.")
+        return metrics
+
     def _plot(self):
         try:
             plot_curves(self.history_path,
@@ -313,6 +385,13 @@ def train_from_args(args, search_dirs=()):
     metrics = train(config)
     print(json.dumps(metrics, indent=2))
     return 130 if metrics.get("interrupted") else 0
+
+
+def _plain(value):
+    """JSON for NumPy numbers and arrays in the metrics."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 def _verbosity(config):

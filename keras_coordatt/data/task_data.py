@@ -1,0 +1,183 @@
+"""Detection and segmentation data for the trainer: one object with the batches and the raw examples.
+
+``load_task_datasets(task, spec, ...)`` opens a source by its ``--dataset``
+name and returns a `TaskDatasets`, the counterpart of the classifier's
+`keras_coordatt.data.Datasets`: ``train_for_epoch(epoch)`` and ``eval`` are
+batched ``tf.data`` pipelines, ``eval_examples`` the untouched eval examples
+(whole images, pixel boxes / full-size masks) the task's evaluation scores.
+
+Built-in sources read files that ship in packages: ``deepforest`` (aerial
+tree crowns, detection) and ``stardist`` (nuclei, segmentation). Others
+(``voc:PATH``, ``coco:PATH``, ``masks:PATH``, ``tfds:NAME``) go through
+`keras_coordatt.data.detection` / `keras_coordatt.data.segmentation`.
+"""
+
+import dataclasses
+
+import numpy as np
+
+from keras_coordatt.data import deepforest
+from keras_coordatt.data import stardist
+from keras_coordatt.data.detection_pipeline import DetectionPipelineOptions
+from keras_coordatt.data.detection_pipeline import detection_batches
+from keras_coordatt.data.detection_pipeline import tile_examples
+from keras_coordatt.data.segmentation_pipeline import SegmentationPipelineOptions
+from keras_coordatt.data.segmentation_pipeline import segmentation_batches
+
+BUILT_IN = {"detection": {"deepforest": deepforest}, "segmentation": {"stardist": stardist}}
+DEFAULT_EVAL = {"deepforest": "val", "stardist": "test"}
+
+
+@dataclasses.dataclass
+class TaskDatasets:
+    """Batches and raw examples of one detection or segmentation source.
+
+    Attributes:
+        task: ``"detection"`` or ``"segmentation"``.
+        name: the source as the user named it.
+        class_names: the object classes (detection: background not counted;
+            segmentation: every class, index = mask value).
+        train: the training examples (tiles where tiling is on).
+        eval_examples: the eval examples, whole.
+        eval_tiles: the eval examples as the model sees them (tiles or whole).
+        options: the pipeline options.
+        notes: where the data comes from.
+    """
+
+    task: str
+    name: str
+    class_names: list
+    train: list
+    eval_examples: list
+    eval_tiles: list
+    options: object
+    notes: str = ""
+    category_ids: list | None = None
+
+    @property
+    def num_classes(self):
+        return len(self.class_names)
+
+    @property
+    def train_examples(self):
+        repeats = getattr(self.options, "repeats", 1)
+        return len(self.train) * repeats
+
+    @property
+    def eval_count(self):
+        return len(self.eval_examples)
+
+    def _batches(self, examples, train, epoch=0):
+        if self.task == "detection":
+            return detection_batches(examples, self.options, train, epoch)
+        return segmentation_batches(examples, self.options, train, epoch)
+
+    def train_for_epoch(self, epoch):
+        """Epoch ``epoch``'s shuffled, augmented training batches."""
+        return self._batches(self.train, True, epoch)
+
+    @property
+    def eval(self):
+        """The eval batches, in order, every example."""
+        return self._batches(self.eval_tiles, False)
+
+    def describe(self):
+        """A few lines on the data: source, classes, examples, objects."""
+        lines = [f"{self.task} data: {self.name} ({self.num_classes} classes: "
+                 f"{', '.join(self.class_names[:10])}{' ...' if self.num_classes > 10 else ''})"]
+        for role, examples, tiles in (("train", None, self.train),
+                                      ("eval", self.eval_examples, self.eval_tiles)):
+            line = f"  {role}: {len(tiles):,} examples"
+            if examples is not None and len(examples) != len(tiles):
+                line = f"  {role}: {len(examples):,} images as {len(tiles):,} tiles"
+            if self.task == "detection":
+                line += f", {sum(len(e['boxes']) for e in tiles):,} boxes"
+            lines.append(line)
+        if self.notes:
+            lines.append(f"  {self.notes}")
+        return "\n".join(lines)
+
+
+def read_examples(task, spec, split, data_dir=None, limit=None):
+    """``(class_names, examples, notes, category_ids)`` of one split of a source."""
+    built_in = BUILT_IN[task].get(spec)
+    if built_in is not None:
+        module_doc = (built_in.__doc__ or "").strip().splitlines()[0]
+        return built_in.CLASS_NAMES, built_in.read_split(split, limit=limit), module_doc, None
+    if task == "detection":
+        from keras_coordatt.data.detection import open_detection_source as open_source
+    else:
+        from keras_coordatt.data.segmentation import open_segmentation_source as open_source
+    source = open_source(spec, data_dir=data_dir)
+    # A tensorflow-datasets split streams its examples (they do not all fit in memory).
+    examples = source.read_split(split, limit).examples
+    if isinstance(examples, tuple):
+        examples = list(examples)
+    return (list(source.class_names), examples, getattr(source, "notes", ""),
+            getattr(source, "category_ids", None))
+
+
+def default_eval_split(task, spec, data_dir=None):
+    """The split a source evaluates on when none is named."""
+    if spec in DEFAULT_EVAL:
+        return DEFAULT_EVAL[spec]
+    if task == "detection":
+        from keras_coordatt.data.detection import open_detection_source as open_source
+    else:
+        from keras_coordatt.data.segmentation import open_segmentation_source as open_source
+    return open_source(spec, data_dir=data_dir).default_eval_split
+
+
+def load_task_datasets(task, spec, options, train_split="train", eval_split=None, data_dir=None,
+                       limit_train=None, limit_eval=None, tile_size=None, tile_overlap=0.5):
+    """A `TaskDatasets` for ``task`` from the source ``spec``.
+
+    Args:
+        task: ``"detection"`` or ``"segmentation"``.
+        spec: the ``--dataset`` name.
+        options: a `DetectionPipelineOptions` or `SegmentationPipelineOptions`.
+        train_split, eval_split: split names (eval: the source's default when None).
+        data_dir: tensorflow-datasets' data directory.
+        limit_train, limit_eval: at most this many images of each split.
+        tile_size: cut images into tiles of this side (training tiles overlap
+            by ``tile_overlap``; eval tiles by the least needed to cover).
+    """
+    if task not in BUILT_IN:
+        raise ValueError(f"task must be 'detection' or 'segmentation', got {task!r}")
+    expected = DetectionPipelineOptions if task == "detection" else SegmentationPipelineOptions
+    if not isinstance(options, expected):
+        raise ValueError(f"{task} data needs {expected.__name__}, got {type(options).__name__}")
+    eval_split = eval_split or default_eval_split(task, spec, data_dir)
+    class_names, train, notes, category_ids = read_examples(task, spec, train_split, data_dir,
+                                                            limit_train)
+    _, evaluation, _, _ = read_examples(task, spec, eval_split, data_dir, limit_eval)
+    for role, split, examples in (("train", train_split, train), ("eval", eval_split, evaluation)):
+        if not examples:
+            raise ValueError(f"{spec}: the {role} split {split!r} has no examples")
+    eval_tiles = evaluation
+    if tile_size:
+        cut = tile_examples if task == "detection" else _tile_segmentation
+        train = cut(train, tile_size, tile_overlap)
+        eval_tiles = cut(evaluation, tile_size, 0.0)
+    return TaskDatasets(task, spec, list(class_names), train, evaluation, eval_tiles, options,
+                        notes, category_ids)
+
+
+def _tile_segmentation(examples, tile, overlap):
+    from keras_coordatt.data.detection_pipeline import tile_windows
+    from keras_coordatt.data.segmentation_pipeline import IGNORE_LABEL
+    from keras_coordatt.data.segmentation_pipeline import image_of
+    from keras_coordatt.data.segmentation_pipeline import mask_of
+
+    tiles = []
+    for number, example in enumerate(examples):
+        image, mask = image_of(example), mask_of(example)
+        for x0, y0 in tile_windows(image.shape[1], image.shape[0], tile, overlap):
+            window = np.zeros((tile, tile, 3), np.uint8)
+            labels = np.full((tile, tile), IGNORE_LABEL, np.uint8)
+            crop = image[y0:y0 + tile, x0:x0 + tile]
+            window[:crop.shape[0], :crop.shape[1]] = crop
+            labels[:crop.shape[0], :crop.shape[1]] = mask[y0:y0 + tile, x0:x0 + tile]
+            tiles.append({"image": window, "mask": labels,
+                          "id": f"{example.get('id', number)}@{x0},{y0}"})
+    return tiles

@@ -1,0 +1,222 @@
+"""The trainer's detection and segmentation parts: network, data, compile and evaluation.
+
+``keras-coordatt train --task detection`` trains SSDLite on the config's
+backbone (`keras_coordatt.tasks.SSDLite`), ``--task segmentation`` DeepLabV3
+(`keras_coordatt.tasks.DeepLabV3`), with the classifier's optimizer, schedule,
+checkpoints, resume and strategies. At the end the eval split is scored with
+the field's tools: COCO AP/AP50/AP75 (pycocotools), VOC mAP@0.5 and
+precision/recall at IoU 0.4 (DeepForest's protocol) for detection, mIoU
+(``keras.metrics.MeanIoU``, ignore label 255) for segmentation, on whole
+images (tiled detection merges the tiles' boxes with NMS).
+"""
+
+import keras
+import numpy as np
+
+from keras_coordatt.data.detection_pipeline import DetectionPipelineOptions
+from keras_coordatt.data.detection_pipeline import tile_windows
+from keras_coordatt.data.segmentation_pipeline import IGNORE_LABEL
+from keras_coordatt.data.segmentation_pipeline import SegmentationPipelineOptions
+from keras_coordatt.data.task_data import load_task_datasets
+from keras_coordatt.models.families import build_model
+from keras_coordatt.tasks.deeplab import DeepLabV3
+from keras_coordatt.tasks.ssd_loss import SSDBoxLoss
+from keras_coordatt.tasks.ssd_loss import SSDClassificationLoss
+from keras_coordatt.tasks.ssdlite import SSDLite
+from keras_coordatt.tasks.ssdlite import ssdlite_anchors
+from keras_coordatt.training.recipe import make_optimizer
+
+MERGE_IOU = 0.15  # tiles' boxes of one object merged above this IoU (DeepForest's predict_tile)
+SCORE_THRESHOLD = 0.05  # detections kept for AP
+PR_SCORE_THRESHOLD = 0.4  # detections counted for precision / recall
+
+
+def task_anchors(config):
+    """The SSDLite anchors of the config's input side and anchor scale."""
+    return ssdlite_anchors(config.image_size, config.anchor_scale)
+
+
+def task_pipeline_options(config):
+    """The detection or segmentation pipeline options a config asks for."""
+    if config.task == "detection":
+        augment = None if config.detection_augment == "none" else config.detection_augment
+        return DetectionPipelineOptions(
+            image_size=config.image_size, batch_size=config.batch_size,
+            anchors=task_anchors(config), preprocessing=config.preprocessing, augment=augment,
+            iou_threshold=config.match_iou, seed=config.seed, deterministic=config.deterministic)
+    return SegmentationPipelineOptions(
+        image_size=config.image_size, batch_size=config.batch_size,
+        preprocessing=config.preprocessing, aerial=config.detection_augment == "aerial",
+        repeats=max(1, config.repeats), seed=config.seed)
+
+
+def load_task_data(config):
+    """The config's `TaskDatasets`."""
+    return load_task_datasets(
+        config.task, config.dataset, task_pipeline_options(config),
+        train_split=config.train_split, eval_split=config.eval_split, data_dir=config.data_dir,
+        limit_train=config.limit_train, limit_eval=config.limit_eval,
+        tile_size=config.tile_size, tile_overlap=config.tile_overlap)
+
+
+def task_model(config, num_classes):
+    """SSDLite (``num_classes`` objects + background) or DeepLabV3 (``num_classes``) on the backbone."""
+    kwargs = dict(input_shape=(config.image_size, config.image_size, 3),
+                  attention=config.attention, include_top=False, bn_momentum=config.bn_momentum)
+    if config.task == "segmentation":
+        kwargs["output_stride"] = config.output_stride
+    backbone = build_model(config.model, alpha=config.alpha, **kwargs)
+    if config.task == "detection":
+        model = SSDLite(backbone, num_classes, anchors=task_anchors(config))
+    else:
+        model = DeepLabV3(backbone, num_classes)
+    model.preprocessing = config.preprocessing
+    return model
+
+
+def compile_task(model, config, steps_per_epoch, num_classes):
+    """Compiles with the config's SGD and schedule and the task's losses (and mIoU)."""
+    optimizer = make_optimizer(config, steps_per_epoch)
+    if config.task == "detection":
+        loss = {"classes": SSDClassificationLoss(config.detection_loss), "boxes": SSDBoxLoss()}
+        metrics = None
+    else:
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True,
+                                                          ignore_class=IGNORE_LABEL)
+        metrics = [keras.metrics.MeanIoU(num_classes, ignore_class=IGNORE_LABEL,
+                                         sparse_y_pred=False, name="mean_iou")]
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=config.jit)
+
+
+def monitored(task, logs):
+    """What "best" means per task, a number in [0, 1] that grows when the model gets better:
+    held-out accuracy, held-out mIoU, or ``1 / (1 + held-out loss)`` for detection."""
+    if task == "classification":
+        return logs.get("val_accuracy", -1.0)
+    if task == "segmentation":
+        return logs.get("val_mean_iou", -1.0)
+    return 1.0 / (1.0 + logs.get("val_loss", float("inf")))
+
+
+def _prepare(image, side, preprocessing):
+    import tensorflow as tf
+
+    resized = tf.image.resize(tf.cast(image, tf.float32), (side, side), antialias=True)
+    from keras_coordatt.preprocessing import to_pixel_range
+
+    return to_pixel_range(tf.clip_by_value(resized, 0.0, 255.0), preprocessing.pixel_range)
+
+
+def predict_detections(model, examples, preprocessing, tile_size=None, score_threshold=SCORE_THRESHOLD,
+                       batch_size=8, activation="softmax"):
+    """Each example's detections in its own pixels: ``[{"boxes" xyxy, "labels", "scores"}]``.
+
+    Whole images are resized to the model's input; with ``tile_size`` they
+    are cut into tiles covering them (overlapping as little as needed), each
+    tile predicted at the model's side, the boxes shifted back and merged
+    with class-aware NMS at IoU ``MERGE_IOU``.
+    """
+    import tensorflow as tf
+
+    from keras_coordatt.data.detection_pipeline import image_of
+    from keras_coordatt.tasks.postprocess import detector
+
+    side = model.input.shape[1]
+    predict = detector(model, score_threshold=score_threshold, activation=activation)
+    results = []
+    for example in examples:
+        image = image_of(example)
+        height, width = image.shape[:2]
+        windows = tile_windows(width, height, tile_size) if tile_size else [(0, 0)]
+        crops, scales = [], []
+        for x0, y0 in windows:
+            crop = image[y0:y0 + tile_size, x0:x0 + tile_size] if tile_size else image
+            if tile_size:
+                padded = np.zeros((tile_size, tile_size, 3), np.uint8)
+                padded[:crop.shape[0], :crop.shape[1]] = crop
+                crop = padded
+            crops.append(_prepare(crop, side, preprocessing))
+            scales.append((crop.shape[1], crop.shape[0]))
+        boxes, labels, scores = [], [], []
+        for start in range(0, len(crops), batch_size):
+            out = predict(tf.stack(crops[start:start + batch_size]), training=False)
+            out = {k: keras.ops.convert_to_numpy(v) for k, v in out.items()}
+            for row in range(len(out["count"])):
+                index = start + row
+                count = int(out["count"][row])
+                (x0, y0), (w, h) = windows[index], scales[index]
+                boxes.append(out["boxes"][row, :count] * [w, h, w, h] + [x0, y0, x0, y0])
+                labels.append(out["classes"][row, :count])
+                scores.append(out["scores"][row, :count])
+        boxes = np.concatenate(boxes).astype(np.float32)
+        boxes = np.clip(boxes, 0, [width, height, width, height])
+        labels, scores = np.concatenate(labels).astype(np.int32), np.concatenate(scores)
+        if len(windows) > 1 and len(boxes):
+            keep = _class_nms(boxes, labels, scores, MERGE_IOU)
+            boxes, labels, scores = boxes[keep], labels[keep], scores[keep]
+        results.append({"boxes": boxes, "labels": labels, "scores": scores})
+    return results
+
+
+def _class_nms(boxes, labels, scores, iou_threshold):
+    import tensorflow as tf
+
+    offset = labels[:, None].astype(np.float32) * (boxes.max() + 1.0)
+    shifted = (boxes + offset)[:, [1, 0, 3, 2]]
+    keep = tf.image.non_max_suppression(shifted, scores, max_output_size=len(boxes),
+                                        iou_threshold=iou_threshold)
+    return keep.numpy()
+
+
+def evaluate_detection(model, datasets, config):
+    """COCO AP/AP50/AP75, VOC mAP@0.5 and precision/recall at IoU 0.4 on the eval images."""
+    from keras_coordatt.tasks.evaluation import coco_metrics
+    from keras_coordatt.tasks.evaluation import precision_recall
+    from keras_coordatt.tasks.evaluation import voc_map
+
+    activation = "sigmoid" if config.detection_loss == "focal" else "softmax"
+    detections = predict_detections(model, datasets.eval_examples, config.preprocessing,
+                                     config.tile_size, activation=activation)
+    truth = [{"boxes": np.asarray(e["boxes"], np.float32).reshape(-1, 4),
+              "labels": np.asarray(e["labels"], np.int32),
+              **({"difficult": np.asarray(e["difficult"], bool)} if "difficult" in e else {})}
+             for e in datasets.eval_examples]
+    coco = coco_metrics(truth, detections, class_names=datasets.class_names,
+                        category_ids=datasets.category_ids)
+    voc = voc_map(truth, detections, iou_threshold=0.5)
+    confident = [{key: value[d["scores"] >= PR_SCORE_THRESHOLD] for key, value in d.items()}
+                 for d in detections]
+    pr = precision_recall(truth, confident, iou_threshold=0.4)
+    return {"AP": coco["AP"], "AP50": coco["AP50"], "AP75": coco["AP75"], "coco": coco,
+            "voc_mAP50": voc["mAP"], "precision_at_iou0.4": pr["precision"],
+            "recall_at_iou0.4": pr["recall"], "pr_score_threshold": PR_SCORE_THRESHOLD,
+            "detections": int(sum(len(d["scores"]) for d in detections))}, detections
+
+
+def predict_masks(model, examples, preprocessing, batch_size=8):
+    """Each example's class mask at its own size (logits resized bilinearly, then argmax)."""
+    import tensorflow as tf
+
+    from keras_coordatt.data.segmentation_pipeline import image_of
+
+    side = model.input.shape[1]
+    masks = []
+    for start in range(0, len(examples), batch_size):
+        chunk = [image_of(e) for e in examples[start:start + batch_size]]
+        logits = model(tf.stack([_prepare(image, side, preprocessing) for image in chunk]),
+                       training=False)
+        for image, row in zip(chunk, logits):
+            full = tf.image.resize(tf.cast(row, tf.float32), image.shape[:2], method="bilinear")
+            masks.append(np.argmax(full.numpy(), axis=-1).astype(np.uint8))
+    return masks
+
+
+def evaluate_segmentation(model, datasets, config):
+    """mIoU (ignore label 255), per-class IoU and pixel accuracy on the eval images at full size."""
+    from keras_coordatt.data.segmentation_pipeline import mask_of
+    from keras_coordatt.tasks.evaluation import mean_iou
+
+    predicted = predict_masks(model, datasets.eval_examples, config.preprocessing)
+    truth = [mask_of(e) for e in datasets.eval_examples]
+    scores = mean_iou(truth, predicted, datasets.num_classes, ignore_class=IGNORE_LABEL)
+    return scores, predicted
