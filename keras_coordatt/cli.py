@@ -67,6 +67,11 @@ def add_table_arguments(parser):
     parser.add_argument(
         "--classes", type=int, default=1000, help="classifier classes (default: 1000)"
     )
+    parser.add_argument(
+        "--task", choices=("classification", "detection", "segmentation"),
+        default="classification",
+        help="classification: the backbones (Tables 2-3); detection: SSDLite320 on COCO (80 "
+        "classes + background, Table 6); segmentation: DeepLabV3 on VOC (21 classes, Table 7)")
 
 
 def table_rows(families, widths, attentions):
@@ -92,6 +97,8 @@ def table_rows(families, widths, attentions):
 
 def run_table(args):
     """Prints the paper's Table 2 grid (and MobileNeXt, EfficientNet-B0) as markdown."""
+    if args.task != "classification":
+        return run_task_table(args.task, args.attentions)
     size = args.input_size
     rows = table_rows(args.families, args.widths, args.attentions)
     # Every row is a model built and counted: about 3 s each at 224 on a 2-core CPU.
@@ -114,6 +121,79 @@ def run_table(args):
         )
         # Thirty models at 224x224: free each graph before the next.
         keras.utils.clear_session()
+    return 0
+
+
+# The paper's parameter counts of its detection (Table 6) and segmentation (Table 7) networks.
+PUBLISHED_TASKS = {
+    "detection": {"none": 4.3e6, "se": 4.7e6, "cbam": 4.7e6, "ca": 4.8e6},
+    "segmentation": {"none": 4.5e6, "se": 4.9e6, "cbam": 4.9e6, "ca": 5.0e6},
+}
+
+
+def task_table_rows(task, attentions):
+    """``(attention, variant, model builder)``: SSDLite320 on MobileNetV2 1.0 (81 outputs), or
+    DeepLabV3 at output stride 16 (21 classes) as the paper's text describes it (separable
+    ASPP on the final 1280-channel map) and as its counts match (regular 3x3 ASPP on the
+    320-channel block 16 projection)."""
+    from keras_coordatt.models.mobilenet_v2 import MobileNetV2
+    from keras_coordatt.tasks import DeepLabV3
+    from keras_coordatt.tasks import SSDLite
+
+    rows = []
+    for attention in attentions:
+        if task == "detection":
+            rows.append((attention, "SSDLite320", lambda a=attention: SSDLite(
+                MobileNetV2(input_shape=(320, 320, 3), include_top=False, attention=a), 80)))
+            continue
+
+        def deeplab(a=attention, separable=True):
+            backbone = MobileNetV2(input_shape=(512, 512, 3), include_top=False, attention=a,
+                                   output_stride=16)
+            feature = None if separable else "block_16_project_BN"
+            return DeepLabV3(backbone, 21, separable=separable, feature=feature)
+
+        rows.append((attention, "separable ASPP on 1280 ch", deeplab))
+        rows.append((attention, "regular ASPP on 320 ch",
+                     lambda a=attention: deeplab(a, separable=False)))
+    return rows
+
+
+def run_task_table(task, attentions):
+    """Parameter counts of the detection or segmentation networks beside the paper's."""
+    published = PUBLISHED_TASKS[task]
+    print(f"Parameters (all weights, BatchNorm statistics included) of the paper's {task} network "
+          "on MobileNetV2 1.0; the paper's figures beside ours.\n")
+    print("| Attention | Network | Params | Paper | Difference |")
+    print("|---|---|---:|---:|---:|")
+    for attention, variant, build in task_table_rows(task, attentions):
+        params = build().count_params()
+        paper = published.get(attention)
+        difference = f"{(params - paper) / paper:+.1%}" if paper else ""
+        print(f"| {attention} | {variant} | {params:,} | "
+              f"{f'{paper / 1e6:.1f}M' if paper else ''} | {difference} |")
+        keras.utils.clear_session()
+    return 0
+
+
+def add_evaluate_arguments(parser):
+    parser.add_argument("run", help="a detection or segmentation training run's folder")
+    parser.add_argument("--split", default=None, help="split to score (default: the run's eval split)")
+    parser.add_argument("--weights", choices=("last", "best"), default="last",
+                        help="which of the run's weights (default: last)")
+
+
+def run_evaluate(args):
+    """COCO AP / VOC mAP / P-R at IoU 0.4, or mIoU, of a run on a split (`training.tasks.evaluate_run`)."""
+    import json
+
+    from keras_coordatt.training.tasks import evaluate_run
+
+    metrics, path = evaluate_run(args.run, args.split, args.weights)
+    shown = {key: value for key, value in metrics.items()
+             if key not in ("coco", "confusion_matrix")}
+    print(json.dumps(shown, indent=2, default=lambda v: v.tolist()))
+    print(f"wrote {path}")
     return 0
 
 
@@ -386,9 +466,14 @@ COMMANDS = {
         run_export,
     ),
     "train": (
-        "train a classifier by the paper's recipe: checkpoints, resume, one or many devices",
+        "train a classifier, detector (--task detection) or segmenter by the paper's recipe",
         add_train_arguments,
         run_train,
+    ),
+    "evaluate": (
+        "score a detection or segmentation run: COCO AP (pycocotools), VOC mAP, P/R, mIoU",
+        add_evaluate_arguments,
+        run_evaluate,
     ),
     "explain": (
         "draw Grad-CAM and Coordinate Attention's gates over images, one PNG each",

@@ -27,8 +27,10 @@ import numpy as np
 
 from keras_coordatt.cli import run_reporting_errors
 from keras_coordatt.plotting import pyplot
+from training.task_demo import ATTENTIONS
+from training.task_demo import plot_runs
+from training.task_demo import results_table
 
-ATTENTIONS = ("none", "se", "ca")
 METRICS = ("AP", "AP50", "precision_at_iou0.4", "recall_at_iou0.4")
 HEADERS = ("AP", "AP50", "P@0.4", "R@0.4")
 
@@ -122,14 +124,15 @@ def run(args):
             print(f"test: AP {scores['AP']:.4f} AP50 {scores['AP50']:.4f} "
                   f"P {scores['precision_at_iou0.4']:.3f} R {scores['recall_at_iou0.4']:.3f}")
             keras.backend.clear_session()
-    table = results_table(runs)
+    table = results_table(runs, METRICS, HEADERS)
     print("\n" + table)
     os.makedirs(args.output, exist_ok=True)
     with open(os.path.join(args.output, "results.md"), "w") as f:
         f.write(table + "\n")
     with open(os.path.join(args.output, "results.json"), "w") as f:
         json.dump(runs, f, indent=2)
-    plot_runs(runs, os.path.join(args.output, "results.png"))
+    plot_runs(runs, METRICS, HEADERS, os.path.join(args.output, "results.png"),
+              "SSDLite320 on DeepForest test sites (each dot a seed)")
     plot_predictions(args, read_split("test"), os.path.join(args.output, "predictions.png"), weights)
     print(f"\nwrote results.md, results.json, results.png, predictions.png in {args.output} "
           f"({(time.perf_counter() - started) / 60:.1f} min)")
@@ -157,41 +160,6 @@ def trained_model(config):
     model = task_model(config, 1)
     model.load_weights(os.path.join(config.output_dir, "last.weights.h5"))
     return model
-
-
-def results_table(runs):
-    """Mean +- std over seeds per attention (markdown)."""
-    lines = ["| attention | params | runs | " + " | ".join(HEADERS) + " |",
-             "|---|---:|---:|" + "---:|" * len(HEADERS)]
-    for attention in ATTENTIONS:
-        mine = [r for r in runs if r["attention"] == attention]
-        if not mine:
-            continue
-        cells = []
-        for key in METRICS:
-            values = np.array([r[key] for r in mine], float)
-            spread = f" ± {values.std(ddof=1):.3f}" if len(values) > 1 else ""
-            cells.append(f"{values.mean():.3f}{spread}")
-        lines.append(f"| {attention} | {mine[0]['params']:,} | {len(mine)} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def plot_runs(runs, path):
-    plt = pyplot()
-    figure, axes = plt.subplots(1, len(METRICS), figsize=(3.2 * len(METRICS), 3.2))
-    for axis, key, header in zip(axes, METRICS, HEADERS):
-        for position, attention in enumerate(ATTENTIONS):
-            values = [r[key] for r in runs if r["attention"] == attention]
-            axis.scatter([position] * len(values), values, color=f"C{position}")
-            if values:
-                axis.hlines(np.mean(values), position - 0.25, position + 0.25, color=f"C{position}")
-        axis.set_xticks(range(len(ATTENTIONS)), ATTENTIONS)
-        axis.set_title(header)
-        axis.grid(alpha=0.3)
-    figure.suptitle("SSDLite320 on DeepForest test sites (each dot a seed)")
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
 
 
 def plot_predictions(args, examples, path, weights):

@@ -37,6 +37,7 @@ AUGMENTATIONS = ("ssd", "aerial", None)
 MEAN_PIXEL = (123.0, 117.0, 104.0)  # the fill of SSD's zoom-out
 MIN_IOU_CHOICES = (0.1, 0.3, 0.5, 0.7, 0.9)
 CROP_TRIALS = 32
+STREAM_SHUFFLE_BUFFER = 1024  # examples, for sources that stream
 
 
 def tile_windows(width, height, tile, overlap=0.0):
@@ -152,6 +153,8 @@ def detection_batches(examples, options, train, epoch=0):
     dataset = tf.data.Dataset.from_generator(generate, output_signature=(
         tf.TensorSpec((None, None, 3), tf.uint8), tf.TensorSpec((None, 4), tf.float32),
         tf.TensorSpec((None,), tf.int32), tf.TensorSpec((), tf.int64)))
+    if train and not isinstance(examples, list):  # streamed: a seeded shuffle buffer
+        dataset = dataset.shuffle(STREAM_SHUFFLE_BUFFER, seed=epoch_seed % 2**31)
 
     def prepare(image, boxes, labels, index):
         image = tf.cast(image, tf.float32)

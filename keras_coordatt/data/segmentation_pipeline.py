@@ -22,6 +22,7 @@ from keras_coordatt.preprocessing import Preprocessing
 from keras_coordatt.preprocessing import to_pixel_range
 
 IGNORE_LABEL = 255
+STREAM_SHUFFLE_BUFFER = 1024  # examples, for sources that stream
 
 
 def mask_of(example):
@@ -87,6 +88,8 @@ def segmentation_batches(examples, options, train, epoch=0):
     dataset = tf.data.Dataset.from_generator(generate, output_signature=(
         tf.TensorSpec((None, None, 3), tf.uint8), tf.TensorSpec((None, None), tf.uint8),
         tf.TensorSpec((), tf.int64)))
+    if train and not isinstance(examples, list):  # streamed: a seeded shuffle buffer
+        dataset = dataset.shuffle(STREAM_SHUFFLE_BUFFER, seed=epoch_seed % 2**31)
     side = options.image_size
 
     def prepare(image, mask, position):

@@ -20,7 +20,7 @@ CHANNELS = 256
 
 
 def DeepLabV3(backbone, num_classes, separable=True, rates=None, feature=None,
-              dropout_rate=0.1, name=None):
+              dropout_rate=0.1, bn_momentum=0.99, name=None):
     """A DeepLabV3 segmenter: ``(B, H, W, 3)`` image -> ``(B, H, W, num_classes)`` logits.
 
     Args:
@@ -32,6 +32,9 @@ def DeepLabV3(backbone, num_classes, separable=True, rates=None, feature=None,
         feature: the name of the backbone layer ASPP reads; default its
             final feature map.
         dropout_rate: dropout after the projection.
+        bn_momentum: the head's BatchNorm momentum (Keras convention); the
+            trainer passes its ``bn_momentum`` (0.9), since at 0.99 short runs
+            evaluate on moving statistics still near their initial values.
         name: the model's name.
     """
     height, width = backbone.input.shape[1:3]
@@ -54,7 +57,7 @@ def DeepLabV3(backbone, num_classes, separable=True, rates=None, feature=None,
             raise ValueError(f"DeepLabV3: the feature map is at output stride {stride}; the "
                              f"paper's rates exist for {sorted(RATES)}: pass rates=")
         rates = RATES[stride]
-    norm = Norm(1e-3, 0.99)
+    norm = Norm(1e-3, bn_momentum)
     branches = [_conv_bn_relu(x, 1, "aspp_1x1", norm)]
     for rate in rates:
         prefix = f"aspp_rate{rate}"

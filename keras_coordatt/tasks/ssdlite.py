@@ -25,7 +25,8 @@ EXTRA_LAYERS = ((512, 0.2), (256, 0.25), (256, 0.5), (64, 0.25))
 TAPS = ("P4", "P5")
 
 
-def SSDLite(backbone, num_classes, anchors=None, extra_layers=EXTRA_LAYERS, name=None):
+def SSDLite(backbone, num_classes, anchors=None, extra_layers=EXTRA_LAYERS, bn_momentum=0.99,
+            name=None):
     """An SSDLite detector on ``backbone``'s ``P4`` and ``P5`` maps.
 
     Args:
@@ -35,6 +36,8 @@ def SSDLite(backbone, num_classes, anchors=None, extra_layers=EXTRA_LAYERS, name
         anchors: an `SSDAnchors` whose feature sizes are the maps'; default
             SSDLite320's (sizes scaled to the input side).
         extra_layers: ``(channels, expansion)`` of the extra stride-2 layers.
+        bn_momentum: the head's BatchNorm momentum (Keras convention); the
+            trainer passes its ``bn_momentum`` (0.9).
         name: the model's name.
 
     Returns:
@@ -53,7 +56,7 @@ def SSDLite(backbone, num_classes, anchors=None, extra_layers=EXTRA_LAYERS, name
                          f"{tuple(backbone.input.shape[1:])}")
     if not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"SSDLite: num_classes must be a positive int, got {num_classes!r}")
-    norm = Norm(1e-3, 0.99)
+    norm = Norm(1e-3, bn_momentum)
     maps = [pyramid[level] for level in TAPS]
     x = maps[-1]
     for index, (channels, expansion) in enumerate(extra_layers):

@@ -67,9 +67,10 @@ def task_model(config, num_classes):
         kwargs["output_stride"] = config.output_stride
     backbone = build_model(config.model, alpha=config.alpha, **kwargs)
     if config.task == "detection":
-        model = SSDLite(backbone, num_classes, anchors=task_anchors(config))
+        model = SSDLite(backbone, num_classes, anchors=task_anchors(config),
+                        bn_momentum=config.bn_momentum)
     else:
-        model = DeepLabV3(backbone, num_classes)
+        model = DeepLabV3(backbone, num_classes, bn_momentum=config.bn_momentum)
     model.preprocessing = config.preprocessing
     return model
 
@@ -218,5 +219,50 @@ def evaluate_segmentation(model, datasets, config):
 
     predicted = predict_masks(model, datasets.eval_examples, config.preprocessing)
     truth = [mask_of(e) for e in datasets.eval_examples]
-    scores = mean_iou(truth, predicted, datasets.num_classes, ignore_class=IGNORE_LABEL)
+    scores = mean_iou(truth, predicted, datasets.num_classes, ignore_class=IGNORE_LABEL,
+                      class_names=datasets.class_names)
     return scores, predicted
+
+
+def evaluate_run(run_dir, split=None, weights="last"):
+    """Scores a finished detection or segmentation run on one split; writes ``eval_<split>.json``.
+
+    Args:
+        run_dir: the run's folder (its ``config.json`` and weights).
+        split: the split to score (default: the run's eval split).
+        weights: ``"last"`` or ``"best"`` (``<weights>.weights.h5`` in the folder).
+
+    Returns:
+        ``(metrics, path)``.
+    """
+    import dataclasses
+    import json
+    import os
+
+    from keras_coordatt.training.config import TrainConfig
+
+    config_path = os.path.join(run_dir, "config.json")
+    if not os.path.isfile(config_path):
+        raise ValueError(f"{run_dir}: no config.json; evaluate takes a training run's folder")
+    with open(config_path) as f:
+        config = TrainConfig(**json.load(f))
+    if config.task == "classification":
+        raise ValueError(f"{run_dir} is a classification run; its metrics.json has its held-out "
+                         "accuracy (keras-coordatt evaluate scores detection and segmentation runs)")
+    weights_path = os.path.join(run_dir, f"{weights}.weights.h5")
+    if not os.path.isfile(weights_path):
+        raise ValueError(f"{weights_path}: no such weights file (weights: 'last' or 'best', "
+                         "written at the end of each epoch)")
+    if split:
+        config = dataclasses.replace(config, eval_split=split)
+    datasets = load_task_data(config)
+    model = task_model(config, datasets.num_classes)
+    model.load_weights(weights_path)
+    evaluate = evaluate_detection if config.task == "detection" else evaluate_segmentation
+    scores, _ = evaluate(model, datasets, config)
+    metrics = {"run": run_dir, "split": config.eval_split or "default", "weights": weights,
+               "images": datasets.eval_count, **scores}
+    path = os.path.join(run_dir, f"eval_{config.eval_split or 'default'}_{weights}.json")
+    with open(path, "w") as f:
+        json.dump(metrics, f, indent=2, default=lambda v: v.tolist())
+    return metrics, path

@@ -1,0 +1,190 @@
+"""Detection and segmentation pipelines: tiling, box- and mask-aware augmentation, anchor targets."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_coordatt.data.detection_pipeline import DetectionPipelineOptions
+from keras_coordatt.data.detection_pipeline import detection_batches
+from keras_coordatt.data.detection_pipeline import dihedral
+from keras_coordatt.data.detection_pipeline import flip
+from keras_coordatt.data.detection_pipeline import make_targets
+from keras_coordatt.data.detection_pipeline import min_iou_crop
+from keras_coordatt.data.detection_pipeline import photometric_distortion
+from keras_coordatt.data.detection_pipeline import tile_examples
+from keras_coordatt.data.detection_pipeline import tile_windows
+from keras_coordatt.data.detection_pipeline import zoom_out
+from keras_coordatt.data.segmentation_pipeline import SegmentationPipelineOptions
+from keras_coordatt.data.segmentation_pipeline import segmentation_batches
+from keras_coordatt.tasks.anchors import anchor_coverage
+from keras_coordatt.tasks.anchors import decode_boxes
+from keras_coordatt.tasks.ssdlite import ssdlite_anchors
+
+
+@pytest.mark.parametrize("width, height, tile, overlap", [
+    (2299, 2472, 320, 0.5), (1249, 1035, 320, 0.0), (400, 400, 320, 0.0), (100, 90, 320, 0.0),
+    (641, 320, 320, 0.25)])
+def test_tile_windows_cover_the_image_and_overlap_at_least_as_asked(width, height, tile, overlap):
+    windows = tile_windows(width, height, tile, overlap)
+    covered = np.zeros((height, width), bool)
+    for x0, y0 in windows:
+        assert 0 <= x0 and 0 <= y0
+        assert x0 + tile <= max(width, tile) and y0 + tile <= max(height, tile)
+        covered[y0:y0 + tile, x0:x0 + tile] = True
+    assert covered.all()
+    xs = sorted({x for x, _ in windows})
+    steps = np.diff(xs)
+    if len(steps):
+        assert steps.max() <= tile * (1 - overlap) + 1
+
+
+def test_tiles_keep_boxes_mostly_inside_clipped_and_drop_the_rest():
+    image = np.arange(100 * 60 * 3, dtype=np.uint32).reshape(60, 100, 3).astype(np.uint8)
+    boxes = np.array([[10, 10, 20, 20],    # inside the first tile only
+                      [45, 0, 59, 10],     # 5/14 in the first tile, 9/14 in the second
+                      [80, 40, 100, 60]], np.float32)
+    tiles = tile_examples([{"image": image, "boxes": boxes, "labels": [0, 1, 2], "id": "a"}], 50)
+    assert [t["origin"][1:] for t in tiles] == [(0, 0), (50, 0), (0, 10), (50, 10)]
+    first, second = tiles[0], tiles[1]
+    np.testing.assert_array_equal(first["image"], image[:50, :50])
+    np.testing.assert_array_equal(first["labels"], [0])
+    np.testing.assert_array_equal(second["labels"], [1, 2])
+    np.testing.assert_allclose(second["boxes"], [[0, 0, 9, 10], [30, 40, 50, 50]])
+
+
+def _scene(height=90, width=120, box=(30, 20, 70, 50)):
+    image = np.zeros((height, width, 3), np.float32)
+    x1, y1, x2, y2 = box
+    image[y1:y2, x1:x2] = 255.0
+    return tf.constant(image), tf.constant([box], tf.float32)
+
+
+def _bright_box(image):
+    ys, xs = np.nonzero(np.asarray(image)[..., 0] > 127)
+    return np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float32)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_geometric_augmentations_move_the_boxes_with_the_pixels(seed):
+    image, boxes = _scene()
+    seed = tf.constant([seed, 7], tf.int64)
+    for transform in (lambda i, b: flip(i, b, seed, horizontal=True),
+                      lambda i, b: flip(i, b, seed, horizontal=False),
+                      lambda i, b: dihedral(i, b, seed),
+                      lambda i, b: zoom_out(i, b - 0.0, seed, probability=1.0)):
+        moved_image, moved_boxes = transform(image, boxes)
+        np.testing.assert_allclose(moved_boxes.numpy()[0], _bright_box(moved_image), atol=1)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_the_min_iou_crop_keeps_boxes_whose_centre_is_inside_clipped_to_the_crop(seed):
+    image, _ = _scene()
+    boxes = tf.constant([[30, 20, 70, 50]], tf.float32)
+    cropped, kept, labels = min_iou_crop(image, boxes, tf.constant([3]), tf.constant([seed, 1], tf.int64))
+    assert cropped.shape[0] >= 1 and cropped.shape[1] >= 1
+    if len(kept):
+        np.testing.assert_array_equal(labels, [3])
+        np.testing.assert_allclose(kept.numpy()[0], _bright_box(cropped), atol=1)
+    else:
+        assert (np.asarray(cropped) > 127).sum() < 40 * 30  # the object's centre was cut off
+
+
+def test_the_photometric_distortion_changes_colours_not_the_range():
+    image = tf.random.stateless_uniform((32, 32, 3), (1, 2), 0, 255)
+    changed = [photometric_distortion(image, tf.constant([s, 0], tf.int64)) for s in range(8)]
+    assert all(0 <= float(tf.reduce_min(c)) and float(tf.reduce_max(c)) <= 255 for c in changed)
+    assert any(float(tf.reduce_max(tf.abs(c - image))) > 5 for c in changed)
+
+
+def _options(side=160, augment="ssd", **kwargs):
+    return DetectionPipelineOptions(side, 4, ssdlite_anchors(side), augment=augment, **kwargs)
+
+
+def test_targets_mark_the_matching_anchor_and_code_its_box():
+    options = _options(augment=None)
+    anchors = options.anchors.boxes()
+    index = 123
+    cx, cy, w, h = anchors[index] * 160
+    box = tf.constant([[cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]], tf.float32)
+    image, targets = make_targets(tf.zeros((160, 160, 3)), box, tf.constant([2]),
+                                  tf.constant(anchors), options)
+    classes, box_targets = targets["classes"].numpy(), targets["boxes"].numpy()
+    assert classes[index] == 3  # label 2 -> class 3 (0 is background)
+    np.testing.assert_allclose(box_targets[index, :4], 0, atol=1e-4)
+    np.testing.assert_array_equal(box_targets[:, 4], classes)
+    decoded = decode_boxes(box_targets[None, classes > 0, :4], anchors[classes > 0])
+    np.testing.assert_allclose(np.asarray(decoded)[0], np.repeat(box.numpy() / 160, (classes > 0).sum(), 0),
+                               atol=1e-4)
+    _, empty = make_targets(tf.zeros((160, 160, 3)), tf.zeros((0, 4)), tf.zeros((0,), tf.int32),
+                            tf.constant(anchors), options)
+    assert int(tf.reduce_max(empty["classes"])) == 0
+    assert float(image.numpy().min()) == -1.0  # the MobileNet pixel range
+
+
+def _examples(count=6, side=96):
+    rng = np.random.default_rng(0)
+    examples = []
+    for number in range(count):
+        image = rng.integers(0, 255, (side, side + 10, 3), dtype=np.uint8)
+        x, y = rng.integers(0, side // 2, 2)
+        examples.append({"image": image, "boxes": np.array([[x, y, x + 40, y + 30]], np.float32),
+                         "labels": np.array([number % 2], np.int32), "id": str(number)})
+    return examples
+
+
+def test_training_batches_repeat_per_seed_and_epoch_and_eval_batches_keep_every_example():
+    options = _options(augment="ssd", seed=3)
+    one = [b[0].numpy() for b in detection_batches(_examples(), options, True, epoch=1)]
+    again = [b[0].numpy() for b in detection_batches(_examples(), options, True, epoch=1)]
+    other = [b[0].numpy() for b in detection_batches(_examples(), options, True, epoch=2)]
+    assert len(one) == 1 and one[0].shape == (4, 160, 160, 3)  # 6 examples, batch 4, last dropped
+    np.testing.assert_array_equal(one[0], again[0])
+    assert not np.array_equal(one[0], other[0])
+    evaluated = list(detection_batches(_examples(), options, False))
+    assert [b[0].shape[0] for b in evaluated] == [4, 2]
+    assert all(b[1]["classes"].shape == (b[0].shape[0], options.anchors.boxes().shape[0])
+               for b in evaluated)
+
+
+def test_pipeline_options_refuse_anchors_of_another_size_and_unknown_augmentations():
+    with pytest.raises(ValueError, match="anchors are for 320-pixel images"):
+        DetectionPipelineOptions(160, 4, ssdlite_anchors(320))
+    with pytest.raises(ValueError, match="augment must be one of"):
+        _options(augment="mosaic")
+    with pytest.raises(ValueError, match="no detection examples"):
+        detection_batches([], _options(), True)
+
+
+def test_smaller_anchors_cover_small_objects_better():
+    side = 320
+    centres = np.stack(np.meshgrid(np.arange(20, 300, 23), np.arange(20, 300, 23)), -1).reshape(-1, 2)
+    boxes = np.concatenate([centres - 12, centres + 12], axis=1) / side  # 24-pixel objects
+    reference = anchor_coverage(boxes, ssdlite_anchors(side).boxes())
+    smaller = anchor_coverage(boxes, ssdlite_anchors(side, 0.6).boxes())
+    assert 0 <= reference < smaller <= 1
+    with pytest.raises(ValueError, match="no boxes"):
+        anchor_coverage(np.zeros((0, 4)), ssdlite_anchors(side).boxes())
+
+
+@pytest.mark.parametrize("aerial", [False, True])
+def test_segmentation_augmentation_keeps_image_and_mask_aligned(aerial):
+    rng = np.random.default_rng(1)
+    mask = np.zeros((96, 80), np.uint8)
+    for _ in range(6):
+        y, x = rng.integers(0, 70, 2)
+        mask[y:y + 20, x:x + 14] = 1
+    mask[:4] = 255  # ignored rows stay ignored
+    image = np.repeat((mask == 1)[..., None] * 255, 3, axis=-1).astype(np.uint8)
+    options = SegmentationPipelineOptions(64, 2, aerial=aerial, repeats=3, seed=5)
+    batches = list(segmentation_batches([{"image": image, "mask": mask}], options, True))
+    assert len(batches) == 1  # 1 example x 3 repeats, batch 2, last dropped
+    images, masks = batches[0][0].numpy(), batches[0][1].numpy()
+    assert images.shape == (2, 64, 64, 3) and masks.shape == (2, 64, 64)
+    assert set(np.unique(masks)) <= {0, 1, 255}
+    bright = images[..., 0] > 0  # MobileNet range: -1 black, +1 white
+    labelled = masks != 255
+    agreement = (bright == (masks == 1))[labelled].mean()
+    assert agreement > 0.95
+    evaluated = list(segmentation_batches([{"image": image, "mask": mask}], options, False))
+    nearest = tf.image.resize(mask[..., None], (64, 64), method="nearest").numpy()[..., 0]
+    np.testing.assert_array_equal(evaluated[0][1].numpy()[0], nearest)

@@ -1,0 +1,152 @@
+"""keras-coordatt train --task detection|segmentation, end to end on files the tests write,
+and the built-in DeepForest and StarDist sources read from their wheels."""
+
+import dataclasses
+import importlib.util
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from keras_coordatt.training.config import TrainConfig
+from keras_coordatt.training.trainer import train
+
+
+def _write_voc(folder, count, side=112, seed=0):
+    """Images with one or two bright squares (class 'box') or bars (class 'bar'), VOC XML beside."""
+    rng = np.random.default_rng(seed)
+    os.makedirs(folder, exist_ok=True)
+    for number in range(count):
+        image = rng.integers(0, 60, (side, side, 3), dtype=np.uint8)
+        objects = []
+        for _ in range(rng.integers(1, 3)):
+            name = ("box", "bar")[rng.integers(0, 2)]
+            w, h = (32, 32) if name == "box" else (48, 16)
+            x, y = rng.integers(0, side - w), rng.integers(0, side - h)
+            image[y:y + h, x:x + w] = 230
+            objects.append(f"<object><name>{name}</name><bndbox><xmin>{x}</xmin><ymin>{y}</ymin>"
+                           f"<xmax>{x + w}</xmax><ymax>{y + h}</ymax></bndbox></object>")
+        Image.fromarray(image).save(os.path.join(folder, f"{number}.png"))
+        with open(os.path.join(folder, f"{number}.xml"), "w") as f:
+            f.write(f"<annotation><filename>{number}.png</filename><size><width>{side}</width>"
+                    f"<height>{side}</height><depth>3</depth></size>{''.join(objects)}</annotation>")
+
+
+def _write_masks(root, split, count, side=80, seed=0):
+    rng = np.random.default_rng(seed)
+    for kind in ("images", "masks"):
+        os.makedirs(os.path.join(root, split, kind), exist_ok=True)
+    for number in range(count):
+        mask = np.zeros((side, side), np.uint8)
+        y, x = rng.integers(0, side - 30, 2)
+        mask[y:y + 30, x:x + 30] = 1
+        mask[:2] = 255
+        image = np.repeat(np.where(mask == 1, 220, 30).astype(np.uint8)[..., None], 3, axis=-1)
+        Image.fromarray(image).save(os.path.join(root, split, "images", f"{number}.png"))
+        Image.fromarray(mask).save(os.path.join(root, split, "masks", f"{number}.png"))
+
+
+def _config(tmp_path, **changes):
+    fields = dict(model="mobilenet_v2", alpha=0.35, attention="ca", image_size=128, batch_size=4,
+                  epochs=2, learning_rate=0.02, reference_batch_size=4, seed=1,
+                  output_dir=str(tmp_path / "run"), verbose="quiet")
+    fields.update(changes)
+    return TrainConfig(**fields)
+
+
+@pytest.mark.slow
+def test_detection_trains_evaluates_with_coco_voc_and_deepforest_metrics_and_resumes(tmp_path):
+    _write_voc(tmp_path / "data" / "train", 8)
+    _write_voc(tmp_path / "data" / "val", 3, seed=1)
+    config = _config(tmp_path, task="detection", dataset=f"voc:{tmp_path / 'data'}",
+                     detection_augment="ssd")
+    metrics = train(config)
+    assert metrics["task"] == "detection" and metrics["class_names"] == ["bar", "box"]
+    assert metrics["global_steps"] == 4  # 8 images, batch 4, 2 epochs
+    for key in ("AP", "AP50", "AP75", "voc_mAP50", "precision_at_iou0.4", "recall_at_iou0.4"):
+        assert 0.0 <= metrics[key] <= 1.0 or np.isnan(metrics[key]), key
+    assert np.isfinite(metrics["eval_loss"])
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert saved["AP50"] == pytest.approx(metrics["AP50"])
+    history = (tmp_path / "run" / "history.csv").read_text().splitlines()
+    assert len(history) == 3 and "val_loss" in history[0]
+    assert (tmp_path / "run" / "model.keras").exists()
+    # One more epoch continues from the checkpoint instead of starting over.
+    more = train(dataclasses.replace(config, epochs=3))
+    assert more["global_steps"] == 6
+
+
+@pytest.mark.slow
+def test_segmentation_trains_and_scores_miou_on_full_size_masks(tmp_path):
+    _write_masks(tmp_path / "data", "train", 6)
+    _write_masks(tmp_path / "data", "val", 2, side=96, seed=1)
+    (tmp_path / "data" / "class_names.txt").write_text("background\nsquare\n")
+    config = _config(tmp_path, task="segmentation", dataset=f"masks:{tmp_path / 'data'}",
+                     repeats=2, epochs=1)
+    metrics = train(config)
+    assert metrics["class_names"] == ["background", "square"]
+    assert 0.0 <= metrics["mIoU"] <= 1.0
+    assert metrics["confusion_matrix"] and sum(map(sum, metrics["confusion_matrix"])) == 2 * 94 * 96
+    assert "mean_iou" in (tmp_path / "run" / "history.csv").read_text().splitlines()[0]
+
+
+def test_task_options_are_checked_before_anything_runs(tmp_path):
+    for field, value, message in (("task", "pose", "task='pose'"),
+                                  ("detection_loss", "giou", "detection_loss='giou'"),
+                                  ("anchor_scale", 0.0, "anchor_scale=0.0"),
+                                  ("tile_overlap", 1.0, "tile_overlap=1.0"),
+                                  ("repeats", 0, "repeats=0")):
+        with pytest.raises(ValueError, match=message):
+            train(_config(tmp_path, **{field: value}))
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_missing_wheel_names_the_install_command(monkeypatch):
+    from keras_coordatt.data import deepforest
+    from keras_coordatt.data import stardist
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name in ("deepforest", "stardist") else real(name, *a))
+    with pytest.raises(ValueError, match="pip install --no-deps deepforest"):
+        deepforest.read_split("train")
+    with pytest.raises(ValueError, match="pip install --no-deps stardist"):
+        stardist.read_split("train")
+
+
+needs_deepforest = pytest.mark.skipif(importlib.util.find_spec("deepforest") is None,
+                                      reason="pip install --no-deps deepforest")
+needs_stardist = pytest.mark.skipif(importlib.util.find_spec("stardist") is None,
+                                    reason="pip install --no-deps stardist")
+
+
+@needs_deepforest
+def test_deepforest_splits_are_by_image_and_site_with_every_crown():
+    from keras_coordatt.data import deepforest
+
+    counts = {split: [len(e["boxes"]) for e in deepforest.read_split(split)]
+              for split in ("train", "val", "test")}
+    assert counts == {"train": [574], "val": [279], "test": [61, 37]}
+    for example in deepforest.read_split("test"):
+        assert example["image"].shape == (400, 400, 3)
+        assert (example["labels"] == 0).all()
+    with pytest.raises(ValueError, match="splits are train, val, test"):
+        deepforest.read_split("validation")
+
+
+@needs_stardist
+def test_stardist_quadrants_hold_out_one_and_masks_are_nuclei_vs_background():
+    from keras_coordatt.data import stardist
+
+    train_part = stardist.read_split("train")
+    (test_part,) = stardist.read_split("test")
+    assert [e["id"] for e in train_part] == ["top_left", "top_right", "bottom_left"]
+    assert test_part["id"] == "bottom_right" and test_part["origin"] == (256, 256)
+    image, mask = stardist.read_image_and_mask()
+    np.testing.assert_array_equal(test_part["mask"], mask[256:, 256:])
+    assert set(np.unique(mask)) == {0, 1} and 0.05 < mask.mean() < 0.5
+    assert image.dtype == np.uint8 and (image[..., 0] == image[..., 2]).all()
+    with pytest.raises(ValueError, match="test_quadrant must be one of"):
+        stardist.read_split("test", test_quadrant="middle")
