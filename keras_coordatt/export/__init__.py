@@ -14,6 +14,12 @@ from keras_coordatt.export.litert import tflite_op_names
 from keras_coordatt.export.litert import to_tflite
 from keras_coordatt.export.saved_model import export_hub
 from keras_coordatt.export.saved_model import export_serving
+from keras_coordatt.export.tasks import check_detector_tflite
+from keras_coordatt.export.tasks import check_segmenter_tflite
+from keras_coordatt.export.tasks import detector_tflite
+from keras_coordatt.export.tasks import export_detector_serving
+from keras_coordatt.export.tasks import export_segmenter_serving
+from keras_coordatt.export.tasks import segmenter_tflite
 
 __all__ = [
     "DEFAULT_FORMATS",
@@ -26,3 +32,5 @@ __all__ = [
     "tflite_op_names",
     "to_tflite",
 ]
+__all__ += ["check_detector_tflite", "check_segmenter_tflite", "detector_tflite",
+            "export_detector_serving", "export_segmenter_serving", "segmenter_tflite"]

@@ -16,7 +16,10 @@ from keras_coordatt.tasks.evaluation import mean_iou
 from keras_coordatt.tasks.evaluation import plot_precision_recall
 from keras_coordatt.tasks.evaluation import precision_recall
 from keras_coordatt.tasks.evaluation import voc_map
+from keras_coordatt.tasks.postprocess import SSDPostprocess
+from keras_coordatt.tasks.postprocess import detector
 from keras_coordatt.tasks.ssdlite import SSDLite
 
 __all__ = ["DeepLabV3", "SSDAnchors", "SSDLite", "decode_boxes", "encode_boxes", "match_anchors"]
+__all__ += ["SSDPostprocess", "detector"]
 __all__ += ["coco_metrics", "mean_iou", "plot_precision_recall", "precision_recall", "voc_map"]

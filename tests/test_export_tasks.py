@@ -1,0 +1,207 @@
+"""Detection and segmentation exports: serving SavedModels and TFLite (keras_coordatt.export.tasks)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from test_postprocess import small_ssd
+
+pytestmark = pytest.mark.requires_tensorflow
+
+SIDE = 160
+CLASSES = ["tree", "car", "house"]
+SETTINGS = dict(score_threshold=0.05, max_detections=20)
+
+
+@pytest.fixture(scope="module")
+def ssd():
+    return small_ssd(len(CLASSES), SIDE, attention=None)
+
+
+@pytest.fixture(scope="module")
+def images():
+    return np.random.default_rng(0).uniform(-1, 1, (3, SIDE, SIDE, 3)).astype("float32")
+
+
+@pytest.fixture(scope="module")
+def float_detector(ssd):
+    from keras_coordatt.export.tasks import detector_tflite
+
+    return detector_tflite(ssd, **SETTINGS)
+
+
+def keras_input(raw):
+    """The serving signature's preprocessing, written out: stretch to SIDE, map to [-1, 1]."""
+    import tensorflow as tf
+
+    x = tf.image.resize(tf.cast(raw, tf.float32), (SIDE, SIDE), antialias=True)
+    return (tf.clip_by_value(x, 0, 255) / 127.5 - 1.0).numpy()
+
+
+def test_the_detector_savedmodel_returns_pixel_boxes_of_any_image_size(ssd, tmp_path):
+    import tensorflow as tf
+
+    from keras_coordatt.export.tasks import export_detector_serving
+    from keras_coordatt.export.tasks import match_detections
+    from keras_coordatt.tasks import detector
+
+    path = export_detector_serving(ssd, str(tmp_path / "detector"), CLASSES, **SETTINGS)
+    serve = tf.saved_model.load(path).signatures["serving_default"]
+    reference = detector(ssd, **SETTINGS)
+    rng = np.random.default_rng(1)
+    for height, width in ((120, 200), (333, 250)):
+        raw = rng.integers(0, 256, (2, height, width, 3), dtype=np.uint8)
+        out = {k: v.numpy() for k, v in serve(images=tf.constant(raw)).items()}
+        expected = {k: np.asarray(v) for k, v in reference(keras_input(raw)).items()}
+        assert expected["count"].min() > 0
+        np.testing.assert_array_equal(out["count"], expected["count"])
+        scale = np.array([width, height, width, height], "float32")
+        for i, n in enumerate(expected["count"]):
+            # the test's own resize rounds a little differently: near-equal scores may swap
+            pairs = match_detections(expected["boxes"][i, :n] * scale, expected["classes"][i, :n],
+                                     out["boxes"][i, :n], out["classes"][i, :n], 0.9)
+            assert len(pairs) == n
+            a, b = np.array(pairs).T
+            np.testing.assert_allclose(out["boxes"][i, b], expected["boxes"][i, a] * scale,
+                                       atol=1e-3 * width)
+            np.testing.assert_allclose(out["scores"][i, b], expected["scores"][i, a], atol=1e-3)
+            assert np.all(np.diff(out["scores"][i, :n]) <= 0)
+        assert out["boxes"][..., [2, 3]].max() > 0.5 * max(height, width)  # pixels, not 0..1
+        n = out["count"][0]
+        names = [name.decode() for name in out["class_names"][0]]
+        assert names[:n] == [CLASSES[c] for c in out["classes"][0, :n]]
+        assert set(names[n:]) <= {""}
+    labels = (tmp_path / "detector" / "assets.extra" / "labels.txt").read_text().split()
+    assert labels == CLASSES
+    spec = json.loads((tmp_path / "detector" / "assets.extra" / "preprocessing.json").read_text())
+    assert spec["inside_the_signature"]["pixel_range"] == [-1.0, 1.0]
+
+
+def test_the_float_detector_tflite_has_builtin_nms_and_the_documented_outputs(
+        ssd, images, float_detector):
+    from ai_edge_litert.interpreter import Interpreter
+
+    from keras_coordatt.export.tasks import DETECTOR_OUTPUTS
+    from keras_coordatt.export.tasks import check_detector_tflite
+    from keras_coordatt.export.tasks import run_detector_tflite
+    from keras_coordatt.export.litert import tflite_op_names
+    from keras_coordatt.tasks import detector
+
+    ops = tflite_op_names(float_detector)
+    assert "NON_MAX_SUPPRESSION_V4" in ops
+    assert not [op for op in ops if op.startswith("Flex") or op == "CUSTOM"]
+    interpreter = Interpreter(model_content=float_detector)
+    interpreter.allocate_tensors()
+    (source,) = interpreter.get_input_details()
+    assert tuple(source["shape"]) == (1, SIDE, SIDE, 3) and source["dtype"] == np.float32
+    outputs = interpreter.get_output_details()
+    assert [d["name"] for d in outputs] == list(DETECTOR_OUTPUTS)
+    assert [tuple(d["shape"]) for d in outputs] == [(1, 20, 4), (1, 20), (1, 20), (1,)]
+    assert all(d["dtype"] == np.float32 for d in outputs)
+    # the order is the file's own: index 0 is the boxes, ymin first
+    interpreter.set_tensor(source["index"], images[:1])
+    interpreter.invoke()
+    expected = {k: np.asarray(v) for k, v in detector(ssd, **SETTINGS)(images).items()}
+    raw = [interpreter.get_tensor(d["index"]) for d in outputs]
+    n = int(raw[3][0])
+    assert n == expected["count"][0] > 0
+    np.testing.assert_allclose(raw[0][0, :n], expected["boxes"][0, :n][:, [1, 0, 3, 2]], atol=1e-3)
+
+    got = run_detector_tflite(float_detector, images, xnnpack=False)
+    np.testing.assert_array_equal(got["count"], expected["count"])
+    np.testing.assert_array_equal(got["classes"], expected["classes"])
+    print(f"float32 TFLite detector vs Keras (builtin kernels): max |box difference| "
+          f"{np.abs(got['boxes'] - expected['boxes']).max():.2e}, max |score difference| "
+          f"{np.abs(got['scores'] - expected['scores']).max():.2e}")
+    # the network's float32 rounding differs between TF and TFLite kernels;
+    # softmax scores move a little more than the boxes
+    np.testing.assert_allclose(got["scores"], expected["scores"], atol=1e-3)
+    np.testing.assert_allclose(got["boxes"], expected["boxes"], atol=1e-4)
+    report = check_detector_tflite(float_detector, ssd, images, **SETTINGS)
+    assert report["ok"] and report["matched_share"] == 1.0 and report["same_counts"]
+
+
+def test_the_detector_check_fails_loudly_on_another_model(ssd, images, float_detector):
+    from keras_coordatt.export import ExportCheckError
+    from keras_coordatt.export.tasks import check_detector_tflite
+
+    other = small_ssd(len(CLASSES), SIDE, attention=None, seed=1)
+    with pytest.raises(ExportCheckError, match="disagrees with Keras") as caught:
+        check_detector_tflite(float_detector, other, images, **SETTINGS)
+    assert caught.value.report["matched_share"] < 0.99
+
+
+def test_the_int8_detector_converts_with_builtins_and_is_checked(ssd, images):
+    from keras_coordatt.export.tasks import DETECTOR_OUTPUTS
+    from keras_coordatt.export.tasks import check_detector_tflite
+    from keras_coordatt.export.tasks import detector_tflite
+    from keras_coordatt.export.tasks import output_names
+    from keras_coordatt.export.litert import tflite_op_names
+
+    content = detector_tflite(ssd, "int8", representative_data=images, **SETTINGS)
+    ops = tflite_op_names(content)
+    assert "NON_MAX_SUPPRESSION_V4" in ops and "DEQUANTIZE" in ops
+    assert not [op for op in ops if op.startswith("Flex") or op == "CUSTOM"]
+    assert output_names(content) == list(DETECTOR_OUTPUTS)
+    report = check_detector_tflite(content, ssd, images, min_matched=0.0, **SETTINGS)
+    print(f"int8 detector vs Keras (random weights): {report}")
+    assert report["quantized"] and report["keras_detections"] > 0
+    assert report["tflite_detections"] > 0 and 0.0 <= report["matched_share"] <= 1.0
+
+
+# --- segmentation ---
+
+@pytest.fixture(scope="module")
+def deeplab():
+    import keras
+
+    from keras_coordatt.models import MobileNetV2
+    from keras_coordatt.tasks import DeepLabV3
+
+    keras.utils.set_random_seed(0)
+    backbone = MobileNetV2(input_shape=(96, 96, 3), include_top=False, alpha=0.35,
+                           attention=None, output_stride=16)
+    model = DeepLabV3(backbone, num_classes=4)
+    settle = np.random.default_rng(2).uniform(-1, 1, (4, 96, 96, 3)).astype("float32")
+    norms = [layer for layer in model._flatten_layers(include_self=False)
+             if isinstance(layer, keras.layers.BatchNormalization)]
+    for layer in norms:
+        layer.momentum = 0.0
+    model(settle, training=True)
+    return model
+
+
+def test_the_segmenter_savedmodel_gives_masks_at_the_image_size(deeplab, tmp_path):
+    import tensorflow as tf
+
+    from keras_coordatt.export.tasks import export_segmenter_serving
+
+    names = ["background", "a", "b", "c"]
+    path = export_segmenter_serving(deeplab, str(tmp_path / "segmenter"), names)
+    serve = tf.saved_model.load(path).signatures["serving_default"]
+    raw = np.random.default_rng(3).integers(0, 256, (2, 70, 130, 3), dtype=np.uint8)
+    mask = serve(images=tf.constant(raw))["mask"].numpy()
+    assert mask.shape == (2, 70, 130) and mask.dtype == np.uint8
+    x = tf.image.resize(tf.cast(raw, tf.float32), (96, 96), antialias=True) / 127.5 - 1.0
+    logits = tf.image.resize(deeplab(x), (70, 130), method="bilinear")
+    expected = np.argmax(logits.numpy(), -1)
+    assert len(np.unique(expected)) > 1
+    agreement = np.mean(mask == expected)
+    print(f"segmenter SavedModel vs Keras: {agreement:.5%} of pixels agree")
+    assert agreement >= 0.999
+
+
+def test_the_segmenter_tflite_mask_equals_keras(deeplab):
+    from keras_coordatt.export.tasks import check_segmenter_tflite
+    from keras_coordatt.export.tasks import output_names
+    from keras_coordatt.export.tasks import segmenter_tflite
+    from keras_coordatt.export.litert import tflite_op_names
+
+    images = np.random.default_rng(4).uniform(-1, 1, (3, 96, 96, 3)).astype("float32")
+    content = segmenter_tflite(deeplab)
+    assert "ARG_MAX" in tflite_op_names(content)
+    assert output_names(content) == ["mask"]
+    report = check_segmenter_tflite(content, deeplab, images)
+    print(f"segmenter TFLite float32 vs Keras: {report}")
+    assert report["ok"] and report["pixel_agreement"] >= 0.999 and not report["quantized"]
