@@ -197,6 +197,72 @@ def run_evaluate(args):
     return 0
 
 
+def export_task_run(run_dir, output, check_images=16, calibration_images=64):
+    """A detection or segmentation run's serving SavedModel, TFLite float32 and int8.
+
+    Each TFLite file is run beside Keras on up to ``check_images`` of the
+    run's eval images (as the model sees them) and its report written to
+    ``export_report.json``; the command fails, keeping what was written and
+    the report, when a file disagrees with Keras beyond its tolerance (see
+    `keras_coordatt.export.tasks.check_detector_tflite` / `check_segmenter_tflite`).
+    """
+    import json
+
+    import numpy as np
+
+    from keras_coordatt.data.detection_pipeline import image_of
+    from keras_coordatt.export import tasks as exports
+    from keras_coordatt.training.tasks import load_run
+
+    config, model, datasets = load_run(run_dir)
+    side = config.image_size
+    detection = config.task == "detection"
+    kwargs = {"activation": "sigmoid"} if detection and config.detection_loss == "focal" else {}
+
+    def inputs(examples, count):
+        chosen = [image_of(e) for e in list(examples)[:count]]
+        return np.stack([np.asarray(exports.model_input(image[None], side, config.preprocessing))[0]
+                         for image in chosen])
+
+    checks = inputs(datasets.eval_tiles, check_images)
+    calibration = inputs(datasets.train, calibration_images)
+    os.makedirs(output, exist_ok=True)
+    report, failed = {"run": run_dir, "task": config.task, "check_images": len(checks)}, []
+    serving = os.path.join(output, "saved_model")
+    if detection:
+        exports.export_detector_serving(model, serving, datasets.class_names, **kwargs)
+    else:
+        exports.export_segmenter_serving(model, serving, datasets.class_names)
+    report["saved_model"] = serving
+    print(f"wrote {serving}")
+    for quantization in (None, "int8"):
+        name = f"{config.task}_{quantization or 'float32'}.tflite"
+        if detection:
+            content = exports.detector_tflite(model, quantization, calibration, **kwargs)
+            check = lambda: exports.check_detector_tflite(content, model, checks, **kwargs)  # noqa: E731
+        else:
+            content = exports.segmenter_tflite(model, quantization, calibration)
+            check = lambda: exports.check_segmenter_tflite(content, model, checks)  # noqa: E731
+        path = os.path.join(output, name)
+        with open(path, "wb") as f:
+            f.write(content)
+        try:
+            report[name] = {"ok": True, **check()}
+        except exports.ExportCheckError as error:
+            report[name] = {"ok": False, "error": str(error), **getattr(error, "report", {})}
+            failed.append(name)
+        print(f"wrote {path} ({len(content) / 1e6:.2f} MB): "
+              f"{'checked against Keras' if name not in failed else 'FAILED its check'}")
+    with open(os.path.join(output, "export_report.json"), "w") as f:
+        json.dump(report, f, indent=2, default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v))
+    if failed:
+        from keras_coordatt.export import ExportCheckError
+
+        raise ExportCheckError(f"{', '.join(failed)} disagree with Keras beyond tolerance; see "
+                               f"{os.path.join(output, 'export_report.json')}", report)
+    return 0
+
+
 def add_convert_arguments(parser):
     parser.add_argument(
         "checkpoint",
@@ -260,8 +326,9 @@ def add_export_arguments(parser):
 
     parser.add_argument(
         "model",
-        help="a .keras model file, or a model family "
-        f"({', '.join(models.FAMILIES)}) with --weights",
+        help="a .keras model file, a model family "
+        f"({', '.join(models.FAMILIES)}) with --weights, or a detection / segmentation "
+        "training run's folder",
     )
     parser.add_argument("--output", required=True, help="the folder to write the exports to")
     parser.add_argument(
@@ -371,6 +438,8 @@ def run_export(args):
     from keras_coordatt.export import ExportCheckError
     from keras_coordatt.export import export_model
 
+    if os.path.isdir(args.model):
+        return export_task_run(args.model, args.output)
     model = _load_for_export(args)
     labels = _labels_for_export(args)
     check, truth, calibration = None, None, None

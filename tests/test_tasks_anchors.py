@@ -86,7 +86,7 @@ def test_box_coding_round_trips_and_uses_the_variances():
 
 # --- the SSDLite320 network (keras_coordatt.tasks.ssdlite) ---
 
-PAPER_SSDLITE_PARAMS = {"none": 4.3e6, "ca": 4.8e6}  # COCO, 80 classes + background
+PAPER_SSDLITE_PARAMS = {"none": 4.3e6, "se": 4.7e6, "cbam": 4.7e6, "ca": 4.8e6}  # COCO, 80 + bg
 
 
 @pytest.mark.parametrize("attention", sorted(PAPER_SSDLITE_PARAMS))
@@ -101,8 +101,9 @@ def test_ssdlite320_outputs_one_prediction_per_anchor_near_the_papers_count(atte
     np.testing.assert_allclose(model.anchors.boxes(), SSDAnchors().boxes())
     params = model.count_params()
     print(f"SSDLite320 + {attention}: {params:,} parameters, paper {PAPER_SSDLITE_PARAMS[attention]:,.0f}")
-    # The paper rounds to 0.1M; ours are 1.6% (none) and 2.6% (CA) below, still being traced.
-    assert abs(params / PAPER_SSDLITE_PARAMS[attention] - 1) < 0.03
+    # The paper rounds to 0.1M: the extra layers' expansions 0.2/0.5/0.5/0.5 (the paper's
+    # detection code) give 4.35M / 4.74M / 4.74M / 4.80M, each within 1.3% of its figure.
+    assert abs(params / PAPER_SSDLITE_PARAMS[attention] - 1) < 0.013
 
 
 def test_ssdlite_scales_the_anchors_to_the_input_and_refuses_mismatches():

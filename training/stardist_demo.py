@@ -41,7 +41,7 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--attentions", nargs="+", choices=ATTENTIONS, default=list(ATTENTIONS))
     parser.add_argument("--start", choices=("imagenet", "scratch"), default="imagenet")
-    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--alpha", type=float, default=None,
                         help="width (default 1.0; other widths need --start scratch)")
     parser.add_argument("--image_size", type=int, default=256)
@@ -57,7 +57,7 @@ def demo_config(args, attention, seed, weights):
     return TrainConfig(
         task="segmentation", dataset="stardist", eval_split="test", model="mobilenet_v2",
         alpha=args.alpha or 1.0, attention=attention, image_size=args.image_size,
-        output_stride=16, detection_augment="aerial", repeats=12, epochs=args.epochs,
+        output_stride=16, detection_augment="aerial", repeats=48, epochs=args.epochs,
         batch_size=8, learning_rate=0.02, reference_batch_size=8, warmup_epochs=1.0,
         seed=seed, init_weights=weights,
         output_dir=os.path.join(args.output, f"{args.start}_{attention}_seed{seed}"),

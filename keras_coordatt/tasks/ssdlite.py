@@ -4,7 +4,7 @@ As in the paper's detection code: predictions from two backbone maps, the
 stride-16 output of the last 96-channel block (``P4``; keras.applications'
 ``block_12_add``) and the final 1280-channel map (``P5``, ``out_relu``), and
 from four extra stride-2 inverted-residual layers (1280 -> 512 -> 256 -> 256
--> 64 channels, expansion 0.2, 0.25, 0.5, 0.25), so the maps are 20/10/5/3/2/1
+-> 64 channels, expansion 0.2, 0.5, 0.5, 0.5), so the maps are 20/10/5/3/2/1
 at 320x320. Each map gets a class and a box predictor: a 3x3 depthwise
 convolution + BatchNorm + ReLU6 + a 1x1 convolution, the last (1x1) map a
 plain 1x1 convolution. The outputs are per anchor (`SSDAnchors` order):
@@ -21,7 +21,7 @@ from keras_coordatt.models.common import conv_bn
 from keras_coordatt.tasks.anchors import SSDAnchors
 
 # (output channels, expansion of the input channels) of the four extra layers
-EXTRA_LAYERS = ((512, 0.2), (256, 0.25), (256, 0.5), (64, 0.25))
+EXTRA_LAYERS = ((512, 0.2), (256, 0.5), (256, 0.5), (64, 0.5))
 TAPS = ("P4", "P5")
 
 

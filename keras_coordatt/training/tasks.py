@@ -224,16 +224,13 @@ def evaluate_segmentation(model, datasets, config):
     return scores, predicted
 
 
-def evaluate_run(run_dir, split=None, weights="last"):
-    """Scores a finished detection or segmentation run on one split; writes ``eval_<split>.json``.
+def load_run(run_dir, weights="last", split=None):
+    """A finished detection or segmentation run: ``(config, model with its weights, datasets)``.
 
     Args:
         run_dir: the run's folder (its ``config.json`` and weights).
-        split: the split to score (default: the run's eval split).
         weights: ``"last"`` or ``"best"`` (``<weights>.weights.h5`` in the folder).
-
-    Returns:
-        ``(metrics, path)``.
+        split: the eval split to load (default: the run's).
     """
     import dataclasses
     import json
@@ -243,12 +240,12 @@ def evaluate_run(run_dir, split=None, weights="last"):
 
     config_path = os.path.join(run_dir, "config.json")
     if not os.path.isfile(config_path):
-        raise ValueError(f"{run_dir}: no config.json; evaluate takes a training run's folder")
+        raise ValueError(f"{run_dir}: no config.json; this takes a training run's folder")
     with open(config_path) as f:
         config = TrainConfig(**json.load(f))
     if config.task == "classification":
-        raise ValueError(f"{run_dir} is a classification run; its metrics.json has its held-out "
-                         "accuracy (keras-coordatt evaluate scores detection and segmentation runs)")
+        raise ValueError(f"{run_dir} is a classification run: export its model.keras, and its "
+                         "metrics.json has its held-out accuracy")
     weights_path = os.path.join(run_dir, f"{weights}.weights.h5")
     if not os.path.isfile(weights_path):
         raise ValueError(f"{weights_path}: no such weights file (weights: 'last' or 'best', "
@@ -258,6 +255,20 @@ def evaluate_run(run_dir, split=None, weights="last"):
     datasets = load_task_data(config)
     model = task_model(config, datasets.num_classes)
     model.load_weights(weights_path)
+    return config, model, datasets
+
+
+def evaluate_run(run_dir, split=None, weights="last"):
+    """Scores a finished detection or segmentation run on one split; writes
+    ``eval_<split>_<weights>.json`` in its folder.
+
+    Returns:
+        ``(metrics, path)``.
+    """
+    import json
+    import os
+
+    config, model, datasets = load_run(run_dir, weights, split)
     evaluate = evaluate_detection if config.task == "detection" else evaluate_segmentation
     scores, _ = evaluate(model, datasets, config)
     metrics = {"run": run_dir, "split": config.eval_split or "default", "weights": weights,
