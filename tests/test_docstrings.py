@@ -21,6 +21,8 @@ MODULES = [
     "keras_coordatt.models.pyramid",
     "keras_coordatt.models.families",
     "keras_coordatt.preprocessing",
+    "keras_coordatt.tasks.anchors",
+    "keras_coordatt.tasks.postprocess",
 ]
 
 if keras.backend.backend() != "tensorflow":

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from keras_coordatt.cli import main
 from keras_coordatt.training.config import TrainConfig
 from keras_coordatt.training.trainer import train
 
@@ -76,6 +77,18 @@ def test_detection_trains_evaluates_with_coco_voc_and_deepforest_metrics_and_res
     # One more epoch continues from the checkpoint instead of starting over.
     more = train(dataclasses.replace(config, epochs=3))
     assert more["global_steps"] == 6
+    # keras-coordatt evaluate scores another split; export writes and checks the phone files.
+    assert main(["evaluate", str(tmp_path / "run"), "--split", "train"]) == 0
+    scored = json.loads((tmp_path / "run" / "eval_train_last.json").read_text())
+    assert scored["images"] == 8 and 0.0 <= scored["AP50"] <= 1.0
+    status = main(["export", str(tmp_path / "run"), "--output", str(tmp_path / "exported")])
+    report = json.loads((tmp_path / "exported" / "export_report.json").read_text())
+    assert report["detection_float32.tflite"]["ok"]  # float32 must match Keras
+    # int8 of a barely trained detector may fall below its tolerance: then the command fails
+    # (status 1) and says so, keeping the files and the report.
+    assert status == (0 if report["detection_int8.tflite"]["ok"] else 1)
+    assert (tmp_path / "exported" / "detection_int8.tflite").stat().st_size > 0
+    assert (tmp_path / "exported" / "saved_model" / "saved_model.pb").exists()
 
 
 @pytest.mark.slow
@@ -90,6 +103,12 @@ def test_segmentation_trains_and_scores_miou_on_full_size_masks(tmp_path):
     assert 0.0 <= metrics["mIoU"] <= 1.0
     assert metrics["confusion_matrix"] and sum(map(sum, metrics["confusion_matrix"])) == 2 * 94 * 96
     assert "mean_iou" in (tmp_path / "run" / "history.csv").read_text().splitlines()[0]
+    assert main(["evaluate", str(tmp_path / "run")]) == 0
+    scored = json.loads((tmp_path / "run" / "eval_default_last.json").read_text())
+    assert scored["mIoU"] == pytest.approx(metrics["mIoU"], abs=1e-6)  # same weights, same images
+    with pytest.raises(SystemExit):
+        main(["evaluate"])
+    assert main(["evaluate", str(tmp_path / "nowhere")]) == 2
 
 
 def test_task_options_are_checked_before_anything_runs(tmp_path):

@@ -17,8 +17,6 @@ images) under ``--output``; finished runs there are reused.
 """
 
 import argparse
-import dataclasses
-import json
 import os
 import sys
 import time
@@ -28,8 +26,9 @@ import numpy as np
 from keras_coordatt.cli import run_reporting_errors
 from keras_coordatt.plotting import pyplot
 from training.task_demo import ATTENTIONS
-from training.task_demo import plot_runs
-from training.task_demo import results_table
+from training.task_demo import imagenet_start
+from training.task_demo import run_grid
+from training.task_demo import write_results
 
 METRICS = ("AP", "AP50", "precision_at_iou0.4", "recall_at_iou0.4")
 HEADERS = ("AP", "AP50", "P@0.4", "R@0.4")
@@ -43,13 +42,11 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--attentions", nargs="+", choices=ATTENTIONS, default=list(ATTENTIONS))
     parser.add_argument("--start", choices=("imagenet", "scratch"), default="imagenet")
-    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--alpha", type=float, default=None,
                         help="width (default 1.0; other widths need --start scratch)")
     parser.add_argument("--anchor_scale", type=float, default=0.6)
     parser.add_argument("--tile_overlap", type=float, default=0.5)
-    parser.add_argument("--limit_train", type=int, default=None,
-                        help="only the first N training tiles (a quick check)")
     parser.add_argument("--debug", action="store_true")
     args = parser.parse_args(argv)
     return run_reporting_errors("python -m training.deepforest_demo", lambda: run(args), args.debug)
@@ -65,74 +62,43 @@ def demo_config(args, attention, seed, weights):
         alpha=alpha, attention=attention, image_size=320, tile_size=320,
         tile_overlap=args.tile_overlap, anchor_scale=args.anchor_scale,
         detection_augment="aerial", detection_loss="multibox", epochs=args.epochs,
-        batch_size=16, learning_rate=0.02, reference_batch_size=16, warmup_epochs=1.0,
+        batch_size=8, learning_rate=0.02, reference_batch_size=8, warmup_epochs=0.5,
         weight_decay=4e-5, seed=seed, init_weights=weights, limit_train=None,
         output_dir=os.path.join(args.output, f"{args.start}_{attention}_seed{seed}"),
         verbose="line")
 
 
 def run(args):
-    import keras
-
     from keras_coordatt.data.deepforest import read_split
     from keras_coordatt.data.task_data import load_task_datasets
+    from keras_coordatt.training.tasks import evaluate_detection
     from keras_coordatt.training.tasks import task_pipeline_options
     from keras_coordatt.training.trainer import train
 
     started = time.perf_counter()
-    if args.start == "imagenet" and args.alpha not in (None, 1.0):
-        raise ValueError(f"--alpha {args.alpha:g}: torchvision's ImageNet MobileNetV2 has width "
-                         "1.0; use --start scratch for other widths")
+    weights = imagenet_start(args)
     print_anchor_coverage(read_split("train"), args.anchor_scale)
-    weights = None
-    if args.start == "imagenet":
-        from training.elpv_recipe import imagenet_weights
 
-        weights = imagenet_weights(os.path.join(args.output, "weights"))
-    runs = []
-    for seed in args.seeds:
-        for attention in args.attentions:
-            config = demo_config(args, attention, seed, weights)
-            if args.limit_train:
-                config = dataclasses.replace(config, limit_train=1)
-            result_path = os.path.join(config.output_dir, "test_metrics.json")
-            if os.path.exists(result_path):
-                with open(result_path) as f:
-                    runs.append(json.load(f))
-                print(f"reused {config.output_dir}: AP {runs[-1]['AP']:.4f}")
-                continue
-            print(f"\n== {attention}, seed {seed} ==", flush=True)
-            run_started = time.perf_counter()
-            trained = train(config)
-            if trained.get("interrupted"):
-                return 130
-            model = trained_model(config)
-            test = load_task_datasets("detection", "deepforest", task_pipeline_options(config),
-                                      eval_split="test", tile_size=config.tile_size)
-            from keras_coordatt.training.tasks import evaluate_detection
+    def run_one(config, attention, seed):
+        trained = train(config)
+        if trained.get("interrupted"):
+            return None
+        test = load_task_datasets("detection", "deepforest", task_pipeline_options(config),
+                                  eval_split="test", tile_size=config.tile_size)
+        scores, detections = evaluate_detection(trained_model(config), test, config)
+        np.savez(os.path.join(config.output_dir, "test_detections.npz"),
+                 **{f"{key}_{i}": d[key] for i, d in enumerate(detections) for key in d})
+        return {"start": args.start, "params": trained["params"], "val_AP": trained["AP"],
+                **{key: scores[key] for key in METRICS}, "AP75": scores["AP75"]}
 
-            scores, detections = evaluate_detection(model, test, config)
-            result = {"attention": attention, "seed": seed, "start": args.start,
-                      "params": trained["params"], "val_AP": trained["AP"],
-                      "minutes": round((time.perf_counter() - run_started) / 60, 2),
-                      **{key: scores[key] for key in METRICS}, "AP75": scores["AP75"]}
-            with open(result_path, "w") as f:
-                json.dump(result, f, indent=2)
-            np.savez(os.path.join(config.output_dir, "test_detections.npz"),
-                     **{f"{key}_{i}": d[key] for i, d in enumerate(detections) for key in d})
-            runs.append(result)
-            print(f"test: AP {scores['AP']:.4f} AP50 {scores['AP50']:.4f} "
-                  f"P {scores['precision_at_iou0.4']:.3f} R {scores['recall_at_iou0.4']:.3f}")
-            keras.backend.clear_session()
-    table = results_table(runs, METRICS, HEADERS)
-    print("\n" + table)
-    os.makedirs(args.output, exist_ok=True)
-    with open(os.path.join(args.output, "results.md"), "w") as f:
-        f.write(table + "\n")
-    with open(os.path.join(args.output, "results.json"), "w") as f:
-        json.dump(runs, f, indent=2)
-    plot_runs(runs, METRICS, HEADERS, os.path.join(args.output, "results.png"),
-              "SSDLite320 on DeepForest test sites (each dot a seed)")
+    runs = run_grid(args.seeds, args.attentions,
+                    lambda attention, seed: demo_config(args, attention, seed, weights), run_one,
+                    lambda r: f"AP {r['AP']:.4f} AP50 {r['AP50']:.4f} "
+                              f"P {r['precision_at_iou0.4']:.3f} R {r['recall_at_iou0.4']:.3f}")
+    if runs is None:
+        return 130
+    write_results(runs, args.output, METRICS, HEADERS,
+                  "SSDLite320 on DeepForest test sites (each dot a seed)")
     plot_predictions(args, read_split("test"), os.path.join(args.output, "predictions.png"), weights)
     print(f"\nwrote results.md, results.json, results.png, predictions.png in {args.output} "
           f"({(time.perf_counter() - started) / 60:.1f} min)")

@@ -16,18 +16,17 @@ under ``--output``; finished runs there are reused.
 """
 
 import argparse
-import json
 import os
 import sys
 import time
 
-import numpy as np
 
 from keras_coordatt.cli import run_reporting_errors
 from keras_coordatt.plotting import pyplot
 from training.task_demo import ATTENTIONS
-from training.task_demo import plot_runs
-from training.task_demo import results_table
+from training.task_demo import imagenet_start
+from training.task_demo import run_grid
+from training.task_demo import write_results
 
 METRICS = ("mIoU", "nucleus_IoU", "pixel_accuracy")
 HEADERS = ("mIoU", "nucleus IoU", "pixel acc.")
@@ -65,52 +64,26 @@ def demo_config(args, attention, seed, weights):
 
 
 def run(args):
-    import keras
-
     from keras_coordatt.training.trainer import train
 
     started = time.perf_counter()
-    if args.start == "imagenet" and args.alpha not in (None, 1.0):
-        raise ValueError(f"--alpha {args.alpha:g}: torchvision's ImageNet MobileNetV2 has width "
-                         "1.0; use --start scratch for other widths")
-    weights = None
-    if args.start == "imagenet":
-        from training.elpv_recipe import imagenet_weights
+    weights = imagenet_start(args)
 
-        weights = imagenet_weights(os.path.join(args.output, "weights"))
-    runs = []
-    for seed in args.seeds:
-        for attention in args.attentions:
-            config = demo_config(args, attention, seed, weights)
-            result_path = os.path.join(config.output_dir, "test_metrics.json")
-            if os.path.exists(result_path):
-                with open(result_path) as f:
-                    runs.append(json.load(f))
-                print(f"reused {config.output_dir}: mIoU {runs[-1]['mIoU']:.4f}")
-                continue
-            print(f"\n== {attention}, seed {seed} ==", flush=True)
-            run_started = time.perf_counter()
-            trained = train(config)
-            if trained.get("interrupted"):
-                return 130
-            result = {"attention": attention, "seed": seed, "start": args.start,
-                      "params": trained["params"], "mIoU": trained["mIoU"],
-                      "nucleus_IoU": trained["IoU_per_class"].get("nucleus", 0.0),
-                      "pixel_accuracy": trained["pixel_accuracy"],
-                      "minutes": round((time.perf_counter() - run_started) / 60, 2)}
-            with open(result_path, "w") as f:
-                json.dump(result, f, indent=2)
-            runs.append(result)
-            keras.backend.clear_session()
-    table = results_table(runs, METRICS, HEADERS)
-    print("\n" + table)
-    os.makedirs(args.output, exist_ok=True)
-    with open(os.path.join(args.output, "results.md"), "w") as f:
-        f.write(table + "\n")
-    with open(os.path.join(args.output, "results.json"), "w") as f:
-        json.dump(runs, f, indent=2)
-    plot_runs(runs, METRICS, HEADERS, os.path.join(args.output, "results.png"),
-              "DeepLabV3 on the held-out StarDist quadrant (each dot a seed)")
+    def run_one(config, attention, seed):
+        trained = train(config)
+        if trained.get("interrupted"):
+            return None
+        return {"start": args.start, "params": trained["params"], "mIoU": trained["mIoU"],
+                "nucleus_IoU": trained["IoU_per_class"].get("nucleus", 0.0),
+                "pixel_accuracy": trained["pixel_accuracy"]}
+
+    runs = run_grid(args.seeds, args.attentions,
+                    lambda attention, seed: demo_config(args, attention, seed, weights), run_one,
+                    lambda r: f"mIoU {r['mIoU']:.4f} nucleus IoU {r['nucleus_IoU']:.4f}")
+    if runs is None:
+        return 130
+    write_results(runs, args.output, METRICS, HEADERS,
+                  "DeepLabV3 on the held-out StarDist quadrant (each dot a seed)")
     plot_predictions(args, weights, os.path.join(args.output, "predictions.png"))
     print(f"\nwrote results.md, results.json, results.png, predictions.png in {args.output} "
           f"({(time.perf_counter() - started) / 60:.1f} min)")

@@ -1,4 +1,8 @@
-"""What the detection and segmentation demos share: the per-attention table and the runs plot."""
+"""What the detection and segmentation demos share: the runs loop, the table and the plot."""
+
+import json
+import os
+import time
 
 import numpy as np
 
@@ -43,3 +47,62 @@ def plot_runs(runs, metrics, headers, path, title):
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
+
+
+def imagenet_start(args):
+    """The converted ImageNet weights for ``--start imagenet`` (None from scratch); refuses
+    other widths, since torchvision's MobileNetV2 has width 1.0."""
+    if args.start != "imagenet":
+        return None
+    if args.alpha not in (None, 1.0):
+        raise ValueError(f"--alpha {args.alpha:g}: torchvision's ImageNet MobileNetV2 has width "
+                         "1.0; use --start scratch for other widths")
+    from training.elpv_recipe import imagenet_weights
+
+    return imagenet_weights(os.path.join(args.output, "weights"))
+
+
+def run_grid(seeds, attentions, config_of, run_one, headline):
+    """Every seed x attention, each once: a finished run's ``test_metrics.json`` is reused.
+
+    ``run_one(config, attention, seed)`` trains and tests one run and returns its
+    result dict (None if it was interrupted); ``headline(result)`` is its one-line
+    summary. Returns the results, or None when a run was interrupted.
+    """
+    import keras
+
+    runs = []
+    for seed in seeds:
+        for attention in attentions:
+            config = config_of(attention, seed)
+            result_path = os.path.join(config.output_dir, "test_metrics.json")
+            if os.path.exists(result_path):
+                with open(result_path) as f:
+                    runs.append(json.load(f))
+                print(f"reused {config.output_dir}: {headline(runs[-1])}")
+                continue
+            print(f"\n== {attention}, seed {seed} ==", flush=True)
+            started = time.perf_counter()
+            result = run_one(config, attention, seed)
+            if result is None:
+                return None
+            result = {"attention": attention, "seed": seed, **result,
+                      "minutes": round((time.perf_counter() - started) / 60, 2)}
+            with open(result_path, "w") as f:
+                json.dump(result, f, indent=2)
+            runs.append(result)
+            print(f"test: {headline(result)}", flush=True)
+            keras.backend.clear_session()
+    return runs
+
+
+def write_results(runs, output, metrics, headers, title):
+    """``results.md`` (the table, also printed), ``results.json`` and ``results.png``."""
+    table = results_table(runs, metrics, headers)
+    print("\n" + table)
+    os.makedirs(output, exist_ok=True)
+    with open(os.path.join(output, "results.md"), "w") as f:
+        f.write(table + "\n")
+    with open(os.path.join(output, "results.json"), "w") as f:
+        json.dump(runs, f, indent=2)
+    plot_runs(runs, metrics, headers, os.path.join(output, "results.png"), title)

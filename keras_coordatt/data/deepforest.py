@@ -16,11 +16,11 @@ both read as ``Tree``; ``OSBS_029.xml`` names a ``.tif`` that the wheel ships
 beside a ``.png`` of the same image, which is read instead.
 """
 
-import importlib.util
 import os
 
 import numpy as np
 
+from keras_coordatt.data.source import installed_package_folder
 from keras_coordatt.data.voc import read_voc_annotation
 
 CLASS_NAMES = ["Tree"]
@@ -34,11 +34,7 @@ INSTALL = "pip install --no-deps deepforest"
 
 def data_folder():
     """The ``deepforest/data`` folder of the installed wheel; a clear error when it is missing."""
-    spec = importlib.util.find_spec("deepforest")
-    if spec is None or not spec.origin:
-        raise ValueError(f"--dataset deepforest reads the files of the 'deepforest' wheel, which is "
-                         f"not installed: {INSTALL} (--no-deps: only its data files are read)")
-    return os.path.join(os.path.dirname(spec.origin), "data")
+    return os.path.join(installed_package_folder("deepforest", "deepforest", INSTALL), "data")
 
 
 def read_split(split, limit=None):

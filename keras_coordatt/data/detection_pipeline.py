@@ -146,7 +146,7 @@ def detection_batches(examples, options, train, epoch=0):
         order = np.random.default_rng(epoch_seed).permutation(order)
 
     def generate():
-        for index, example in _in_order(examples, order):
+        for index, example in in_order(examples, order):
             yield (image_of(example), np.asarray(example["boxes"], np.float32).reshape(-1, 4),
                    np.asarray(example["labels"], np.int32).reshape(-1), np.int64(index))
 
@@ -163,8 +163,14 @@ def detection_batches(examples, options, train, epoch=0):
             image, boxes, labels = augment_example(image, boxes, labels, seed, options.augment)
         return make_targets(image, boxes, labels, anchors, options)
 
+    return finish_batches(dataset, prepare, options.batch_size, train)
+
+
+def finish_batches(dataset, prepare, batch_size, train):
+    """``prepare`` mapped in order, 2 calls at a time, then batched (training drops the last
+    partial batch), deterministic and without tf.data's autotuner (see `PipelineOptions`)."""
     dataset = dataset.map(prepare, num_parallel_calls=2, deterministic=True)
-    dataset = dataset.batch(options.batch_size, drop_remainder=train)
+    dataset = dataset.batch(batch_size, drop_remainder=train)
     tf_options = tf.data.Options()
     tf_options.deterministic = True
     tf_options.autotune.enabled = False
@@ -314,7 +320,7 @@ def _centres_inside(windows, centres):
             & (centres[None, :, 1] > windows[:, None, 1]) & (centres[None, :, 1] < windows[:, None, 3]))
 
 
-def _in_order(examples, order):
+def in_order(examples, order):
     """``(index, example)`` in ``order``; a sequence that streams (a tensorflow-datasets split,
     where ``examples[i]`` reads through the first ``i``) is read once in its own order instead."""
     if isinstance(examples, list):

@@ -18,11 +18,14 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
+from keras_coordatt.data.detection_pipeline import STREAM_SHUFFLE_BUFFER
+from keras_coordatt.data.detection_pipeline import finish_batches
+from keras_coordatt.data.detection_pipeline import image_of  # noqa: F401 (task_data reads it here)
+from keras_coordatt.data.detection_pipeline import in_order
 from keras_coordatt.preprocessing import Preprocessing
 from keras_coordatt.preprocessing import to_pixel_range
 
 IGNORE_LABEL = 255
-STREAM_SHUFFLE_BUFFER = 1024  # examples, for sources that stream
 
 
 def mask_of(example):
@@ -33,16 +36,6 @@ def mask_of(example):
     from keras_coordatt.data.segmentation import load_mask
 
     return load_mask(example)
-
-
-def image_of(example):
-    """An example's uint8 ``(H, W, 3)`` image: the array it holds, or its file read."""
-    image = example["image"]
-    if isinstance(image, np.ndarray):
-        return image
-    from keras_coordatt.data.segmentation import load_image
-
-    return load_image(example)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,7 +71,7 @@ def segmentation_batches(examples, options, train, epoch=0):
         order = np.random.default_rng(epoch_seed).permutation(np.tile(order, options.repeats))
 
     def generate():
-        for position, (index, example) in enumerate(_in_order(examples, order)):
+        for position, (index, example) in enumerate(in_order(examples, order)):
             image, mask = image_of(example), mask_of(example)
             if image.shape[:2] != mask.shape[:2]:
                 raise ValueError(f"example {example.get('id', index)}: image {image.shape[:2]} and "
@@ -104,12 +97,7 @@ def segmentation_batches(examples, options, train, epoch=0):
         image = to_pixel_range(tf.clip_by_value(image, 0.0, 255.0), options.preprocessing.pixel_range)
         return tf.ensure_shape(image, (side, side, 3)), tf.ensure_shape(mask[..., 0], (side, side))
 
-    dataset = dataset.map(prepare, num_parallel_calls=2, deterministic=True)
-    dataset = dataset.batch(options.batch_size, drop_remainder=train)
-    tf_options = tf.data.Options()
-    tf_options.deterministic = True
-    tf_options.autotune.enabled = False
-    return dataset.with_options(tf_options).prefetch(1)
+    return finish_batches(dataset, prepare, options.batch_size, train)
 
 
 def augment_pair(image, mask, seed, options):
@@ -135,12 +123,3 @@ def augment_pair(image, mask, seed, options):
         both = tf.cond(turn > 0, lambda: tf.transpose(both, [1, 0, 2]), lambda: both)
     return both[..., :3], tf.cast(both[..., 3:], tf.uint8)
 
-
-def _in_order(examples, order):
-    """``(index, example)`` in ``order``; a sequence that streams (a tensorflow-datasets split,
-    where ``examples[i]`` reads through the first ``i``) is read once in its own order instead."""
-    if isinstance(examples, list):
-        for index in order:
-            yield index, examples[index]
-    else:
-        yield from enumerate(examples)

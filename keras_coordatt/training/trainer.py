@@ -317,13 +317,17 @@ class Trainer:
             "train_images_per_second": round(
                 self.trained_steps * config.batch_size / max(train_seconds, 1e-9), 1),
         }
+        return self._save(metrics, f"held-out accuracy {metrics['eval_accuracy']:.4f}")
+
+    def _save(self, metrics, headline):
+        """``model.keras`` and ``metrics.json``, and one line saying where they are."""
         model_path = os.path.join(self.output_dir, "model.keras")
         run_folder.save_model(self.model, model_path)
         if self.chief:
-            run_folder.write_text(os.path.join(config.output_dir, "metrics.json"),
-                                  json.dumps(metrics, indent=2))
-            print(f"Saved {model_path} (held-out accuracy {metrics['eval_accuracy']:.4f}); "
-                  f"metrics.json, history.csv and training_curves.png are beside it.")
+            run_folder.write_text(os.path.join(self.config.output_dir, "metrics.json"),
+                                  json.dumps(metrics, indent=2, default=_plain))
+            print(f"Saved {model_path} ({headline}); metrics.json, history.csv and "
+                  "training_curves.png are beside it.")
         return metrics
 
     def _finish_task(self, evaluation, train_seconds, epoch, step):
@@ -354,16 +358,8 @@ class Trainer:
             "train_images_per_second": round(
                 self.trained_steps * config.batch_size / max(train_seconds, 1e-9), 1),
         }
-        model_path = os.path.join(self.output_dir, "model.keras")
-        run_folder.save_model(self.model, model_path)
-        if self.chief:
-            run_folder.write_text(os.path.join(config.output_dir, "metrics.json"),
-                                  json.dumps(metrics, indent=2, default=_plain))
-            headline = ", ".join(f"{key} {metrics[key]:.4f}" for key in
-                                 ("AP", "AP50", "mIoU") if key in metrics)
-            print(f"Saved {model_path} ({headline}); metrics.json, history.csv and "
-                  "training_curves.png are beside it.")
-        return metrics
+        return self._save(metrics, ", ".join(f"{key} {metrics[key]:.4f}" for key in
+                                             ("AP", "AP50", "mIoU") if key in metrics))
 
     def _plot(self):
         try:
