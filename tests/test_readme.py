@@ -32,6 +32,12 @@ NOT_RUN = {
                                     "on a slice",
     "python -m training.elpv_study": "the study (about an hour); test_elpv_study.py runs it on "
                                      "a slice",
+    "keras-coordatt train --task detection": "trains on the reader's own VOC folder; "
+                                             "test_task_training.py trains, evaluates and "
+                                             "exports both tasks on files it writes",
+    ".venv/bin/python -m training.stardist_demo": "the detection and segmentation demos (half "
+                                                  "an hour and more here); test_task_training.py "
+                                                  "trains both tasks on small files",
 }
 # Blocks that must stop with a clear message, as the README says they do.
 STOPS_WITH = {
