@@ -207,6 +207,7 @@ def export_task_run(run_dir, output, check_images=16, calibration_images=64):
     `check_segmenter_tflite`) the command says so and returns 1, keeping every
     file and the report; otherwise it returns 0.
     """
+    import itertools
     import json
 
     import numpy as np
@@ -215,13 +216,13 @@ def export_task_run(run_dir, output, check_images=16, calibration_images=64):
     from keras_coordatt.export import tasks as exports
     from keras_coordatt.training.tasks import load_run
 
-    config, model, datasets = load_run(run_dir)
+    config, model, datasets = load_run(run_dir, train=True)
     side = config.image_size
     detection = config.task == "detection"
     kwargs = {"activation": "sigmoid"} if detection and config.detection_loss == "focal" else {}
 
     def inputs(examples, count):
-        chosen = [image_of(e) for e in list(examples)[:count]]
+        chosen = [image_of(e) for e in itertools.islice(examples, count)]
         return np.stack([np.asarray(exports.model_input(image[None], side, config.preprocessing))[0]
                          for image in chosen])
 

@@ -247,6 +247,20 @@ def as_rgb(image):
     return image
 
 
+def stretch_to_input(images, image_size, pixel_range):
+    """Images (``(..., H, W, 3)``, uint8 or float 0..255) as a detection or segmentation
+    network's input: stretched to ``image_size`` squared (bilinear, antialiased; no crop,
+    so boxes and masks map back to the whole image) and mapped onto ``pixel_range``.
+
+    The one definition training, evaluation and the exports share.
+    """
+    import tensorflow as tf
+
+    resized = tf.image.resize(tf.cast(images, tf.float32), (image_size, image_size),
+                              antialias=True)
+    return to_pixel_range(resized, pixel_range)
+
+
 def to_pixel_range(image, pixel_range):
     """Maps [0, 255] linearly onto ``pixel_range``, as float32."""
     import tensorflow as tf

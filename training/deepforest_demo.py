@@ -84,7 +84,8 @@ def run(args):
         if trained.get("interrupted"):
             return None
         test = load_task_datasets("detection", "deepforest", task_pipeline_options(config),
-                                  eval_split="test", tile_size=config.tile_size)
+                                  train_split=None, eval_split="test",
+                                  tile_size=config.tile_size)
         scores, detections = evaluate_detection(trained_model(config), test, config)
         np.savez(os.path.join(config.output_dir, "test_detections.npz"),
                  **{f"{key}_{i}": d[key] for i, d in enumerate(detections) for key in d})

@@ -29,7 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_coordatt.preprocessing import Preprocessing
-from keras_coordatt.preprocessing import to_pixel_range
+from keras_coordatt.preprocessing import stretch_to_input
 from keras_coordatt.tasks.anchors import encode_boxes
 from keras_coordatt.tasks.anchors import match_anchors
 
@@ -76,16 +76,23 @@ def tile_examples(examples, tile, overlap=0.0, min_visible=0.5, load=None):
         labels = np.asarray(example["labels"], np.int32).reshape(-1)
         areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
         for x0, y0 in tile_windows(width, height, tile, overlap):
-            window = np.zeros((tile, tile, 3), np.uint8)
-            crop = image[y0:y0 + tile, x0:x0 + tile]
-            window[:crop.shape[0], :crop.shape[1]] = crop
-            clipped = np.clip(boxes - [x0, y0, x0, y0], 0, [crop.shape[1], crop.shape[0]] * 2)
+            window, (inside_h, inside_w) = window_of(image, x0, y0, tile)
+            clipped = np.clip(boxes - [x0, y0, x0, y0], 0, [inside_w, inside_h] * 2)
             visible = (clipped[:, 2] - clipped[:, 0]) * (clipped[:, 3] - clipped[:, 1])
             keep = visible >= min_visible * np.maximum(areas, 1e-9)
             tiles.append({"image": window, "boxes": clipped[keep], "labels": labels[keep],
                           "id": f"{example.get('id', number)}@{x0},{y0}",
                           "origin": (example.get("id", number), x0, y0)})
     return tiles
+
+
+def window_of(array, x0, y0, tile, fill=0):
+    """The ``tile`` x ``tile`` window of an image or mask at ``(x0, y0)``, filled with
+    ``fill`` where the array ends; and the ``(height, width)`` of the part inside it."""
+    window = np.full((tile, tile) + array.shape[2:], fill, array.dtype)
+    crop = array[y0:y0 + tile, x0:x0 + tile]
+    window[:crop.shape[0], :crop.shape[1]] = crop
+    return window, crop.shape[:2]
 
 
 def image_of(example):
@@ -181,8 +188,7 @@ def make_targets(image, boxes, labels, anchors, options):
     """Resize to the input side, apply the pixel range, and match the boxes to the anchors."""
     size = tf.cast(tf.shape(image)[:2], tf.float32)
     relative = boxes / tf.stack([size[1], size[0], size[1], size[0]])
-    image = tf.image.resize(image, (options.image_size, options.image_size), antialias=True)
-    image = to_pixel_range(tf.clip_by_value(image, 0.0, 255.0), options.preprocessing.pixel_range)
+    image = stretch_to_input(image, options.image_size, options.preprocessing.pixel_range)
     # One padding row (label -1) so images without boxes match nothing.
     relative = tf.concat([relative, tf.zeros((1, 4))], axis=0)
     padded = tf.concat([labels + 1, tf.constant([-1], tf.int32)], axis=0)

@@ -14,8 +14,6 @@ tree crowns, detection) and ``stardist`` (nuclei, segmentation). Others
 
 import dataclasses
 
-import numpy as np
-
 from keras_coordatt.data import deepforest
 from keras_coordatt.data import stardist
 from keras_coordatt.data.detection_pipeline import DetectionPipelineOptions
@@ -98,34 +96,36 @@ class TaskDatasets:
         return "\n".join(lines)
 
 
-def read_examples(task, spec, split, data_dir=None, limit=None):
-    """``(class_names, examples, notes, category_ids)`` of one split of a source."""
+@dataclasses.dataclass(frozen=True)
+class _OpenedSource:
+    class_names: list
+    read: object  # read(split, limit) -> examples
+    default_eval_split: str
+    notes: str = ""
+    category_ids: list | None = None
+
+
+def _open_source(task, spec, data_dir=None):
+    """The source behind ``spec``, opened once: a built-in one or a `data.detection` /
+    `data.segmentation` source."""
     built_in = BUILT_IN[task].get(spec)
     if built_in is not None:
-        module_doc = (built_in.__doc__ or "").strip().splitlines()[0]
-        return built_in.CLASS_NAMES, built_in.read_split(split, limit=limit), module_doc, None
+        notes = (built_in.__doc__ or "").strip().splitlines()[0]
+        return _OpenedSource(built_in.CLASS_NAMES, lambda split, limit: built_in.read_split(
+            split, limit=limit), DEFAULT_EVAL[spec], notes)
     if task == "detection":
         from keras_coordatt.data.detection import open_detection_source as open_source
     else:
         from keras_coordatt.data.segmentation import open_segmentation_source as open_source
     source = open_source(spec, data_dir=data_dir)
-    # A tensorflow-datasets split streams its examples (they do not all fit in memory).
-    examples = source.read_split(split, limit).examples
-    if isinstance(examples, tuple):
-        examples = list(examples)
-    return (list(source.class_names), examples, getattr(source, "notes", ""),
-            getattr(source, "category_ids", None))
 
+    def read(split, limit):
+        # A tensorflow-datasets split streams its examples (they do not all fit in memory).
+        examples = source.read_split(split, limit).examples
+        return list(examples) if isinstance(examples, tuple) else examples
 
-def default_eval_split(task, spec, data_dir=None):
-    """The split a source evaluates on when none is named."""
-    if spec in DEFAULT_EVAL:
-        return DEFAULT_EVAL[spec]
-    if task == "detection":
-        from keras_coordatt.data.detection import open_detection_source as open_source
-    else:
-        from keras_coordatt.data.segmentation import open_segmentation_source as open_source
-    return open_source(spec, data_dir=data_dir).default_eval_split
+    return _OpenedSource(list(source.class_names), read, source.default_eval_split,
+                         getattr(source, "notes", ""), getattr(source, "category_ids", None))
 
 
 def load_task_datasets(task, spec, options, train_split="train", eval_split=None, data_dir=None,
@@ -136,7 +136,8 @@ def load_task_datasets(task, spec, options, train_split="train", eval_split=None
         task: ``"detection"`` or ``"segmentation"``.
         spec: the ``--dataset`` name.
         options: a `DetectionPipelineOptions` or `SegmentationPipelineOptions`.
-        train_split, eval_split: split names (eval: the source's default when None).
+        train_split, eval_split: split names (eval: the source's default when None;
+            train None: no training examples, for evaluation and export checks).
         data_dir: tensorflow-datasets' data directory.
         limit_train, limit_eval: at most this many images of each split.
         tile_size: cut images into tiles of this side (training tiles overlap
@@ -147,24 +148,25 @@ def load_task_datasets(task, spec, options, train_split="train", eval_split=None
     expected = DetectionPipelineOptions if task == "detection" else SegmentationPipelineOptions
     if not isinstance(options, expected):
         raise ValueError(f"{task} data needs {expected.__name__}, got {type(options).__name__}")
-    eval_split = eval_split or default_eval_split(task, spec, data_dir)
-    class_names, train, notes, category_ids = read_examples(task, spec, train_split, data_dir,
-                                                            limit_train)
-    _, evaluation, _, _ = read_examples(task, spec, eval_split, data_dir, limit_eval)
+    source = _open_source(task, spec, data_dir)
+    eval_split = eval_split or source.default_eval_split
+    train = source.read(train_split, limit_train) if train_split else []
+    evaluation = source.read(eval_split, limit_eval)
     for role, split, examples in (("train", train_split, train), ("eval", eval_split, evaluation)):
-        if not examples:
+        if split and not examples:
             raise ValueError(f"{spec}: the {role} split {split!r} has no examples")
     eval_tiles = evaluation
     if tile_size:
         cut = tile_examples if task == "detection" else _tile_segmentation
         train = cut(train, tile_size, tile_overlap)
         eval_tiles = cut(evaluation, tile_size, 0.0)
-    return TaskDatasets(task, spec, list(class_names), train, evaluation, eval_tiles, options,
-                        notes, category_ids)
+    return TaskDatasets(task, spec, list(source.class_names), train, evaluation, eval_tiles,
+                        options, source.notes, source.category_ids)
 
 
 def _tile_segmentation(examples, tile, overlap):
     from keras_coordatt.data.detection_pipeline import tile_windows
+    from keras_coordatt.data.detection_pipeline import window_of
     from keras_coordatt.data.segmentation_pipeline import IGNORE_LABEL
     from keras_coordatt.data.segmentation_pipeline import image_of
     from keras_coordatt.data.segmentation_pipeline import mask_of
@@ -173,11 +175,8 @@ def _tile_segmentation(examples, tile, overlap):
     for number, example in enumerate(examples):
         image, mask = image_of(example), mask_of(example)
         for x0, y0 in tile_windows(image.shape[1], image.shape[0], tile, overlap):
-            window = np.zeros((tile, tile, 3), np.uint8)
-            labels = np.full((tile, tile), IGNORE_LABEL, np.uint8)
-            crop = image[y0:y0 + tile, x0:x0 + tile]
-            window[:crop.shape[0], :crop.shape[1]] = crop
-            labels[:crop.shape[0], :crop.shape[1]] = mask[y0:y0 + tile, x0:x0 + tile]
+            window, _ = window_of(image, x0, y0, tile)
+            labels, _ = window_of(mask, x0, y0, tile, fill=IGNORE_LABEL)
             tiles.append({"image": window, "mask": labels,
                           "id": f"{example.get('id', number)}@{x0},{y0}"})
     return tiles

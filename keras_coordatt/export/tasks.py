@@ -60,7 +60,7 @@ from keras_coordatt.export.litert import tflite_op_names
 from keras_coordatt.export.saved_model import class_labels
 from keras_coordatt.export.saved_model import image_size_of
 from keras_coordatt.preprocessing import preprocessing_of
-from keras_coordatt.preprocessing import to_pixel_range
+from keras_coordatt.preprocessing import stretch_to_input
 from keras_coordatt.tasks.postprocess import detector
 
 # The detector file's outputs, in their order (TFLite_Detection_PostProcess).
@@ -75,9 +75,8 @@ def model_input(images, image_size, preprocessing):
     antialiased; no crop, so boxes and masks map back to it) and scaled to
     ``preprocessing.pixel_range``: what the detection pipeline feeds training.
     """
-    tf = require_tensorflow("task export")
-    x = tf.image.resize(tf.cast(images, tf.float32), (image_size, image_size), antialias=True)
-    return to_pixel_range(tf.clip_by_value(x, 0.0, 255.0), preprocessing.pixel_range)
+    require_tensorflow("task export")
+    return stretch_to_input(images, image_size, preprocessing.pixel_range)
 
 
 def export_detector_serving(ssd_model, path, class_names, **postprocess_kwargs):

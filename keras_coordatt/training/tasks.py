@@ -15,10 +15,12 @@ import numpy as np
 
 from keras_coordatt.data.detection_pipeline import DetectionPipelineOptions
 from keras_coordatt.data.detection_pipeline import tile_windows
+from keras_coordatt.data.detection_pipeline import window_of
 from keras_coordatt.data.segmentation_pipeline import IGNORE_LABEL
 from keras_coordatt.data.segmentation_pipeline import SegmentationPipelineOptions
 from keras_coordatt.data.task_data import load_task_datasets
 from keras_coordatt.models.families import build_model
+from keras_coordatt.preprocessing import stretch_to_input
 from keras_coordatt.tasks.deeplab import DeepLabV3
 from keras_coordatt.tasks.ssd_loss import SSDBoxLoss
 from keras_coordatt.tasks.ssd_loss import SSDClassificationLoss
@@ -50,11 +52,11 @@ def task_pipeline_options(config):
         repeats=max(1, config.repeats), seed=config.seed)
 
 
-def load_task_data(config):
-    """The config's `TaskDatasets`."""
+def load_task_data(config, train=True):
+    """The config's `TaskDatasets` (without its training examples when ``train`` is False)."""
     return load_task_datasets(
         config.task, config.dataset, task_pipeline_options(config),
-        train_split=config.train_split, eval_split=config.eval_split, data_dir=config.data_dir,
+        train_split=config.train_split if train else None, eval_split=config.eval_split, data_dir=config.data_dir,
         limit_train=config.limit_train, limit_eval=config.limit_eval,
         tile_size=config.tile_size, tile_overlap=config.tile_overlap)
 
@@ -99,15 +101,6 @@ def monitored(task, logs):
     return 1.0 / (1.0 + logs.get("val_loss", float("inf")))
 
 
-def _prepare(image, side, preprocessing):
-    import tensorflow as tf
-
-    resized = tf.image.resize(tf.cast(image, tf.float32), (side, side), antialias=True)
-    from keras_coordatt.preprocessing import to_pixel_range
-
-    return to_pixel_range(tf.clip_by_value(resized, 0.0, 255.0), preprocessing.pixel_range)
-
-
 def predict_detections(model, examples, preprocessing, tile_size=None, score_threshold=SCORE_THRESHOLD,
                        batch_size=8, activation="softmax"):
     """Each example's detections in its own pixels: ``[{"boxes" xyxy, "labels", "scores"}]``.
@@ -131,12 +124,8 @@ def predict_detections(model, examples, preprocessing, tile_size=None, score_thr
         windows = tile_windows(width, height, tile_size) if tile_size else [(0, 0)]
         crops, scales = [], []
         for x0, y0 in windows:
-            crop = image[y0:y0 + tile_size, x0:x0 + tile_size] if tile_size else image
-            if tile_size:
-                padded = np.zeros((tile_size, tile_size, 3), np.uint8)
-                padded[:crop.shape[0], :crop.shape[1]] = crop
-                crop = padded
-            crops.append(_prepare(crop, side, preprocessing))
+            crop = window_of(image, x0, y0, tile_size)[0] if tile_size else image
+            crops.append(stretch_to_input(crop, side, preprocessing.pixel_range))
             scales.append((crop.shape[1], crop.shape[0]))
         boxes, labels, scores = [], [], []
         for start in range(0, len(crops), batch_size):
@@ -204,8 +193,8 @@ def predict_masks(model, examples, preprocessing, batch_size=8):
     masks = []
     for start in range(0, len(examples), batch_size):
         chunk = [image_of(e) for e in examples[start:start + batch_size]]
-        logits = model(tf.stack([_prepare(image, side, preprocessing) for image in chunk]),
-                       training=False)
+        logits = model(tf.stack([stretch_to_input(image, side, preprocessing.pixel_range)
+                                 for image in chunk]), training=False)
         for image, row in zip(chunk, logits):
             full = tf.image.resize(tf.cast(row, tf.float32), image.shape[:2], method="bilinear")
             masks.append(np.argmax(full.numpy(), axis=-1).astype(np.uint8))
@@ -224,13 +213,14 @@ def evaluate_segmentation(model, datasets, config):
     return scores, predicted
 
 
-def load_run(run_dir, weights="last", split=None):
+def load_run(run_dir, weights="last", split=None, train=False):
     """A finished detection or segmentation run: ``(config, model with its weights, datasets)``.
 
     Args:
         run_dir: the run's folder (its ``config.json`` and weights).
         weights: ``"last"`` or ``"best"`` (``<weights>.weights.h5`` in the folder).
         split: the eval split to load (default: the run's).
+        train: also read the training examples (int8 calibration needs them).
     """
     import dataclasses
     import json
@@ -252,7 +242,7 @@ def load_run(run_dir, weights="last", split=None):
                          "written at the end of each epoch)")
     if split:
         config = dataclasses.replace(config, eval_split=split)
-    datasets = load_task_data(config)
+    datasets = load_task_data(config, train)
     model = task_model(config, datasets.num_classes)
     model.load_weights(weights_path)
     return config, model, datasets

@@ -172,32 +172,27 @@ class Trainer:
 
     def _load_data(self):
         config = self.config
-        if config.task != "classification":
+        if config.task == "classification":
+            options = PipelineOptions(
+                image_size=config.image_size,
+                batch_size=config.batch_size,
+                preprocessing=config.preprocessing,
+                crop_scale=(config.crop_scale_min, 1.0),
+                cache=config.cache,
+                deterministic=config.deterministic,
+                seed=config.seed,
+            )
+            datasets = load_datasets(
+                config.dataset, options, train_split=config.train_split,
+                eval_split=config.eval_split, data_dir=config.data_dir,
+                limit_train=config.limit_train, limit_eval=config.limit_eval,
+            )
+        else:
             datasets = load_task_data(config)
-            self.steps_per_epoch = datasets.train_examples // config.batch_size
-            if self.steps_per_epoch < 1:
-                raise ValueError(f"{config.dataset}: {datasets.train_examples} training examples "
-                                 f"make no batch of {config.batch_size}; lower --batch_size")
-            if self.chief:
-                print(datasets.describe())
-                run_folder.write_text(os.path.join(config.output_dir, run_folder.CONFIG_FILE),
-                                      config.to_json())
-            return datasets
-        options = PipelineOptions(
-            image_size=config.image_size,
-            batch_size=config.batch_size,
-            preprocessing=config.preprocessing,
-            crop_scale=(config.crop_scale_min, 1.0),
-            cache=config.cache,
-            deterministic=config.deterministic,
-            seed=config.seed,
-        )
-        datasets = load_datasets(
-            config.dataset, options, train_split=config.train_split,
-            eval_split=config.eval_split, data_dir=config.data_dir,
-            limit_train=config.limit_train, limit_eval=config.limit_eval,
-        )
         self.steps_per_epoch = datasets.train_examples // config.batch_size
+        if config.task != "classification" and self.steps_per_epoch < 1:
+            raise ValueError(f"{config.dataset}: {datasets.train_examples} training examples "
+                             f"make no batch of {config.batch_size}; lower --batch_size")
         if self.chief:
             print(datasets.describe())
             run_folder.write_text(os.path.join(config.output_dir, run_folder.CONFIG_FILE),
@@ -298,14 +293,7 @@ class Trainer:
         if config.task != "classification":
             return self._finish_task(evaluation, train_seconds, epoch, step)
         metrics = {
-            "model": config.model,
-            "attention": config.attention,
-            "alpha": config.alpha,
-            "image_size": config.image_size,
-            "dataset": config.dataset,
-            "epochs": config.epochs,
-            "class_names": list(datasets.class_names),
-            "train_examples": datasets.train_examples,
+            **self._run_facts(),
             "eval_examples": datasets.eval_examples,
             "global_steps": epoch * self.steps_per_epoch + step,
             "optimizer_updates": int(self.model.optimizer.iterations.numpy()),
@@ -313,11 +301,23 @@ class Trainer:
             "eval_accuracy": float(evaluation["accuracy"]),
             "eval_loss": float(evaluation["loss"]),
             "best_eval_accuracy": float(self.checkpoint.best_accuracy),
-            "train_seconds_this_session": round(train_seconds, 1),
-            "train_images_per_second": round(
-                self.trained_steps * config.batch_size / max(train_seconds, 1e-9), 1),
+            **self._speed(train_seconds),
         }
         return self._save(metrics, f"held-out accuracy {metrics['eval_accuracy']:.4f}")
+
+    def _run_facts(self):
+        """What every task's metrics.json says first: the network, the data, the classes."""
+        config = self.config
+        return {"model": config.model, "attention": config.attention, "alpha": config.alpha,
+                "image_size": config.image_size, "dataset": config.dataset,
+                "epochs": config.epochs, "class_names": list(self.datasets.class_names),
+                "train_examples": self.datasets.train_examples}
+
+    def _speed(self, train_seconds):
+        """Training time and throughput of this session."""
+        return {"train_seconds_this_session": round(train_seconds, 1),
+                "train_images_per_second": round(
+                    self.trained_steps * self.config.batch_size / max(train_seconds, 1e-9), 1)}
 
     def _save(self, metrics, headline):
         """``model.keras`` and ``metrics.json``, and one line saying where they are."""
@@ -337,26 +337,17 @@ class Trainer:
         scores, _ = evaluate(self.model, datasets, config)
         metrics = {
             "task": config.task,
-            "model": config.model,
-            "attention": config.attention,
-            "alpha": config.alpha,
-            "image_size": config.image_size,
-            "dataset": config.dataset,
+            **self._run_facts(),
             "eval_split": config.eval_split or "default",
-            "epochs": config.epochs,
             "seed": config.seed,
             "init_weights": config.init_weights,
-            "class_names": list(datasets.class_names),
-            "train_examples": datasets.train_examples,
             "eval_images": datasets.eval_count,
             "global_steps": epoch * self.steps_per_epoch + step,
             "params": int(self.model.count_params()),
             "eval_loss": float(evaluation["loss"]),
             **scores,
             "best_eval_monitor": float(self.checkpoint.best_accuracy),
-            "train_seconds_this_session": round(train_seconds, 1),
-            "train_images_per_second": round(
-                self.trained_steps * config.batch_size / max(train_seconds, 1e-9), 1),
+            **self._speed(train_seconds),
         }
         return self._save(metrics, ", ".join(f"{key} {metrics[key]:.4f}" for key in
                                              ("AP", "AP50", "mIoU") if key in metrics))
