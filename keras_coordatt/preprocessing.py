@@ -252,8 +252,18 @@ def stretch_to_input(images, image_size, pixel_range):
     network's input: stretched to ``image_size`` squared (bilinear, antialiased; no crop,
     so boxes and masks map back to the whole image) and mapped onto ``pixel_range``.
 
-    The one definition training, evaluation and the exports share.
+    The one definition training, evaluation and the exports share. On the
+    TensorFlow backend it is TensorFlow ops (it runs inside ``tf.data`` and
+    exported graphs), and for TensorFlow tensors on any backend; otherwise
+    `keras.ops` (on JAX, ``jax.image`` resizing).
     """
+    if not _tensorflow_ops(images):
+        import keras
+
+        ops = keras.ops
+        resized = ops.image.resize(ops.cast(images, "float32"), (image_size, image_size),
+                                   interpolation="bilinear", antialias=True)
+        return to_pixel_range(resized, pixel_range)
     import tensorflow as tf
 
     resized = tf.image.resize(tf.cast(images, tf.float32), (image_size, image_size),
@@ -262,9 +272,22 @@ def stretch_to_input(images, image_size, pixel_range):
 
 
 def to_pixel_range(image, pixel_range):
-    """Maps [0, 255] linearly onto ``pixel_range``, as float32."""
+    """Maps [0, 255] linearly onto ``pixel_range``, as float32 (TensorFlow ops on its
+    backend or for TensorFlow tensors, `keras.ops` otherwise)."""
+    low, high = pixel_range
+    if not _tensorflow_ops(image):
+        import keras
+
+        image = keras.ops.clip(keras.ops.cast(image, "float32"), 0.0, 255.0)
+        return image * ((high - low) / 255.0) + low
     import tensorflow as tf
 
-    low, high = pixel_range
     image = tf.clip_by_value(tf.cast(image, tf.float32), 0.0, 255.0)
     return image * ((high - low) / 255.0) + low
+
+
+def _tensorflow_ops(x):
+    """Whether to use TensorFlow ops on ``x``: on the TensorFlow backend, or a TF tensor."""
+    import keras
+
+    return keras.backend.backend() == "tensorflow" or type(x).__module__.startswith("tensorflow")

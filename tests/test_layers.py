@@ -207,3 +207,18 @@ def test_tflite_builtin_ops_match_keras_and_int8_stays_close(layer_cls, rng):
     # int8 keeps about 1/255 of the output range per step; allow a few steps.
     output_range = np.ptp(to_numpy(model(x)))
     run_tflite_test(model, x, atol=1e-5, int8_max_error=0.05 * output_range)
+
+
+@pytest.mark.parametrize("case", ["ca", "se", "cbam"])
+def test_start_as_constant_multiplies_by_its_factor_on_every_backend(case):
+    """Zeroed gates make the layer a constant scaling by the factor it returns (the
+    identity start of inserted attention), on the backend under test."""
+    layer_class, kwargs, channels, _, _ = LAYER_CASES[case]
+    layer = layer_class(**kwargs)
+    x = np.random.default_rng(0).normal(size=(2, 6, 5, channels)).astype("float32")
+    layer(x)
+    randomize_weights(layer, np.random.default_rng(1))
+    factor = layer.start_as_constant()
+    assert factor == {"ca": 0.25, "se": 0.5, "cbam": 0.25}[case]
+    np.testing.assert_allclose(to_numpy(layer(x, training=False)), factor * x, rtol=1e-6,
+                               atol=1e-6)

@@ -131,7 +131,7 @@ def trained_model(config):
 
 def plot_predictions(args, examples, path, weights):
     """Ground truth (green) and detections scoring >= 0.4 (red) on the test images, first seed."""
-    from keras_coordatt.training.tasks import PR_SCORE_THRESHOLD
+    from keras_coordatt.tasks.evaluation import PR_SCORE_THRESHOLD
 
     plt = pyplot()
     figure, axes = plt.subplots(len(args.attentions), len(examples),

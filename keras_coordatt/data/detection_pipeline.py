@@ -23,15 +23,16 @@ float pixel xyxy, "labels": (N,) int 0-based}`` (what
 """
 
 import dataclasses
-import math
 
 import numpy as np
 import tensorflow as tf
 
 from keras_coordatt.preprocessing import Preprocessing
 from keras_coordatt.preprocessing import stretch_to_input
-from keras_coordatt.tasks.anchors import encode_boxes
-from keras_coordatt.tasks.anchors import match_anchors
+from keras_coordatt.tasks.anchors import anchor_targets
+from keras_coordatt.tasks.tiling import tile_examples as _tile_examples
+from keras_coordatt.tasks.tiling import tile_windows  # noqa: F401 (read from here too)
+from keras_coordatt.tasks.tiling import window_of  # noqa: F401 (read from here too)
 
 AUGMENTATIONS = ("ssd", "aerial", None)
 MEAN_PIXEL = (123.0, 117.0, 104.0)  # the fill of SSD's zoom-out
@@ -40,59 +41,9 @@ CROP_TRIALS = 32
 STREAM_SHUFFLE_BUFFER = 1024  # examples, for sources that stream
 
 
-def tile_windows(width, height, tile, overlap=0.0):
-    """``(x0, y0)`` corners of ``tile``-sided windows covering a ``width`` x ``height`` image.
-
-    Neighbouring windows overlap by at least ``overlap`` of a tile; the last
-    window of each row and column ends at the image's edge. An image smaller
-    than a tile gets one window at (0, 0) (the tile is padded).
-    """
-    if not 0 <= overlap < 1:
-        raise ValueError(f"tile overlap must be in [0, 1), got {overlap}")
-
-    def starts(length):
-        if length <= tile:
-            return [0]
-        stride = tile * (1 - overlap)
-        count = math.ceil((length - tile) / stride) + 1
-        return [int(round(i * (length - tile) / (count - 1))) for i in range(count)]
-
-    return [(x, y) for y in starts(height) for x in starts(width)]
-
-
 def tile_examples(examples, tile, overlap=0.0, min_visible=0.5, load=None):
-    """Each example cut into ``tile`` x ``tile`` windows (images smaller than a tile padded with 0).
-
-    A box goes into a window, clipped to it, when at least ``min_visible`` of
-    its area is inside. Returns new examples with ``"image"`` arrays, their
-    boxes in the tile's pixels, and ``"id"`` / ``"origin"`` (source id, x0, y0).
-    """
-    load = load or image_of
-    tiles = []
-    for number, example in enumerate(examples):
-        image = load(example)
-        height, width = image.shape[:2]
-        boxes = np.asarray(example["boxes"], np.float32).reshape(-1, 4)
-        labels = np.asarray(example["labels"], np.int32).reshape(-1)
-        areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-        for x0, y0 in tile_windows(width, height, tile, overlap):
-            window, (inside_h, inside_w) = window_of(image, x0, y0, tile)
-            clipped = np.clip(boxes - [x0, y0, x0, y0], 0, [inside_w, inside_h] * 2)
-            visible = (clipped[:, 2] - clipped[:, 0]) * (clipped[:, 3] - clipped[:, 1])
-            keep = visible >= min_visible * np.maximum(areas, 1e-9)
-            tiles.append({"image": window, "boxes": clipped[keep], "labels": labels[keep],
-                          "id": f"{example.get('id', number)}@{x0},{y0}",
-                          "origin": (example.get("id", number), x0, y0)})
-    return tiles
-
-
-def window_of(array, x0, y0, tile, fill=0):
-    """The ``tile`` x ``tile`` window of an image or mask at ``(x0, y0)``, filled with
-    ``fill`` where the array ends; and the ``(height, width)`` of the part inside it."""
-    window = np.full((tile, tile) + array.shape[2:], fill, array.dtype)
-    crop = array[y0:y0 + tile, x0:x0 + tile]
-    window[:crop.shape[0], :crop.shape[1]] = crop
-    return window, crop.shape[:2]
+    """`keras_coordatt.tasks.tiling.tile_examples`, reading images from their files too."""
+    return _tile_examples(examples, tile, overlap, min_visible, load or image_of)
 
 
 def image_of(example):
@@ -189,12 +140,7 @@ def make_targets(image, boxes, labels, anchors, options):
     size = tf.cast(tf.shape(image)[:2], tf.float32)
     relative = boxes / tf.stack([size[1], size[0], size[1], size[0]])
     image = stretch_to_input(image, options.image_size, options.preprocessing.pixel_range)
-    # One padding row (label -1) so images without boxes match nothing.
-    relative = tf.concat([relative, tf.zeros((1, 4))], axis=0)
-    padded = tf.concat([labels + 1, tf.constant([-1], tf.int32)], axis=0)
-    matched, classes = match_anchors(relative, padded, anchors, options.iou_threshold)
-    offsets = encode_boxes(matched, anchors)
-    box_targets = tf.concat([offsets, tf.cast(classes, tf.float32)[:, None]], axis=-1)
+    classes, box_targets = anchor_targets(relative, labels, anchors, options.iou_threshold)
     return image, {"classes": classes, "boxes": box_targets}
 
 

@@ -170,8 +170,8 @@ class AttentionLayer(keras.layers.Layer):
                 "an input (or build the model) before start_as_constant()."
             )
         for conv in self.gate_convs():
-            conv.kernel.assign(ops.zeros_like(conv.kernel))
-            conv.bias.assign(ops.zeros_like(conv.bias))
+            conv.kernel.assign(ops.zeros(conv.kernel.shape, conv.kernel.dtype))
+            conv.bias.assign(ops.zeros(conv.bias.shape, conv.bias.dtype))
         factor = 1.0
         for midpoint in self.gate_midpoints():
             factor *= midpoint

@@ -132,6 +132,28 @@ def match_anchors(boxes, labels, anchors, iou_threshold=0.5):
     return ops.take(boxes, best_truth, axis=0), matched_labels
 
 
+def anchor_targets(boxes, labels, anchors, iou_threshold=0.5):
+    """An image's SSD training targets: ``(classes (A,) int32, boxes (A, 5) float32)``.
+
+    ``boxes`` are its ground truth ``(G, 4)`` relative ``xyxy`` (G may be 0),
+    ``labels`` ``(G,)`` 0-based classes, negative for padding rows (so a
+    batch of images can share one G); ``anchors`` ``(A, 4)`` relative
+    ``center_xywh``. The class targets are 0 for background and label + 1
+    for matched anchors; the box targets are the coded offsets of each
+    anchor's box (`encode_boxes`) followed by its class target, what
+    `SSDClassificationLoss` and `SSDBoxLoss` read. `keras.ops` only, so it
+    runs in ``tf.data`` on TensorFlow and eagerly on the other backends.
+    """
+    # One padding row (label -1) so images without boxes match nothing.
+    boxes = ops.concatenate([ops.cast(boxes, "float32"), ops.zeros((1, 4), "float32")], axis=0)
+    labels = ops.cast(labels, "int32")
+    labels = ops.concatenate([ops.where(labels >= 0, labels + 1, -1), -ops.ones((1,), "int32")],
+                             axis=0)
+    matched, classes = match_anchors(boxes, labels, anchors, iou_threshold)
+    offsets = encode_boxes(matched, anchors)
+    return classes, ops.concatenate([offsets, ops.cast(classes, "float32")[:, None]], axis=-1)
+
+
 def encode_boxes(boxes, anchors, variances=VARIANCES):
     """Relative ``xyxy`` boxes as SSD offsets from their ``center_xywh`` anchors, ``(..., A, 4)``."""
     return bounding_boxes.encode_box_to_deltas(

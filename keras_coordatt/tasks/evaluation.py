@@ -10,6 +10,8 @@ NumPy in, plain JSON-serialisable dicts of Python floats out.
   Hungarian matching, class-agnostic, averaged over images).
 - `mean_iou`: segmentation mIoU through ``keras.metrics.MeanIoU``.
 - `plot_precision_recall`: a VOC precision-recall curve per class as PNG.
+- `detection_scores`: the three detection protocols at once, as the trainer
+  and the demos report them.
 
 Detection inputs are one entry per image, in the same order in both lists:
 ground truth ``{"boxes": (N, 4) pixel xyxy, "labels": (N,) 0-based int,
@@ -24,6 +26,7 @@ import os
 
 import numpy as np
 
+PR_SCORE_THRESHOLD = 0.4  # detections counted for precision / recall (DeepForest's default)
 COCO_STATS = ("AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large",
               "AR1", "AR10", "AR100", "AR_small", "AR_medium", "AR_large")
 
@@ -140,6 +143,31 @@ def voc_map(ground_truth, detections, iou_threshold=0.5, use_07_metric=True, cla
                  for name, (recall, precision) in curves.items()}
     mean = float(np.mean(list(per_class.values()))) if per_class else float("nan")
     return {"mAP": mean, "AP_per_class": per_class, "classes_without_ground_truth": missing}
+
+
+def detection_scores(examples, detections, class_names=None, category_ids=None):
+    """COCO AP/AP50/AP75, VOC mAP@0.5 and precision / recall at IoU 0.4 in one dict.
+
+    ``examples`` are the ground-truth images (dicts with ``"boxes"``,
+    ``"labels"``, optional ``"difficult"``), ``detections`` their detections
+    in the same order. Precision and recall count detections scoring at
+    least ``PR_SCORE_THRESHOLD``. Returns ``{"AP", "AP50", "AP75", "coco",
+    "voc_mAP50", "precision_at_iou0.4", "recall_at_iou0.4",
+    "pr_score_threshold", "detections"}``.
+    """
+    truth = [{"boxes": np.asarray(e["boxes"], np.float32).reshape(-1, 4),
+              "labels": np.asarray(e["labels"], np.int32),
+              **({"difficult": np.asarray(e["difficult"], bool)} if "difficult" in e else {})}
+             for e in examples]
+    coco = coco_metrics(truth, detections, class_names=class_names, category_ids=category_ids)
+    voc = voc_map(truth, detections, iou_threshold=0.5)
+    confident = [{key: value[d["scores"] >= PR_SCORE_THRESHOLD] for key, value in d.items()}
+                 for d in detections]
+    pr = precision_recall(truth, confident, iou_threshold=0.4)
+    return {"AP": coco["AP"], "AP50": coco["AP50"], "AP75": coco["AP75"], "coco": coco,
+            "voc_mAP50": voc["mAP"], "precision_at_iou0.4": pr["precision"],
+            "recall_at_iou0.4": pr["recall"], "pr_score_threshold": PR_SCORE_THRESHOLD,
+            "detections": int(sum(len(d["scores"]) for d in detections))}
 
 
 def precision_recall(ground_truth, detections, iou_threshold=0.4, score_threshold=0.0):

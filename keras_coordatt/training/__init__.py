@@ -2,17 +2,33 @@
 
 ``train(TrainConfig(...))`` runs (or resumes) one run and returns its
 metrics; ``keras-coordatt train`` is the same from the command line. Needs
-the TensorFlow backend (``tf.distribute``, ``tf.train`` checkpoints, ``tf.data``).
+the TensorFlow backend (``tf.distribute``, ``tf.train`` checkpoints, ``tf.data``);
+`TrainConfig` and the recipe (``keras_coordatt.training.recipe``) do not.
 """
 
-from keras_coordatt.training.callbacks import TrainingDiverged
-from keras_coordatt.training.config import TrainConfig
-from keras_coordatt.training.config import add_config_arguments
-from keras_coordatt.training.config import config_from_args
-from keras_coordatt.training.config import load_config
-from keras_coordatt.training.trainer import model_for_config
-from keras_coordatt.training.trainer import train
-from keras_coordatt.training.trainer import train_from_args
+import importlib
+
+# Loaded on first use, so that ``keras_coordatt.training.config`` and
+# ``.recipe`` import without TensorFlow (the trainer itself needs it).
+_HOME = {
+    "TrainingDiverged": "callbacks",
+    "TrainConfig": "config",
+    "add_config_arguments": "config",
+    "config_from_args": "config",
+    "load_config": "config",
+    "model_for_config": "trainer",
+    "train": "trainer",
+    "train_from_args": "trainer",
+}
+
+
+def __getattr__(name):
+    if name not in _HOME:
+        raise AttributeError(f"module 'keras_coordatt.training' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"keras_coordatt.training.{_HOME[name]}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "TrainConfig",

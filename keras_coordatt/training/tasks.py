@@ -14,8 +14,7 @@ import keras
 import numpy as np
 
 from keras_coordatt.data.detection_pipeline import DetectionPipelineOptions
-from keras_coordatt.data.detection_pipeline import tile_windows
-from keras_coordatt.data.detection_pipeline import window_of
+from keras_coordatt.data.detection_pipeline import image_of
 from keras_coordatt.data.segmentation_pipeline import IGNORE_LABEL
 from keras_coordatt.data.segmentation_pipeline import SegmentationPipelineOptions
 from keras_coordatt.data.task_data import load_task_datasets
@@ -25,12 +24,11 @@ from keras_coordatt.tasks.deeplab import DeepLabV3
 from keras_coordatt.tasks.ssd_loss import SSDBoxLoss
 from keras_coordatt.tasks.ssd_loss import SSDClassificationLoss
 from keras_coordatt.tasks.ssdlite import SSDLite
+from keras_coordatt.tasks.evaluation import detection_scores
 from keras_coordatt.tasks.ssdlite import ssdlite_anchors
+from keras_coordatt.tasks.tiling import predict_detections
 from keras_coordatt.training.recipe import make_optimizer
 
-MERGE_IOU = 0.15  # tiles' boxes of one object merged above this IoU (DeepForest's predict_tile)
-SCORE_THRESHOLD = 0.05  # detections kept for AP
-PR_SCORE_THRESHOLD = 0.4  # detections counted for precision / recall
 
 
 def task_anchors(config):
@@ -101,86 +99,14 @@ def monitored(task, logs):
     return 1.0 / (1.0 + logs.get("val_loss", float("inf")))
 
 
-def predict_detections(model, examples, preprocessing, tile_size=None, score_threshold=SCORE_THRESHOLD,
-                       batch_size=8, activation="softmax"):
-    """Each example's detections in its own pixels: ``[{"boxes" xyxy, "labels", "scores"}]``.
-
-    Whole images are resized to the model's input; with ``tile_size`` they
-    are cut into tiles covering them (overlapping as little as needed), each
-    tile predicted at the model's side, the boxes shifted back and merged
-    with class-aware NMS at IoU ``MERGE_IOU``.
-    """
-    import tensorflow as tf
-
-    from keras_coordatt.data.detection_pipeline import image_of
-    from keras_coordatt.tasks.postprocess import detector
-
-    side = model.input.shape[1]
-    predict = detector(model, score_threshold=score_threshold, activation=activation)
-    results = []
-    for example in examples:
-        image = image_of(example)
-        height, width = image.shape[:2]
-        windows = tile_windows(width, height, tile_size) if tile_size else [(0, 0)]
-        crops, scales = [], []
-        for x0, y0 in windows:
-            crop = window_of(image, x0, y0, tile_size)[0] if tile_size else image
-            crops.append(stretch_to_input(crop, side, preprocessing.pixel_range))
-            scales.append((crop.shape[1], crop.shape[0]))
-        boxes, labels, scores = [], [], []
-        for start in range(0, len(crops), batch_size):
-            out = predict(tf.stack(crops[start:start + batch_size]), training=False)
-            out = {k: keras.ops.convert_to_numpy(v) for k, v in out.items()}
-            for row in range(len(out["count"])):
-                index = start + row
-                count = int(out["count"][row])
-                (x0, y0), (w, h) = windows[index], scales[index]
-                boxes.append(out["boxes"][row, :count] * [w, h, w, h] + [x0, y0, x0, y0])
-                labels.append(out["classes"][row, :count])
-                scores.append(out["scores"][row, :count])
-        boxes = np.concatenate(boxes).astype(np.float32)
-        boxes = np.clip(boxes, 0, [width, height, width, height])
-        labels, scores = np.concatenate(labels).astype(np.int32), np.concatenate(scores)
-        if len(windows) > 1 and len(boxes):
-            keep = _class_nms(boxes, labels, scores, MERGE_IOU)
-            boxes, labels, scores = boxes[keep], labels[keep], scores[keep]
-        results.append({"boxes": boxes, "labels": labels, "scores": scores})
-    return results
-
-
-def _class_nms(boxes, labels, scores, iou_threshold):
-    import tensorflow as tf
-
-    offset = labels[:, None].astype(np.float32) * (boxes.max() + 1.0)
-    shifted = (boxes + offset)[:, [1, 0, 3, 2]]
-    keep = tf.image.non_max_suppression(shifted, scores, max_output_size=len(boxes),
-                                        iou_threshold=iou_threshold)
-    return keep.numpy()
-
-
 def evaluate_detection(model, datasets, config):
     """COCO AP/AP50/AP75, VOC mAP@0.5 and precision/recall at IoU 0.4 on the eval images."""
-    from keras_coordatt.tasks.evaluation import coco_metrics
-    from keras_coordatt.tasks.evaluation import precision_recall
-    from keras_coordatt.tasks.evaluation import voc_map
-
     activation = "sigmoid" if config.detection_loss == "focal" else "softmax"
     detections = predict_detections(model, datasets.eval_examples, config.preprocessing,
-                                     config.tile_size, activation=activation)
-    truth = [{"boxes": np.asarray(e["boxes"], np.float32).reshape(-1, 4),
-              "labels": np.asarray(e["labels"], np.int32),
-              **({"difficult": np.asarray(e["difficult"], bool)} if "difficult" in e else {})}
-             for e in datasets.eval_examples]
-    coco = coco_metrics(truth, detections, class_names=datasets.class_names,
-                        category_ids=datasets.category_ids)
-    voc = voc_map(truth, detections, iou_threshold=0.5)
-    confident = [{key: value[d["scores"] >= PR_SCORE_THRESHOLD] for key, value in d.items()}
-                 for d in detections]
-    pr = precision_recall(truth, confident, iou_threshold=0.4)
-    return {"AP": coco["AP"], "AP50": coco["AP50"], "AP75": coco["AP75"], "coco": coco,
-            "voc_mAP50": voc["mAP"], "precision_at_iou0.4": pr["precision"],
-            "recall_at_iou0.4": pr["recall"], "pr_score_threshold": PR_SCORE_THRESHOLD,
-            "detections": int(sum(len(d["scores"]) for d in detections))}, detections
+                                     config.tile_size, activation=activation, load=image_of)
+    scores = detection_scores(datasets.eval_examples, detections, datasets.class_names,
+                              datasets.category_ids)
+    return scores, detections
 
 
 def predict_masks(model, examples, preprocessing, batch_size=8):
