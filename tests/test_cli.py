@@ -43,3 +43,15 @@ def test_unknown_command_exits_with_usage(capsys):
     with pytest.raises(SystemExit):
         main(["tabel"])
     assert "usage: keras-coordatt" in capsys.readouterr().err
+
+
+def test_table_task_detection_puts_ssdlite320_beside_the_paper(capsys):
+    out = table(capsys, "--task", "detection", "--attentions", "ca")
+    assert "| ca | SSDLite320 | 4,799,354 | 4.8M | -0.0% |" in out
+    assert sum(line.startswith("| ca |") for line in out.splitlines()) == 1
+
+
+def test_table_task_segmentation_gives_both_aspp_variants_and_their_difference(capsys):
+    out = table(capsys, "--task", "segmentation", "--attentions", "none")
+    assert "| none | separable ASPP on 1280 ch | 4,285,525 | 4.5M | -4.8% |" in out
+    assert "| none | regular ASPP on 320 ch | 4,558,165 | 4.5M | +1.3% |" in out

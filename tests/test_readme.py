@@ -39,6 +39,9 @@ NOT_RUN = {
     ".venv/bin/python -m training.stardist_demo": "the detection and segmentation demos (half "
                                                   "an hour and more here); test_task_training.py "
                                                   "trains both tasks on small files",
+    ".venv/bin/python -m training.deepforest_gpu prepare": "the GPU run's two steps (the second "
+                                                          "needs a GPU machine); "
+                                                          "test_deepforest_gpu.py tests its parts",
 }
 # Blocks that must stop with a clear message, as the README says they do.
 STOPS_WITH = {
