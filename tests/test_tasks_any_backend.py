@@ -98,13 +98,14 @@ def test_tiled_prediction_shifts_each_tile_back_and_merges_the_overlap():
     model.anchors = ANCHORS
     preprocessing = type("P", (), {"pixel_range": MOBILENET_PIXEL_RANGE})()
     image = np.zeros((40, 64, 3), "uint8")  # tiles at x 0 and 32, y 0 and 8
-    found, = predict_detections(model, [{"image": image}], preprocessing, tile_size=32)
+    found, = predict_detections(model, [{"image": image}], preprocessing, tile_size=32,
+                                max_detections=4)
     # one box per tile, at (8..16) inside each: the two rows of tiles overlap and merge
     expected = {(8, 8, 16, 16), (8, 16, 16, 24), (40, 8, 48, 16), (40, 16, 48, 24)}
     got = {tuple(np.round(b).astype(int)) for b in found["boxes"]}
     assert got <= expected and len(got) == 4
     assert (found["labels"] == 0).all() and (found["scores"] > 0.99).all()
-    whole, = predict_detections(model, [{"image": image}], preprocessing)
+    whole, = predict_detections(model, [{"image": image}], preprocessing, max_detections=4)
     np.testing.assert_allclose(whole["boxes"][0], [16, 10, 32, 20], atol=1e-3)
 
 

@@ -85,7 +85,7 @@ def tile_examples(examples, tile, overlap=0.0, min_visible=0.5, load=None):
 
 
 def predict_detections(model, examples, preprocessing, tile_size=None, score_threshold=SCORE_THRESHOLD,
-                       batch_size=8, activation="softmax", load=None):
+                       batch_size=8, activation="softmax", max_detections=100, load=None):
     """Each example's detections in its own pixels: ``[{"boxes" xyxy, "labels", "scores"}]``.
 
     Whole images are resized to the model's input; with ``tile_size`` they
@@ -103,13 +103,15 @@ def predict_detections(model, examples, preprocessing, tile_size=None, score_thr
         score_threshold: the lowest score kept.
         batch_size: tiles per forward pass.
         activation: ``"softmax"`` (multibox loss) or ``"sigmoid"`` (focal loss).
+        max_detections: detections per tile (or whole image) before the merge.
         load: ``load(example)`` -> uint8 image, for examples that hold a path.
     """
     from keras_coordatt.tasks.postprocess import detector
 
     load = load or _array_image
     side = model.input.shape[1]
-    predict = detector(model, score_threshold=score_threshold, activation=activation)
+    predict = detector(model, score_threshold=score_threshold, activation=activation,
+                       max_detections=max_detections)
     results = []
     for example in examples:
         image = load(example)
