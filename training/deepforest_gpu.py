@@ -81,6 +81,8 @@ def main(argv=None):
                          help="stop training (after an epoch) this long after the start and "
                               "score what there is; the run records how many epochs it had")
         sub.add_argument("--limit_tiles", type=int, default=None, help="(for quick checks)")
+        sub.add_argument("--identity_start", choices=("on", "off"), default="on",
+                         help="new attention layers start as the identity (on) or at random")
         if name == "train":
             sub.add_argument("--seeds", type=int, nargs="+", default=[0])
             sub.add_argument("--attentions", nargs="+", choices=ATTENTIONS,
@@ -205,6 +207,7 @@ def _start_run(args, seed, attention, parallel):
                "--output", args.output, "--epochs", str(args.epochs),
                "--batch_size", str(args.batch_size), "--learning_rate", str(args.learning_rate),
                "--seed", str(seed), "--attention", attention]
+    command += ["--identity_start", args.identity_start]
     for flag in ("deadline_minutes", "limit_tiles"):
         if getattr(args, flag) is not None:
             command += [f"--{flag}", str(getattr(args, flag))]
@@ -258,7 +261,7 @@ def train_one(args):
                            bn_momentum=config.bn_momentum)
     model = SSDLite(backbone, 1, anchors=anchors, bn_momentum=config.bn_momentum)
     copied, _ = load_weights_by_name(model, config.init_weights)
-    new = start_new_attention_as_identity(model, copied)
+    new = start_new_attention_as_identity(model, copied) if args.identity_start == "on" else []
     print(f"ImageNet weights: {len(copied)} layers copied, {len(new)} new attention layers "
           "as the identity", flush=True)
     batches = AugmentedTiles(images, classes, boxes, config.batch_size, args.seed,
@@ -282,6 +285,7 @@ def train_one(args):
               "batch_size": config.batch_size, "final_loss": float(history.history["loss"][-1]),
               "train_minutes": round(train_seconds / 60, 2),
               "minutes": round((time.perf_counter() - started) / 60, 2),
+              "learning_rate": config.learning_rate, "identity_start": args.identity_start,
               "backend": keras.backend.backend(), "device": _devices()}
     np.savez(os.path.join(config.output_dir, "test_detections.npz"),
              **{f"{key}_{i}": d[key] for i, d in enumerate(detections) for key in d})
