@@ -257,17 +257,16 @@ def stretch_to_input(images, image_size, pixel_range):
     exported graphs), and for TensorFlow tensors on any backend; otherwise
     `keras.ops` (on JAX, ``jax.image`` resizing).
     """
-    if not _tensorflow_ops(images):
-        import keras
+    if _tensorflow_ops(images):
+        import tensorflow as tf
 
-        ops = keras.ops
+        resized = tf.image.resize(tf.cast(images, tf.float32), (image_size, image_size),
+                                  antialias=True)
+    else:
+        from keras import ops
+
         resized = ops.image.resize(ops.cast(images, "float32"), (image_size, image_size),
                                    interpolation="bilinear", antialias=True)
-        return to_pixel_range(resized, pixel_range)
-    import tensorflow as tf
-
-    resized = tf.image.resize(tf.cast(images, tf.float32), (image_size, image_size),
-                              antialias=True)
     return to_pixel_range(resized, pixel_range)
 
 

@@ -122,7 +122,7 @@ def print_anchor_coverage(examples, anchor_scale):
 
 def trained_model(config):
     """The run's network rebuilt with its anchors and its last weights."""
-    from keras_coordatt.training.tasks import task_model
+    from keras_coordatt.training.networks import task_model
 
     model = task_model(config, 1)
     model.load_weights(os.path.join(config.output_dir, "last.weights.h5"))

@@ -47,6 +47,7 @@ import sys
 import time
 import types
 
+import keras
 import numpy as np
 
 from keras_coordatt.cli import run_reporting_errors
@@ -231,39 +232,26 @@ def _last_line(path):
 
 def train_one(args):
     """One run: tiles, their 8 symmetric variants and targets, fit, test scores."""
-    import keras
-
-    from keras_coordatt.models.families import build_model
-    from keras_coordatt.models.identity import start_new_attention_as_identity
-    from keras_coordatt.models.weights import load_weights_by_name
     from keras_coordatt.tasks.evaluation import detection_scores
     from keras_coordatt.tasks.ssd_loss import SSDBoxLoss
     from keras_coordatt.tasks.ssd_loss import SSDClassificationLoss
-    from keras_coordatt.tasks.ssdlite import SSDLite
-    from keras_coordatt.tasks.ssdlite import ssdlite_anchors
     from keras_coordatt.tasks.tiling import predict_detections
     from keras_coordatt.tasks.tiling import tile_examples
+    from keras_coordatt.training.networks import load_init_weights
+    from keras_coordatt.training.networks import task_model
     from keras_coordatt.training.recipe import make_optimizer
 
     started = time.perf_counter()
-    config = run_config(args, args.attention, args.seed)
+    config = dataclasses.replace(run_config(args, args.attention, args.seed),
+                                 identity_init=args.identity_start == "on")
     os.makedirs(config.output_dir, exist_ok=True)
     keras.utils.set_random_seed(args.seed)
     print(f"backend {keras.backend.backend()}, devices {_devices()}", flush=True)
+    model = load_init_weights(task_model(config, 1), config)  # the trainer's network and start
     tiles = tile_examples(read_examples(args.data, "train"), TILE, OVERLAP)[:args.limit_tiles]
-    anchors = ssdlite_anchors(TILE, ANCHOR_SCALE)
-    images, classes, boxes = symmetric_variants(tiles, anchors.boxes(), config.match_iou)
+    images, classes, boxes = symmetric_variants(tiles, model.anchors.boxes(), config.match_iou)
     print(f"{len(tiles)} tiles x 8 variants, targets ready "
           f"({time.perf_counter() - started:.0f} s)", flush=True)
-
-    backbone = build_model(config.model, alpha=config.alpha, input_shape=(TILE, TILE, 3),
-                           attention=config.attention, include_top=False,
-                           bn_momentum=config.bn_momentum)
-    model = SSDLite(backbone, 1, anchors=anchors, bn_momentum=config.bn_momentum)
-    copied, _ = load_weights_by_name(model, config.init_weights)
-    new = start_new_attention_as_identity(model, copied) if args.identity_start == "on" else []
-    print(f"ImageNet weights: {len(copied)} layers copied, {len(new)} new attention layers "
-          "as the identity", flush=True)
     batches = AugmentedTiles(images, classes, boxes, config.batch_size, args.seed,
                              config.preprocessing.pixel_range)
     model.compile(optimizer=make_optimizer(config, len(batches)),
@@ -298,8 +286,6 @@ def train_one(args):
 
 
 def _devices():
-    import keras
-
     if keras.backend.backend() == "jax":
         import jax
 
@@ -326,8 +312,6 @@ def dihedral_variant(image, boxes, k):
 def symmetric_variants(tiles, anchors, iou_threshold):
     """The 8 symmetric variants of every tile and their anchor targets, variant-major per
     tile: ``images (8T, S, S, 3) uint8, classes (8T, A), boxes (8T, A, 5)``."""
-    import keras
-
     from keras_coordatt.tasks.anchors import anchor_targets
 
     images, classes, boxes = [], [], []
@@ -384,54 +368,52 @@ def _hue_rotation(angle):
     return (np.linalg.inv(_RGB_TO_YIQ) @ rotation @ _RGB_TO_YIQ).astype(np.float32)
 
 
-def AugmentedTiles(images, classes, boxes, batch_size, seed, pixel_range):
+class AugmentedTiles(keras.utils.PyDataset):
     """Epochs of whole batches: every tile once (the last partial batch dropped) as one of
     its 8 variants at random, colour-distorted; randomness a function of (seed, epoch)."""
-    import keras
 
-    class Tiles(keras.utils.PyDataset):
-        def __init__(self):
-            super().__init__(workers=4, use_multiprocessing=False)
-            self.tiles = len(images) // 8
-            self.epoch = 0
-            self._order()
+    def __init__(self, images, classes, boxes, batch_size, seed, pixel_range):
+        super().__init__(workers=4, use_multiprocessing=False)
+        self.tiles = len(images) // 8
+        if self.tiles < batch_size:
+            raise ValueError(f"{self.tiles} tiles are fewer than one batch of {batch_size}")
+        self.images, self.classes, self.boxes = images, classes, boxes
+        self.batch_size, self.seed, self.pixel_range = batch_size, seed, pixel_range
+        self.epoch = 0
+        self._order()
 
-        def _order(self):
-            rng = np.random.default_rng([seed, self.epoch])
-            variants = rng.integers(0, 8, self.tiles)
-            self.rows = (np.arange(self.tiles) * 8 + variants)[rng.permutation(self.tiles)]
+    def _order(self):
+        rng = np.random.default_rng([self.seed, self.epoch])
+        variants = rng.integers(0, 8, self.tiles)
+        self.rows = (np.arange(self.tiles) * 8 + variants)[rng.permutation(self.tiles)]
 
-        def __len__(self):
-            return self.tiles // batch_size
+    def __len__(self):
+        return self.tiles // self.batch_size
 
-        def __getitem__(self, index):
-            rows = np.sort(self.rows[index * batch_size:(index + 1) * batch_size])
-            rng = np.random.default_rng([seed, self.epoch, index])
-            low, high = pixel_range
-            x = photometric(images[rows], rng) * ((high - low) / 255.0) + low
-            return x.astype(np.float32), {"classes": classes[rows], "boxes": boxes[rows]}
+    def __getitem__(self, index):
+        rows = np.sort(self.rows[index * self.batch_size:(index + 1) * self.batch_size])
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        low, high = self.pixel_range
+        x = photometric(self.images[rows], rng) * ((high - low) / 255.0) + low
+        return x.astype(np.float32), {"classes": self.classes[rows], "boxes": self.boxes[rows]}
 
-        def on_epoch_end(self):
-            self.epoch += 1
-            self._order()
-
-    if len(images) // 8 < batch_size:
-        raise ValueError(f"{len(images) // 8} tiles are fewer than one batch of {batch_size}")
-    return Tiles()
+    def on_epoch_end(self):
+        self.epoch += 1
+        self._order()
 
 
-def Deadline(started, minutes):
-    """A callback that stops training after the epoch during which ``minutes`` have passed."""
-    import keras
+class Deadline(keras.callbacks.Callback):
+    """Stops training after the epoch during which ``minutes`` (from ``started``) have passed."""
 
-    class Stop(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            if minutes is not None and time.perf_counter() - started > 60 * minutes:
-                print(f"deadline: {minutes} min passed, stopping after epoch {epoch + 1}",
-                      flush=True)
-                self.model.stop_training = True
+    def __init__(self, started, minutes):
+        super().__init__()
+        self.started, self.minutes = started, minutes
 
-    return Stop()
+    def on_epoch_end(self, epoch, logs=None):
+        if self.minutes is not None and time.perf_counter() - self.started > 60 * self.minutes:
+            print(f"deadline: {self.minutes} min passed, stopping after epoch {epoch + 1}",
+                  flush=True)
+            self.model.stop_training = True
 
 
 if __name__ == "__main__":

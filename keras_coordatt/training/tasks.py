@@ -18,22 +18,15 @@ from keras_coordatt.data.detection_pipeline import image_of
 from keras_coordatt.data.segmentation_pipeline import IGNORE_LABEL
 from keras_coordatt.data.segmentation_pipeline import SegmentationPipelineOptions
 from keras_coordatt.data.task_data import load_task_datasets
-from keras_coordatt.models.families import build_model
 from keras_coordatt.preprocessing import stretch_to_input
-from keras_coordatt.tasks.deeplab import DeepLabV3
 from keras_coordatt.tasks.ssd_loss import SSDBoxLoss
 from keras_coordatt.tasks.ssd_loss import SSDClassificationLoss
-from keras_coordatt.tasks.ssdlite import SSDLite
 from keras_coordatt.tasks.evaluation import detection_scores
-from keras_coordatt.tasks.ssdlite import ssdlite_anchors
 from keras_coordatt.tasks.tiling import predict_detections
+from keras_coordatt.training.networks import task_anchors
+from keras_coordatt.training.networks import task_model
 from keras_coordatt.training.recipe import make_optimizer
 
-
-
-def task_anchors(config):
-    """The SSDLite anchors of the config's input side and anchor scale."""
-    return ssdlite_anchors(config.image_size, config.anchor_scale)
 
 
 def task_pipeline_options(config):
@@ -57,22 +50,6 @@ def load_task_data(config, train=True):
         train_split=config.train_split if train else None, eval_split=config.eval_split, data_dir=config.data_dir,
         limit_train=config.limit_train, limit_eval=config.limit_eval,
         tile_size=config.tile_size, tile_overlap=config.tile_overlap)
-
-
-def task_model(config, num_classes):
-    """SSDLite (``num_classes`` objects + background) or DeepLabV3 (``num_classes``) on the backbone."""
-    kwargs = dict(input_shape=(config.image_size, config.image_size, 3),
-                  attention=config.attention, include_top=False, bn_momentum=config.bn_momentum)
-    if config.task == "segmentation":
-        kwargs["output_stride"] = config.output_stride
-    backbone = build_model(config.model, alpha=config.alpha, **kwargs)
-    if config.task == "detection":
-        model = SSDLite(backbone, num_classes, anchors=task_anchors(config),
-                        bn_momentum=config.bn_momentum)
-    else:
-        model = DeepLabV3(backbone, num_classes, bn_momentum=config.bn_momentum)
-    model.preprocessing = config.preprocessing
-    return model
 
 
 def compile_task(model, config, steps_per_epoch, num_classes):

@@ -28,9 +28,7 @@ import keras
 from keras_coordatt.data import PipelineOptions
 from keras_coordatt.data import load_datasets
 from keras_coordatt.models.families import build_model
-from keras_coordatt.models.identity import start_new_attention_as_identity
 from keras_coordatt.models.macs import count_trainable_params
-from keras_coordatt.models.weights import load_weights_by_name
 from keras_coordatt.training.callbacks import EpochProgress
 from keras_coordatt.training.callbacks import StepWatch
 from keras_coordatt.training.callbacks import StopRequests
@@ -44,6 +42,8 @@ from keras_coordatt.training.distribute import worker_dir
 from keras_coordatt.training.history import append_history
 from keras_coordatt.training.history import plot_curves
 from keras_coordatt.training.history import truncate_history
+from keras_coordatt.training.networks import load_init_weights
+from keras_coordatt.training.networks import task_model
 from keras_coordatt.training import run_folder
 from keras_coordatt.training.recipe import compile_for_training
 from keras_coordatt.training.recipe import label_transform
@@ -52,7 +52,6 @@ from keras_coordatt.training.tasks import evaluate_detection
 from keras_coordatt.training.tasks import evaluate_segmentation
 from keras_coordatt.training.tasks import load_task_data
 from keras_coordatt.training.tasks import monitored
-from keras_coordatt.training.tasks import task_model
 
 
 def train(config: TrainConfig, callbacks=()):
@@ -112,14 +111,7 @@ def prepare_model(model, config):
     """Synchronized BatchNorm and the config's starting weights (new attention as the identity)."""
     if config.sync_batchnorm:
         synchronize_batchnorm(model)
-    if config.init_weights:
-        copied, skipped = load_weights_by_name(model, config.init_weights)
-        print(f"init_weights: copied {len(copied)} layers from {config.init_weights}"
-              + (f"; kept the new {', '.join(skipped)} (shapes differ)" if skipped else ""))
-        if config.identity_init:
-            new = start_new_attention_as_identity(model, copied)
-            if new:
-                print(f"init_weights: the {len(new)} new attention layers start as the identity")
+    load_init_weights(model, config)
     return model
 
 
