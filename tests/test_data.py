@@ -13,6 +13,7 @@ from keras_coordatt.data import load_datasets
 from keras_coordatt.preprocessing import Preprocessing
 from keras_coordatt.preprocessing import augment_for_train
 from keras_coordatt.preprocessing import preprocess_for_eval
+from made_data import prepare_tiny_tfds
 
 CLASSES = ("blue", "green", "red")
 CHANNEL = {"blue": 2, "green": 1, "red": 0}
@@ -386,33 +387,16 @@ def test_elpv_has_only_train_and_test_splits(elpv_cache):
 def tiny_tfds(tmp_path_factory):
     """A prepared tensorflow-datasets dataset: greyscale images of varied sizes."""
     tfds = pytest.importorskip("tensorflow_datasets")
-    tfds.disable_progress_bar()
 
-    class CoordattTinyCells(tfds.core.GeneratorBasedBuilder):
-        VERSION = tfds.core.Version("1.0.0")
+    def examples(count, label=None):
+        labels = [index % 2 if label is None else label for index in range(count)]
+        return [{"image": np.full((20 + index, 30, 1), 200 if value == 1 else 50, np.uint8),
+                 "label": value} for index, value in enumerate(labels)]
 
-        def _info(self):
-            return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
-                "image": tfds.features.Image(shape=(None, None, 1)),
-                "label": tfds.features.ClassLabel(names=["dark", "bright"]),
-            }))
-
-        def _split_generators(self, dl_manager):
-            return {
-                "train": self._generate_examples(12),
-                "validation": self._generate_examples(5),
-                "unlabelled": self._generate_examples(3, label=-1),
-            }
-
-        def _generate_examples(self, count, label=None):
-            for index in range(count):
-                label_here = index % 2 if label is None else label
-                image = np.full((20 + index, 30, 1), 200 if label_here == 1 else 50, np.uint8)
-                yield index, {"image": image, "label": label_here}
-
-    data_dir = str(tmp_path_factory.mktemp("tfds"))
-    CoordattTinyCells(data_dir=data_dir).download_and_prepare()
-    return data_dir
+    features = {"image": tfds.features.Image(shape=(None, None, 1)),
+                "label": tfds.features.ClassLabel(names=["dark", "bright"])}
+    return prepare_tiny_tfds("CoordattTinyCells", tmp_path_factory.mktemp("tfds"), features, {
+        "train": examples(12), "validation": examples(5), "unlabelled": examples(3, label=-1)})
 
 
 def tiny_datasets(data_dir, **options):

@@ -5,38 +5,23 @@ import json
 import numpy as np
 import pytest
 import tensorflow as tf
-from PIL import Image
 
 from keras_coordatt.data.detection import DetectionSource
 from keras_coordatt.data.detection import load_image
 from keras_coordatt.data.detection import open_detection_source
-
-WIDTH, HEIGHT = 48, 32
-
-
-def write_image(path, seed=0, size=(WIDTH, HEIGHT)):
-    """A random RGB image (PNG or JPEG by the suffix); returns its pixels."""
-    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(pixels).save(path)
-    return pixels
-
-
-def voc_xml(filename, objects, width=WIDTH, height=HEIGHT):
-    parts = [f"<annotation><filename>{filename}</filename>",
-             f"<size><width>{width}</width><height>{height}</height><depth>3</depth></size>"]
-    for name, (xmin, ymin, xmax, ymax), difficult in objects:
-        parts.append(f"<object><name>{name}</name><difficult>{difficult}</difficult><bndbox>"
-                     f"<xmin>{xmin}</xmin><ymin>{ymin}</ymin><xmax>{xmax}</xmax>"
-                     f"<ymax>{ymax}</ymax></bndbox></object>")
-    return "".join(parts) + "</annotation>"
+from made_data import HEIGHT
+from made_data import WIDTH
+from made_data import prepare_tiny_tfds
+from made_data import voc_xml
+from made_data import write_image
 
 
 def write_voc_pair(folder, stem, objects, suffix=".png", seed=0, xml_folder=None, **size):
     pixels = write_image(folder / (stem + suffix), seed)
     xml_folder = xml_folder or folder
     xml_folder.mkdir(parents=True, exist_ok=True)
-    (xml_folder / f"{stem}.xml").write_text(voc_xml(stem + suffix, objects, **size))
+    size = {"width": WIDTH, "height": HEIGHT, **size}
+    (xml_folder / f"{stem}.xml").write_text(voc_xml(stem + suffix, objects=objects, **size))
     return pixels
 
 
@@ -343,37 +328,27 @@ def test_coco_splits_with_other_categories_are_an_error(coco):
 @pytest.fixture(scope="module")
 def tiny_boxes_tfds(tmp_path_factory):
     tfds = pytest.importorskip("tensorflow_datasets")
-    tfds.disable_progress_bar()
+    bbox = tfds.features.BBox(ymin=0.25, xmin=0.5, ymax=0.75, xmax=1.0)
+    crowd = tfds.features.BBox(ymin=0.0, xmin=0.0, ymax=0.5, xmax=0.5)
 
-    class CoordattTinyBoxes(tfds.core.GeneratorBasedBuilder):
-        VERSION = tfds.core.Version("1.0.0")
+    def examples(count):
+        return [{"image": np.full((HEIGHT, WIDTH, 3), 10 * index, np.uint8),
+                 "image/filename": f"im{index}.png",
+                 "objects": [{"bbox": bbox, "label": index % 2, "is_crowd": False},
+                             {"bbox": crowd, "label": 0, "is_crowd": True}]}
+                for index in range(count)]
 
-        def _info(self):
-            return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
-                "image": tfds.features.Image(shape=(None, None, 3)),
-                "image/filename": tfds.features.Text(),
-                "objects": tfds.features.Sequence({
-                    "bbox": tfds.features.BBoxFeature(),
-                    "label": tfds.features.ClassLabel(names=["cell", "debris"]),
-                    "is_crowd": tf.bool,
-                }),
-            }))
-
-        def _split_generators(self, dl_manager):
-            return {"train": self._generate_examples(3), "test": self._generate_examples(1)}
-
-        def _generate_examples(self, count):
-            for index in range(count):
-                image = np.full((HEIGHT, WIDTH, 3), 10 * index, np.uint8)
-                bbox = tfds.features.BBox(ymin=0.25, xmin=0.5, ymax=0.75, xmax=1.0)
-                crowd = tfds.features.BBox(ymin=0.0, xmin=0.0, ymax=0.5, xmax=0.5)
-                yield index, {"image": image, "image/filename": f"im{index}.png", "objects": [
-                    {"bbox": bbox, "label": index % 2, "is_crowd": False},
-                    {"bbox": crowd, "label": 0, "is_crowd": True}]}
-
-    data_dir = str(tmp_path_factory.mktemp("tfds"))
-    CoordattTinyBoxes(data_dir=data_dir).download_and_prepare()
-    return data_dir
+    features = {
+        "image": tfds.features.Image(shape=(None, None, 3)),
+        "image/filename": tfds.features.Text(),
+        "objects": tfds.features.Sequence({
+            "bbox": tfds.features.BBoxFeature(),
+            "label": tfds.features.ClassLabel(names=["cell", "debris"]),
+            "is_crowd": tf.bool,
+        }),
+    }
+    return prepare_tiny_tfds("CoordattTinyBoxes", tmp_path_factory.mktemp("tfds"), features,
+                             {"train": examples(3), "test": examples(1)})
 
 
 def test_tfds_boxes_become_pixel_xyxy_without_the_crowd(tiny_boxes_tfds):

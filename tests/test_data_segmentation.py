@@ -9,15 +9,11 @@ from keras_coordatt.data.segmentation import VOC_CLASSES
 from keras_coordatt.data.segmentation import load_mask
 from keras_coordatt.data.segmentation import load_segmentation_example
 from keras_coordatt.data.segmentation import open_segmentation_source
+from made_data import HEIGHT
+from made_data import WIDTH
+from made_data import prepare_tiny_tfds
+from made_data import write_image
 
-WIDTH, HEIGHT = 48, 32
-
-
-def write_image(path, seed=0, size=(WIDTH, HEIGHT)):
-    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(pixels).save(path)
-    return pixels
 
 
 def class_mask(seed=0, num_classes=3, size=(WIDTH, HEIGHT)):
@@ -236,33 +232,23 @@ def test_tfds_other_datasets_are_refused_naming_the_known_ones():
 
 def test_tfds_pet_trimaps_become_background_pet_and_ignore(tmp_path, monkeypatch):
     tfds = pytest.importorskip("tensorflow_datasets")
-    tfds.disable_progress_bar()
     from keras_coordatt.data import segmentation
 
-    class CoordattTinyPets(tfds.core.GeneratorBasedBuilder):
-        """The pets' features, with trimaps 1 pet, 2 background, 3 border."""
+    # The pets' features, with trimaps 1 pet, 2 background, 3 border.
+    trimap = np.full((HEIGHT, WIDTH, 1), 2, np.uint8)
+    trimap[8:24, 10:30] = 1
+    trimap[8, 10:30] = 3
 
-        VERSION = tfds.core.Version("1.0.0")
+    def examples(count):
+        return [{"image": np.full((HEIGHT, WIDTH, 3), index, np.uint8),
+                 "file_name": f"pet_{index}.jpg", "segmentation_mask": trimap}
+                for index in range(count)]
 
-        def _info(self):
-            return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
-                "image": tfds.features.Image(shape=(None, None, 3)),
+    features = {"image": tfds.features.Image(shape=(None, None, 3)),
                 "file_name": tfds.features.Text(),
-                "segmentation_mask": tfds.features.Image(shape=(None, None, 1)),
-            }))
-
-        def _split_generators(self, dl_manager):
-            return {"train": self._generate_examples(2), "test": self._generate_examples(1)}
-
-        def _generate_examples(self, count):
-            for index in range(count):
-                trimap = np.full((HEIGHT, WIDTH, 1), 2, np.uint8)
-                trimap[8:24, 10:30] = 1
-                trimap[8, 10:30] = 3
-                yield index, {"image": np.full((HEIGHT, WIDTH, 3), index, np.uint8),
-                              "file_name": f"pet_{index}.jpg", "segmentation_mask": trimap}
-
-    CoordattTinyPets(data_dir=str(tmp_path)).download_and_prepare()
+                "segmentation_mask": tfds.features.Image(shape=(None, None, 1))}
+    prepare_tiny_tfds("CoordattTinyPets", tmp_path, features,
+                      {"train": examples(2), "test": examples(1)})
     monkeypatch.setitem(segmentation.TFDS_DATASETS, "coordatt_tiny_pets",
                         segmentation.TFDS_DATASETS["oxford_iiit_pet"])
     source = open_segmentation_source("tfds:coordatt_tiny_pets", data_dir=str(tmp_path))

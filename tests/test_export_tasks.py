@@ -132,6 +132,35 @@ def test_the_detector_check_fails_loudly_on_another_model(ssd, images, float_det
     assert caught.value.report["matched_share"] < 0.99
 
 
+def test_tiled_prediction_runs_the_tflite_file_in_place_of_keras(ssd, float_detector):
+    import types
+
+    from keras_coordatt.export.tasks import match_detections
+    from keras_coordatt.export.tasks import run_detector_tflite
+    from keras_coordatt.tasks import predict_detections
+
+    rng = np.random.default_rng(2)
+    examples = [{"image": rng.integers(0, 256, (230, 300, 3), dtype=np.uint8)}]
+    preprocessing = types.SimpleNamespace(pixel_range=(-1.0, 1.0))
+    calls = []
+
+    def tflite(tiles):
+        calls.append(len(tiles))
+        return run_detector_tflite(float_detector, tiles)
+
+    kwargs = dict(tile_size=SIDE, max_detections=SETTINGS["max_detections"])
+    expected = predict_detections(ssd, examples, preprocessing, **kwargs)[0]
+    got = predict_detections(ssd, examples, preprocessing, predictor=tflite, **kwargs)[0]
+    assert sum(calls) == 4  # 2 x 2 tiles of 160 px cover 300 x 230
+    assert len(expected["boxes"]) > 0
+    pairs = match_detections(expected["boxes"], expected["labels"], got["boxes"], got["labels"],
+                             0.9)
+    # near-tied scores may let the merge keep the other of two equal boxes
+    assert len(pairs) >= 0.95 * max(len(expected["boxes"]), len(got["boxes"]))
+    a, b = np.array(pairs).T
+    np.testing.assert_allclose(got["boxes"][b], expected["boxes"][a], atol=0.1)  # pixels
+
+
 def test_the_int8_detector_converts_with_builtins_and_is_checked(ssd, images):
     from keras_coordatt.export.tasks import DETECTOR_OUTPUTS
     from keras_coordatt.export.tasks import check_detector_tflite

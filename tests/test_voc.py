@@ -5,16 +5,7 @@ import pytest
 
 from keras_coordatt.data.voc import read_voc_annotation
 from keras_coordatt.data.voc import read_voc_folder
-
-
-def voc_xml(filename="a.png", width=40, height=30, objects=(("tree", (1, 2, 11, 12), 0),)):
-    parts = [f"<annotation><filename>{filename}</filename>",
-             f"<size><width>{width}</width><height>{height}</height><depth>3</depth></size>"]
-    for name, (xmin, ymin, xmax, ymax), difficult in objects:
-        parts.append(f"<object><name>{name}</name><difficult>{difficult}</difficult><bndbox>"
-                     f"<xmin>{xmin}</xmin><ymin>{ymin}</ymin><xmax>{xmax}</xmax>"
-                     f"<ymax>{ymax}</ymax></bndbox></object>")
-    return "".join(parts) + "</annotation>"
+from made_data import voc_xml
 
 
 @pytest.fixture

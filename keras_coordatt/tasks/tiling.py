@@ -85,7 +85,8 @@ def tile_examples(examples, tile, overlap=0.0, min_visible=0.5, load=None):
 
 
 def predict_detections(model, examples, preprocessing, tile_size=None, score_threshold=SCORE_THRESHOLD,
-                       batch_size=8, activation="softmax", max_detections=100, load=None):
+                       batch_size=8, activation="softmax", max_detections=100, load=None,
+                       predictor=None):
     """Each example's detections in its own pixels: ``[{"boxes" xyxy, "labels", "scores"}]``.
 
     Whole images are resized to the model's input; with ``tile_size`` they
@@ -105,13 +106,24 @@ def predict_detections(model, examples, preprocessing, tile_size=None, score_thr
         activation: ``"softmax"`` (multibox loss) or ``"sigmoid"`` (focal loss).
         max_detections: detections per tile (or whole image) before the merge.
         load: ``load(example)`` -> uint8 image, for examples that hold a path.
+        predictor: what runs the detector instead of Keras, e.g. an exported
+            file: ``predictor(images)`` takes preprocessed float32 tiles
+            ``(N, S, S, 3)`` and returns `SSDPostprocess`'s dict (relative
+            ``xyxy`` boxes, ``classes``, ``scores``, ``count``), such as
+            ``lambda x: run_detector_tflite(content, x)`` for a file converted
+            with the same ``score_threshold``, ``activation`` and
+            ``max_detections``.
     """
     from keras_coordatt.tasks.postprocess import detector
 
     load = load or _array_image
     side = model.input.shape[1]
-    predict = detector(model, score_threshold=score_threshold, activation=activation,
-                       max_detections=max_detections)
+    if predictor is None:
+        keras_detector = detector(model, score_threshold=score_threshold, activation=activation,
+                                  max_detections=max_detections)
+
+        def predictor(tiles):
+            return keras_detector(tiles, training=False)
     results = []
     for example in examples:
         image = load(example)
@@ -125,7 +137,7 @@ def predict_detections(model, examples, preprocessing, tile_size=None, score_thr
             scales.append((crop.shape[1], crop.shape[0]))
         boxes, labels, scores = [], [], []
         for start in range(0, len(crops), batch_size):
-            out = predict(np.stack(crops[start:start + batch_size]), training=False)
+            out = predictor(np.stack(crops[start:start + batch_size]))
             out = {k: keras.ops.convert_to_numpy(v) for k, v in out.items()}
             for row in range(len(out["count"])):
                 index = start + row

@@ -1,0 +1,186 @@
+"""What the phone files cost in accuracy: trained DeepForest detectors as Keras, TFLite float32 and TFLite int8.
+
+`keras-coordatt export` checks a detector file against Keras on a few
+images (int8 needs half the detections matched). This script measures what a
+user shipping the file cares about, on detectors that were actually trained
+(`training.deepforest_gpu train`, which saves ``last.weights.h5`` per run):
+
+- each run's test scores (AP, AP50, precision / recall at IoU 0.4 as
+  DeepForest counts them) with the Keras model, the float32 TFLite file and
+  the full-integer int8 TFLite file doing the tiled prediction
+  (`keras_coordatt.tasks.predict_detections(..., predictor=...)`: same tiles,
+  same merge, only the network changes);
+- how many of Keras' detections on the test tiles each file reproduces
+  (`check_detector_tflite`'s matched share: same class, IoU >= 0.5);
+- the int8 file's calibration: ``--calibration`` training tiles (seeded pick),
+  the way ``keras-coordatt export`` calibrates on training images.
+
+The files are converted with the post-processing `predict_detections` uses
+(softmax, score threshold 0.05, 100 detections per tile, NMS inside); they
+run on the ``ai_edge_litert`` interpreter with the XNNPACK delegate, one
+thread. Reproduce (from the repository root, after a `train` run):
+
+    TF_CPP_MIN_LOG_LEVEL=2 python benchmarks/tflite_detector_accuracy.py \\
+        --runs demo_output/deepforest_gpu --data gpu_data
+
+Prints one row per run and format, then the mean change from Keras per
+attention; writes ``tflite_accuracy.json`` in ``--runs``. Progress to stderr.
+"""
+
+import argparse
+import glob
+import json
+import os
+import statistics
+import sys
+import time
+import types
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from machine import cpu_model  # noqa: E402
+
+from keras_coordatt.export.tasks import check_detector_tflite  # noqa: E402
+from keras_coordatt.export.tasks import detector_tflite  # noqa: E402
+from keras_coordatt.export.tasks import run_detector_tflite  # noqa: E402
+from keras_coordatt.preprocessing import stretch_to_input  # noqa: E402
+from keras_coordatt.tasks import detection_scores  # noqa: E402
+from keras_coordatt.tasks import predict_detections  # noqa: E402
+from keras_coordatt.tasks import tile_examples  # noqa: E402
+from keras_coordatt.tasks.tiling import SCORE_THRESHOLD  # noqa: E402
+from keras_coordatt.training.networks import task_model  # noqa: E402
+from training import deepforest_gpu  # noqa: E402
+
+POSTPROCESS = dict(score_threshold=SCORE_THRESHOLD, activation="softmax", max_detections=100)
+METRICS = ("AP", "AP50", "precision_at_iou0.4", "recall_at_iou0.4")
+
+
+def log(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+def trained_runs(folder):
+    """(run folder, its test_metrics.json) for every run that saved last.weights.h5."""
+    runs = []
+    for weights in sorted(glob.glob(os.path.join(folder, "**", "last.weights.h5"), recursive=True)):
+        metrics_path = os.path.join(os.path.dirname(weights), "test_metrics.json")
+        if not os.path.exists(metrics_path):
+            log(f"skipping {os.path.dirname(weights)}: no test_metrics.json (unfinished run)")
+            continue
+        with open(metrics_path) as f:
+            runs.append((os.path.dirname(weights), json.load(f)))
+    if not runs:
+        raise SystemExit(f"no finished run (last.weights.h5 beside test_metrics.json) under "
+                         f"{folder}; train with `python -m training.deepforest_gpu train`")
+    return runs
+
+
+def rebuilt(run_dir, metrics, args):
+    """The run's network (the training script's config) with its trained weights."""
+    run_args = types.SimpleNamespace(output=args.runs, data=args.data,
+                                     epochs=metrics["epochs_asked"],
+                                     batch_size=metrics["batch_size"],
+                                     learning_rate=metrics["learning_rate"])
+    config = deepforest_gpu.run_config(run_args, metrics["attention"], metrics["seed"])
+    if os.path.abspath(config.output_dir) != os.path.abspath(run_dir):
+        raise SystemExit(f"{run_dir}: its settings name another folder ({config.output_dir}); "
+                         "pass the --runs folder the run was trained into")
+    model = task_model(config, 1)
+    model.load_weights(os.path.join(run_dir, "last.weights.h5"))
+    return model, config
+
+
+def calibration_tiles(data, count, side, pixel_range, seed=0):
+    tiles = tile_examples(deepforest_gpu.read_examples(data, "train"), deepforest_gpu.TILE,
+                          deepforest_gpu.OVERLAP)
+    pick = np.random.default_rng(seed).choice(len(tiles), min(count, len(tiles)), replace=False)
+    return np.stack([np.asarray(stretch_to_input(tiles[i]["image"], side, pixel_range))
+                     for i in sorted(pick)]).astype(np.float32)
+
+
+def test_tiles(test, side, pixel_range):
+    """Every test tile as the network sees it (for the matched share)."""
+    from keras_coordatt.tasks import tile_windows
+    from keras_coordatt.tasks.tiling import window_of
+
+    crops = []
+    for example in test:
+        height, width = example["image"].shape[:2]
+        for x0, y0 in tile_windows(width, height, deepforest_gpu.TILE):
+            crop = window_of(example["image"], x0, y0, deepforest_gpu.TILE)[0]
+            crops.append(np.asarray(stretch_to_input(crop, side, pixel_range)))
+    return np.stack(crops).astype(np.float32)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", required=True, help="a `deepforest_gpu train` --output folder")
+    parser.add_argument("--data", required=True, help="the folder `deepforest_gpu prepare` wrote")
+    parser.add_argument("--calibration", type=int, default=100,
+                        help="training tiles for the int8 calibration")
+    args = parser.parse_args(argv)
+
+    started = time.perf_counter()
+    test = deepforest_gpu.read_examples(args.data, "test")
+    runs = trained_runs(args.runs)
+    rows = []
+    for run_dir, metrics in runs:
+        model, config = rebuilt(run_dir, metrics, args)
+        side, pixel_range = config.image_size, config.preprocessing.pixel_range
+        calibration = calibration_tiles(args.data, args.calibration, side, pixel_range)
+        tiles = test_tiles(test, side, pixel_range)
+        files = {"float32": detector_tflite(model, **POSTPROCESS)}
+        files["int8"] = detector_tflite(model, "int8", calibration, **POSTPROCESS)
+        predictors = {"keras": None}
+        for name, content in files.items():
+            predictors[name] = (lambda c: lambda x: run_detector_tflite(c, x))(content)
+        for name, predictor in predictors.items():
+            detections = predict_detections(model, test, config.preprocessing,
+                                             deepforest_gpu.TILE, predictor=predictor,
+                                             max_detections=POSTPROCESS["max_detections"])
+            scores = detection_scores(test, detections, ["Tree"])
+            row = {"attention": metrics["attention"], "seed": metrics["seed"], "format": name,
+                   **{key: scores[key] for key in METRICS}}
+            if name != "keras":
+                report = check_detector_tflite(files[name], model, tiles, min_matched=0.0,
+                                               max_box_difference=1.0, **POSTPROCESS)
+                row.update(matched_share=report["matched_share"],
+                           keras_detections=report["keras_detections"],
+                           tflite_detections=report["tflite_detections"],
+                           megabytes=round(len(files[name]) / 2**20, 2))
+            rows.append(row)
+            log(f"{metrics['attention']} seed {metrics['seed']} {name}: AP50 {row['AP50']:.4f} "
+                f"({(time.perf_counter() - started) / 60:.1f} min)")
+
+    print(f"# TFLite detectors against Keras on the DeepForest test sites ({len(runs)} trained "
+          f"runs; {cpu_model()})\n")
+    print("| attention | seed | format | AP | AP50 | P@0.4 | R@0.4 | Keras detections matched | MB |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
+    for row in rows:
+        cells = [f"{row[key]:.3f}" if row[key] == row[key] else "undefined" for key in METRICS]
+        matched = f"{row['matched_share']:.3f}" if "matched_share" in row else ""
+        print(f"| {row['attention']} | {row['seed']} | {row['format']} | {' | '.join(cells)} "
+              f"| {matched} | {row.get('megabytes', '')} |")
+    print("\nmean over seeds, file minus Keras (AP50) and matched share:")
+    for attention in dict.fromkeys(row["attention"] for row in rows):
+        for name in ("float32", "int8"):
+            pairs = [(r, k) for r in rows for k in rows
+                     if r["attention"] == k["attention"] == attention and r["seed"] == k["seed"]
+                     and r["format"] == name and k["format"] == "keras"]
+            change = statistics.mean(r["AP50"] - k["AP50"] for r, k in pairs)
+            share = statistics.mean(r["matched_share"] for r, _ in pairs)
+            print(f"  {attention:5s} {name:8s} AP50 {change:+.4f}  matched {share:.3f}  "
+                  f"({len(pairs)} runs)")
+    with open(os.path.join(args.runs, "tflite_accuracy.json"), "w") as f:
+        json.dump({"cpu": cpu_model(), "calibration_tiles": args.calibration, "rows": rows}, f,
+                  indent=2)
+    log(f"done in {(time.perf_counter() - started) / 60:.1f} min")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
