@@ -190,6 +190,74 @@ def test_mask_folder_errors_name_the_files(mask_folder, tmp_path):
         open_segmentation_source("cells:x")
 
 
+# cityscapes: the distributed folders, label ids mapped to the 19 training classes.
+
+
+def write_cityscapes(root, split, city, frame, label_ids):
+    stem = f"{city}_000000_{frame:06d}"
+    image = write_image(root / "leftImg8bit" / split / city / f"{stem}_leftImg8bit.png", frame)
+    write_grey_mask(root / "gtFine" / split / city / f"{stem}_gtFine_labelIds.png", label_ids)
+    return stem, image
+
+
+def cityscapes_ids(seed):
+    """Label ids 0-33 at random: road (7), car (26), void (0-6), parking (9), ..."""
+    return np.random.default_rng(seed).integers(0, 34, (HEIGHT, WIDTH)).astype(np.uint8)
+
+
+def test_cityscapes_label_ids_become_the_19_classes_and_the_rest_is_ignored(tmp_path):
+    from keras_coordatt.data.segmentation import CITYSCAPES_CLASSES
+
+    written = {}
+    for split, city, frame in (("train", "zurich", 2), ("train", "aachen", 1), ("val", "lindau", 3)):
+        written[(split, city)] = write_cityscapes(tmp_path, split, city, frame,
+                                                  cityscapes_ids(frame)), cityscapes_ids(frame)
+    (tmp_path / "leftImg8bit" / "train" / "aachen" / "notes.txt").write_text("not an image")
+    source = open_segmentation_source(f"cityscapes:{tmp_path}")
+    assert source.class_names == list(CITYSCAPES_CLASSES) and len(source.class_names) == 19
+    assert (source.splits, source.default_eval_split) == (("train", "val"), "val")
+    train = source.read_split("train")
+    assert [e["id"] for e in train.examples] == ["aachen_000000_000001", "zurich_000000_000002"]
+    (_, image), ids = written[("train", "aachen")]
+    first = batches(source.as_tf_dataset("train"))[0]
+    np.testing.assert_array_equal(first["image"], image)
+    # The benchmark's table: road 7 -> 0, sidewalk 8 -> 1, building 11 -> 2, ..., car 26 -> 13,
+    # bicycle 33 -> 18; void 0-6, parking 9, rail track 10, guard rail 14 ... -> 255.
+    expected = np.full(ids.shape, 255, np.uint8)
+    for label_id, train_id in {7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8,
+                               22: 9, 23: 10, 24: 11, 25: 12, 26: 13, 27: 14, 28: 15, 31: 16,
+                               32: 17, 33: 18}.items():
+        expected[ids == label_id] = train_id
+    np.testing.assert_array_equal(first["mask"], expected)
+    assert {0, 13, 18, 255} <= set(np.unique(first["mask"]).tolist())
+    with pytest.raises(ValueError, match="classes are Cityscapes' 19"):
+        open_segmentation_source(f"cityscapes:{tmp_path}", class_names=["a", "b"])
+
+
+def test_cityscapes_problems_name_the_folder_or_file(tmp_path):
+    with pytest.raises(ValueError, match="no gtFine/ folder; unpack gtFine_trainvaltest.zip"):
+        write_image(tmp_path / "leftImg8bit" / "train" / "bonn" / "bonn_000000_000000_leftImg8bit.png")
+        open_segmentation_source(f"cityscapes:{tmp_path}")
+    (tmp_path / "gtFine" / "train" / "bonn").mkdir(parents=True)
+    with pytest.raises(ValueError, match="bonn_000000_000000_leftImg8bit.png has no mask "
+                                         ".*gtFine/train/bonn/bonn_000000_000000_gtFine_labelIds.png"):
+        open_segmentation_source(f"cityscapes:{tmp_path}")
+    ids = cityscapes_ids(0)
+    ids[0, 0] = 40  # not a label id
+    write_grey_mask(tmp_path / "gtFine" / "train" / "bonn" / "bonn_000000_000000_gtFine_labelIds.png",
+                    ids)
+    example = open_segmentation_source(f"cityscapes:{tmp_path}").read_split("train").examples[0]
+    with pytest.raises(ValueError, match=r"bonn_000000_000000_gtFine_labelIds.png: mask values "
+                                         r"\[40\] are not label ids of this dataset \(0 to 33\)"):
+        load_segmentation_example(example, 19)
+    (tmp_path / "leftImg8bit" / "val").mkdir()
+    with pytest.raises(ValueError, match="leftImg8bit/val/ has no gtFine/val/ beside it"):
+        open_segmentation_source(f"cityscapes:{tmp_path}")
+    (tmp_path / "gtFine" / "val").mkdir()
+    with pytest.raises(ValueError, match="split 'val' has no <city>/\\*_leftImg8bit.png images"):
+        open_segmentation_source(f"cityscapes:{tmp_path}")
+
+
 def test_a_mask_of_another_size_or_in_colour_or_corrupt_fails_naming_it(mask_folder):
     root, _ = mask_folder
     source_for = lambda: open_segmentation_source(f"masks:{root}", class_names=["a", "b", "c"])

@@ -12,7 +12,7 @@ raw uint8 images of one split (export checks, int8 calibration). Sources:
 Detection and segmentation data come from `open_detection_source`
 (``"voc:PATH"``, ``"coco:PATH"``, ``"tfds:voc/2007"``, ``"tfds:coco/2017"``;
 `keras_coordatt.data.detection`) and `open_segmentation_source`
-(``"voc:PATH"``, ``"masks:PATH"``, ``"tfds:oxford_iiit_pet"``;
+(``"voc:PATH"``, ``"masks:PATH"``, ``"cityscapes:PATH"``, ``"tfds:oxford_iiit_pet"``;
 `keras_coordatt.data.segmentation`): example dicts per split and a
 ``tf.data`` of uint8 images with pixel boxes and labels, or masks.
 

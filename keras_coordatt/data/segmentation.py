@@ -9,6 +9,13 @@
     masks:PATH   PATH/<split>/images/*.{png,jpg,...} and PATH/<split>/masks/*.png
                  of the same stems (or PATH/images and PATH/masks: one split "all");
                  the masks palette or greyscale PNGs of class indices
+    cityscapes:PATH
+                 the Cityscapes folder as distributed (leftImg8bit_trainvaltest.zip
+                 and gtFine_trainvaltest.zip unpacked side by side):
+                 leftImg8bit/<split>/<city>/<name>_leftImg8bit.png and
+                 gtFine/<split>/<city>/<name>_gtFine_labelIds.png; the 34 label
+                 ids become the 19 training classes (`CITYSCAPES_CLASSES`), the
+                 others 255, as the benchmark scores them
     tfds:oxford_iiit_pet
                  the Oxford-IIIT Pet trimaps (1 pet, 2 background, 3 border) as
                  the classes background 0 and pet 1, the border 255 (ignored)
@@ -45,7 +52,7 @@ from keras_coordatt.data.source import limited
 from keras_coordatt.data.source import unknown_split_error
 from keras_coordatt.data.voc import IMAGE_EXTENSIONS
 
-SPEC_FORMS = '"voc:PATH", "masks:PATH" or "tfds:oxford_iiit_pet"'
+SPEC_FORMS = '"voc:PATH", "masks:PATH", "cityscapes:PATH" or "tfds:oxford_iiit_pet"'
 IGNORE = 255
 # A file of class names, one a line (index 0 first), that a voc: or masks: folder may hold.
 CLASS_NAMES_FILE = "class_names.txt"
@@ -55,6 +62,18 @@ VOC_CLASSES = (
     "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant",
     "sheep", "sofa", "train", "tvmonitor",
 )
+# Cityscapes' 19 evaluated classes, in their training-id order.
+CITYSCAPES_CLASSES = (
+    "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
+    "vegetation", "terrain", "sky", "person", "rider", "car", "truck", "bus", "train",
+    "motorcycle", "bicycle",
+)
+# Cityscapes label id (the values of *_gtFine_labelIds.png, 0-33) -> training id, as the
+# benchmark's labels.py defines them; the ids it does not evaluate (void, parking, rail
+# track, guard rail, bridge, tunnel, polegroup, caravan, trailer) -> 255.
+_CITYSCAPES_EVALUATED_IDS = (7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33)
+CITYSCAPES_TRAIN_IDS = tuple(_CITYSCAPES_EVALUATED_IDS.index(i) if i in _CITYSCAPES_EVALUATED_IDS
+                             else IGNORE for i in range(34))
 # tensorflow-datasets segmentation datasets: (mask feature, stored value -> class, class names).
 TFDS_DATASETS = {
     # Oxford-IIIT Pet trimaps: 1 pet, 2 background, 3 border (ignored).
@@ -136,6 +155,13 @@ def load_mask(example, num_classes=None):
         values = _read_mask_file(where)
     if values.ndim != 2:
         raise ValueError(f"{where}: the mask has the shape {values.shape}, not (H, W)")
+    if example.get("label_ids") is not None:  # stored label ids -> class indices
+        table = np.asarray(example["label_ids"], np.uint8)
+        unknown = values >= len(table)
+        if unknown.any():
+            raise ValueError(f"{where}: mask values {np.unique(values[unknown]).tolist()} are "
+                             f"not label ids of this dataset (0 to {len(table) - 1})")
+        values = table[values]
     if values.dtype != np.uint8:
         if values.size and (values.min() < 0 or values.max() > IGNORE):
             raise ValueError(f"{where}: mask values up to {values.max()}, more than a uint8 "
@@ -196,7 +222,7 @@ def open_segmentation_source(spec, data_dir=None, class_names=None):
             own; given, they must be those.
     """
     kind, separator, rest = str(spec).partition(":")
-    if not separator or not rest or kind not in ("voc", "masks", "tfds"):
+    if not separator or not rest or kind not in ("voc", "masks", "cityscapes", "tfds"):
         raise ValueError(f"unknown segmentation dataset {spec!r}; give {SPEC_FORMS}")
     if class_names is not None:
         class_names = [str(name) for name in class_names]
@@ -213,6 +239,12 @@ def open_segmentation_source(spec, data_dir=None, class_names=None):
     if kind == "voc":
         parts, layout = _voc_parts(root, name)
         class_names = class_names or list(VOC_CLASSES)
+    elif kind == "cityscapes":
+        if class_names not in (None, list(CITYSCAPES_CLASSES)):
+            raise ValueError(f"{name}'s classes are Cityscapes' 19 {list(CITYSCAPES_CLASSES)}, "
+                             f"not the class_names given {class_names}")
+        parts, layout = _cityscapes_parts(root, name)
+        class_names = list(CITYSCAPES_CLASSES)
     else:
         parts, layout = _mask_folder_parts(root, name)
         if class_names is None:
@@ -328,6 +360,47 @@ def _mask_folder_parts(root, name):
         parts[split] = [{"image": path, "mask": os.path.join(masks, stem + ".png"), "id": stem}
                         for stem, path in by_stem.items()]
     return parts, layout
+
+
+def _cityscapes_parts(root, name):
+    """``{split: [example]}`` of a Cityscapes folder (fine annotations), and a line describing it."""
+    images_root, masks_root = os.path.join(root, "leftImg8bit"), os.path.join(root, "gtFine")
+    for folder, archive in ((images_root, "leftImg8bit_trainvaltest.zip"),
+                            (masks_root, "gtFine_trainvaltest.zip")):
+        if not os.path.isdir(folder):
+            raise ValueError(f"{name}: no {os.path.basename(folder)}/ folder; unpack "
+                             f"{archive} (from cityscapes-dataset.com) into {root}")
+    found = sorted(e.name for e in os.scandir(images_root) if e.is_dir())
+    splits = [s for s in SPLIT_FOLDERS if s in found] + [s for s in found if s not in SPLIT_FOLDERS]
+    parts = {}
+    for split in splits:
+        masks_split = os.path.join(masks_root, split)
+        if not os.path.isdir(masks_split):
+            raise ValueError(f"{name}: leftImg8bit/{split}/ has no gtFine/{split}/ beside it")
+        examples = []
+        for city in sorted(os.listdir(os.path.join(images_root, split))):
+            city_folder = os.path.join(images_root, split, city)
+            if not os.path.isdir(city_folder):
+                continue
+            for file in sorted(os.listdir(city_folder)):
+                if not file.endswith("_leftImg8bit.png"):
+                    continue
+                stem = file[:-len("_leftImg8bit.png")]
+                mask = os.path.join(masks_split, city, stem + "_gtFine_labelIds.png")
+                if not os.path.isfile(mask):
+                    raise ValueError(f"{name}: the image {os.path.join(city_folder, file)} has "
+                                     f"no mask {mask}")
+                examples.append({"image": os.path.join(city_folder, file), "mask": mask,
+                                 "id": stem, "label_ids": CITYSCAPES_TRAIN_IDS})
+        if not examples:
+            raise ValueError(f"{name}: split {split!r} has no <city>/*_leftImg8bit.png images "
+                             f"in {os.path.join(images_root, split)}")
+        parts[split] = examples
+    if not parts:
+        raise ValueError(f"{name}: {images_root} has no split folders (train/, val/, test/)")
+    sizes = ", ".join(f"{split} {len(examples)}" for split, examples in parts.items())
+    return parts, (f"Cityscapes fine annotations ({sizes}), label ids mapped to the 19 "
+                   "training classes, the rest 255")
 
 
 def _find_image(folder, stem):

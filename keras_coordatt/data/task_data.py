@@ -8,7 +8,7 @@ batched ``tf.data`` pipelines, ``eval_examples`` the untouched eval examples
 
 Built-in sources read files that ship in packages: ``deepforest`` (aerial
 tree crowns, detection) and ``stardist`` (nuclei, segmentation). Others
-(``voc:PATH``, ``coco:PATH``, ``masks:PATH``, ``tfds:NAME``) go through
+(``voc:PATH``, ``coco:PATH``, ``masks:PATH``, ``cityscapes:PATH``, ``tfds:NAME``) go through
 `keras_coordatt.data.detection` / `keras_coordatt.data.segmentation`.
 """
 

@@ -74,7 +74,9 @@ class TrainConfig:
     output_stride: int = option(16, "segmentation: the backbone's output stride, 16 or 8")
     # data
     dataset: str = option(
-        "tfds:imagenet2012", "elpv, tfds:NAME (tensorflow-datasets) or folder:PATH (a folder per class)")
+        "tfds:imagenet2012", "elpv, tfds:NAME (tensorflow-datasets) or folder:PATH (a folder per "
+        "class); detection: voc:PATH, coco:PATH, tfds:voc/2007, tfds:coco/2017, deepforest; "
+        "segmentation: voc:PATH, masks:PATH, cityscapes:PATH, tfds:oxford_iiit_pet, stardist")
     train_split: str = option("train", "split to train on (tfds slicing syntax works)")
     eval_split: Optional[str] = option(None, "split to evaluate on (default: the source's eval split)")
     data_dir: Optional[str] = option(None, "tensorflow-datasets data directory (and manual downloads)")
