@@ -142,8 +142,32 @@ def test_training_batches_repeat_per_seed_and_epoch_and_eval_batches_keep_every_
     assert not np.array_equal(one[0], other[0])
     evaluated = list(detection_batches(_examples(), options, False))
     assert [b[0].shape[0] for b in evaluated] == [4, 2]
+    # lengths known before reading (Keras then takes no extra, empty, step)
+    assert int(detection_batches(_examples(), options, False).cardinality()) == 2
+    assert int(detection_batches(_examples(), options, True).cardinality()) == 1
     assert all(b[1]["classes"].shape == (b[0].shape[0], options.anchors.boxes().shape[0])
                for b in evaluated)
+
+
+def test_keras_reports_each_validation_loss_at_its_value():
+    from keras_coordatt.tasks.ssd_loss import SSDBoxLoss
+    from keras_coordatt.tasks.ssd_loss import SSDClassificationLoss
+    from test_postprocess import small_ssd
+
+    model = small_ssd(2, 160, attention=None)
+    losses = {"classes": SSDClassificationLoss(), "boxes": SSDBoxLoss()}
+    model.compile(optimizer="sgd", loss=losses)
+    options = _options(augment=None)
+    assert model.anchors.boxes().shape == options.anchors.boxes().shape
+    batches = detection_batches(_examples(3), options, False)  # one batch of 3
+    reported = model.evaluate(batches, verbose=0, return_dict=True)
+    (images, targets), = list(batches)
+    outputs = model(images, training=False)
+    expected = {name: float(loss(targets[name], outputs[name])) for name, loss in losses.items()}
+    assert reported["loss"] == pytest.approx(sum(expected.values()), rel=1e-4)
+    # with a generator of unknown length these were half their value (an empty extra step)
+    assert reported["classes_loss"] == pytest.approx(expected["classes"], rel=1e-4)
+    assert reported["boxes_loss"] == pytest.approx(expected["boxes"], rel=1e-4)
 
 
 def test_pipeline_options_refuse_anchors_of_another_size_and_unknown_augmentations():
@@ -178,6 +202,8 @@ def test_segmentation_augmentation_keeps_image_and_mask_aligned(aerial):
     options = SegmentationPipelineOptions(64, 2, aerial=aerial, repeats=3, seed=5)
     batches = list(segmentation_batches([{"image": image, "mask": mask}], options, True))
     assert len(batches) == 1  # 1 example x 3 repeats, batch 2, last dropped
+    assert int(segmentation_batches([{"image": image, "mask": mask}], options, True)
+               .cardinality()) == 1
     images, masks = batches[0][0].numpy(), batches[0][1].numpy()
     assert images.shape == (2, 64, 64, 3) and masks.shape == (2, 64, 64)
     assert set(np.unique(masks)) <= {0, 1, 255}

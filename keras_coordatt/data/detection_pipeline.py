@@ -121,12 +121,19 @@ def detection_batches(examples, options, train, epoch=0):
             image, boxes, labels = augment_example(image, boxes, labels, seed, options.augment)
         return make_targets(image, boxes, labels, anchors, options)
 
-    return finish_batches(dataset, prepare, options.batch_size, train)
+    return finish_batches(dataset, prepare, options.batch_size, train, len(order))
 
 
-def finish_batches(dataset, prepare, batch_size, train):
+def finish_batches(dataset, prepare, batch_size, train, count):
     """``prepare`` mapped in order, 2 calls at a time, then batched (training drops the last
-    partial batch), deterministic and without tf.data's autotuner (see `PipelineOptions`)."""
+    partial batch), deterministic and without tf.data's autotuner (see `PipelineOptions`).
+
+    ``count`` is how many examples ``dataset`` (a generator's) yields: stated, so the
+    batches have a known length. Without it Keras runs one more, empty, step per pass,
+    and its per-output losses (``val_boxes_loss``, ``val_classes_loss``) average that
+    step's zeros in: one batch of validation reported them at half their value.
+    """
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(count))
     dataset = dataset.map(prepare, num_parallel_calls=2, deterministic=True)
     dataset = dataset.batch(batch_size, drop_remainder=train)
     tf_options = tf.data.Options()

@@ -97,7 +97,9 @@ def segmentation_batches(examples, options, train, epoch=0):
         image = to_pixel_range(tf.clip_by_value(image, 0.0, 255.0), options.preprocessing.pixel_range)
         return tf.ensure_shape(image, (side, side, 3)), tf.ensure_shape(mask[..., 0], (side, side))
 
-    return finish_batches(dataset, prepare, options.batch_size, train)
+    streamed = not isinstance(examples, list)  # read once, in its own order
+    return finish_batches(dataset, prepare, options.batch_size, train,
+                          len(examples) if streamed else len(order))
 
 
 def augment_pair(image, mask, seed, options):
