@@ -122,11 +122,14 @@ def main(argv=None):
     parser.add_argument("--data", required=True, help="the folder `deepforest_gpu prepare` wrote")
     parser.add_argument("--calibration", type=int, default=100,
                         help="training tiles for the int8 calibration")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None,
+                        help="only the runs of these seeds (default: every finished run)")
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
     test = deepforest_gpu.read_examples(args.data, "test")
-    runs = trained_runs(args.runs)
+    runs = [(path, metrics) for path, metrics in trained_runs(args.runs)
+            if args.seeds is None or metrics["seed"] in args.seeds]
     rows = []
     for run_dir, metrics in runs:
         model, config = rebuilt(run_dir, metrics, args)

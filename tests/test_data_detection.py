@@ -392,3 +392,79 @@ def test_tfds_datasets_without_boxes_are_refused(tmp_path):
     pytest.importorskip("tensorflow_datasets")
     with pytest.raises(ValueError, match="tensorflow-datasets has no dataset 'no_such_boxes'"):
         open_detection_source("tfds:no_such_boxes", data_dir=str(tmp_path))
+
+
+# Joined sources (VOC07+12) and evaluation on another source: load_task_datasets.
+
+
+def _pipeline_options():
+    from keras_coordatt.data.detection_pipeline import DetectionPipelineOptions
+    from keras_coordatt.tasks.ssdlite import ssdlite_anchors
+
+    return DetectionPipelineOptions(160, 2, ssdlite_anchors(160), augment=None)
+
+
+def _year(root, stems, seed, classes=("car", "dog")):
+    for split, names in (("train", stems[:-1]), ("val", stems[-1:])):
+        for number, stem in enumerate(names):
+            write_voc_pair(root / split, stem, [(classes[number % 2], (1, 2, 30, 20), 0),
+                                                (classes[1], (4, 4, 12, 12), 0)], seed=seed)
+
+
+def test_joined_folders_train_on_both_and_evaluate_on_the_eval_source(tmp_path):
+    from keras_coordatt.data.task_data import load_task_datasets
+
+    _year(tmp_path / "2007", ["a07", "b07", "v07"], seed=0)
+    _year(tmp_path / "2012", ["a12", "b12", "c12", "v12"], seed=1)
+    joined = f"voc:{tmp_path / '2007'}+voc:{tmp_path / '2012'}"
+    data = load_task_datasets("detection", joined, _pipeline_options(), train_split="train",
+                              eval_split="val", eval_spec=f"voc:{tmp_path / '2007'}")
+    assert data.class_names == ["car", "dog"]
+    assert [e["id"] for e in data.train] == ["a07", "b07", "a12", "b12", "c12"]
+    assert [e["id"] for e in data.eval_examples] == ["v07"]
+    assert "evaluated on voc:" in data.notes
+    batches = data.train_for_epoch(0)
+    assert int(batches.cardinality()) == 2  # 5 examples, batch 2, last dropped
+    # the limit counts across the joined sources, in turn
+    limited = load_task_datasets("detection", joined, _pipeline_options(), limit_train=3)
+    assert [e["id"] for e in limited.train] == ["a07", "b07", "a12"]
+    # without eval_spec the joined source evaluates on both years' split
+    both = load_task_datasets("detection", joined, _pipeline_options(), eval_split="val")
+    assert [e["id"] for e in both.eval_examples] == ["v07", "v12"]
+
+
+def test_joined_or_eval_sources_with_other_classes_are_refused_naming_them(tmp_path):
+    from keras_coordatt.data.task_data import load_task_datasets
+
+    _year(tmp_path / "2007", ["a07", "v07"], seed=0)
+    _year(tmp_path / "cats", ["a", "v"], seed=1, classes=("cat", "dog"))
+    with pytest.raises(ValueError, match=r"voc:.*2007 has the classes \['car', 'dog'\], "
+                                         r"voc:.*cats \['cat', 'dog'\]; joined sources need the "
+                                         "same classes"):
+        load_task_datasets("detection", f"voc:{tmp_path / '2007'}+voc:{tmp_path / 'cats'}",
+                           _pipeline_options())
+    with pytest.raises(ValueError, match=r"the eval dataset voc:.*cats has the classes \['cat', "
+                                         r"'dog'\], the training dataset voc:.*2007"):
+        load_task_datasets("detection", f"voc:{tmp_path / '2007'}", _pipeline_options(),
+                           eval_spec=f"voc:{tmp_path / 'cats'}")
+    with pytest.raises(ValueError, match="has no split 'test'; its splits are 'train', 'val'"):
+        load_task_datasets("detection", f"voc:{tmp_path / '2007'}+voc:{tmp_path / '2007'}",
+                           _pipeline_options(), eval_split="test")
+
+
+def test_joined_tfds_datasets_stream_one_after_the_other(tiny_boxes_tfds):
+    from keras_coordatt.data.task_data import JoinedExamples
+    from keras_coordatt.data.task_data import load_task_datasets
+
+    spec = "tfds:coordatt_tiny_boxes+tfds:coordatt_tiny_boxes"
+    data = load_task_datasets("detection", spec, _pipeline_options(), eval_split="test",
+                              data_dir=tiny_boxes_tfds)
+    assert isinstance(data.train, JoinedExamples)
+    assert len(data.train) == 6 and len(data.eval_examples) == 2
+    assert [e["id"] for e in data.train] == ["im0.png", "im1.png", "im2.png"] * 2
+    assert data.train[4]["id"] == "im1.png" and data.train[-1]["id"] == "im2.png"
+    assert [e["id"] for e in data.train[2:4]] == ["im2.png", "im0.png"]
+    with pytest.raises(IndexError):
+        data.train[6]
+    batches = list(data.train_for_epoch(0))
+    assert len(batches) == 3 and all(b[0].shape[0] == 2 for b in batches)

@@ -27,6 +27,13 @@ def test_every_shipped_config_loads_and_validates():
         load_config(name, [CONFIG_DIR]).validate()
 
 
+def test_an_eval_dataset_is_refused_for_classification():
+    with pytest.raises(ValueError, match="eval_dataset='tfds:voc/2007': for detection and "
+                                         "segmentation only"):
+        TrainConfig(eval_dataset="tfds:voc/2007").validate()
+    TrainConfig(task="detection", eval_dataset="tfds:voc/2007").validate()
+
+
 def test_paper_recipe_is_the_default():
     config = TrainConfig()
     assert (config.learning_rate, config.batch_size, config.momentum, config.weight_decay,

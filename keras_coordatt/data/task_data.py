@@ -10,9 +10,18 @@ Built-in sources read files that ship in packages: ``deepforest`` (aerial
 tree crowns, detection) and ``stardist`` (nuclei, segmentation). Others
 (``voc:PATH``, ``coco:PATH``, ``masks:PATH``, ``cityscapes:PATH``, ``tfds:NAME``) go through
 `keras_coordatt.data.detection` / `keras_coordatt.data.segmentation`.
+
+Several sources with the same classes join with ``+`` into one
+(``tfds:voc/2007+tfds:voc/2012``: a split is the same split of each, in turn),
+and the eval examples may come from another source than the training ones
+(``eval_spec``): the paper's VOC detector trains on 2007 + 2012 trainval and is
+tested on 2007 test.
 """
 
+import collections.abc
 import dataclasses
+import itertools
+import re
 
 from keras_coordatt.data import deepforest
 from keras_coordatt.data import stardist
@@ -23,6 +32,8 @@ from keras_coordatt.data.segmentation_pipeline import SegmentationPipelineOption
 from keras_coordatt.data.segmentation_pipeline import segmentation_batches
 
 BUILT_IN = {"detection": {"deepforest": deepforest}, "segmentation": {"stardist": stardist}}
+# Where a joined --dataset splits: a "+" followed by a source's kind.
+JOIN = re.compile(r"\+(?=(?:voc|coco|tfds|masks|cityscapes):)")
 DEFAULT_EVAL = {"deepforest": "val", "stardist": "test"}
 
 
@@ -105,9 +116,36 @@ class _OpenedSource:
     category_ids: list | None = None
 
 
+class JoinedExamples(collections.abc.Sequence):
+    """The examples of several splits one after the other, streamed ones still streamed."""
+
+    def __init__(self, parts):
+        self._parts = list(parts)
+
+    def __len__(self):
+        return sum(len(part) for part in self._parts)
+
+    def __iter__(self):
+        return itertools.chain.from_iterable(self._parts)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        for part in self._parts:
+            if 0 <= index < len(part):
+                return part[index]
+            index -= len(part)
+        raise IndexError("example index out of range")
+
+
 def _open_source(task, spec, data_dir=None):
     """The source behind ``spec``, opened once: a built-in one or a `data.detection` /
-    `data.segmentation` source."""
+    `data.segmentation` source, or several joined with "+"."""
+    parts = JOIN.split(spec)
+    if len(parts) > 1:
+        return _joined_source(spec, [_open_source(task, part, data_dir) for part in parts], parts)
     built_in = BUILT_IN[task].get(spec)
     if built_in is not None:
         notes = (built_in.__doc__ or "").strip().splitlines()[0]
@@ -128,8 +166,32 @@ def _open_source(task, spec, data_dir=None):
                          getattr(source, "notes", ""), getattr(source, "category_ids", None))
 
 
+def _joined_source(spec, sources, names):
+    for source, name in zip(sources[1:], names[1:]):
+        if source.class_names != sources[0].class_names:
+            raise ValueError(f"{spec}: {names[0]} has the classes {sources[0].class_names}, "
+                             f"{name} {source.class_names}; joined sources need the same classes")
+
+    def read(split, limit):
+        parts = []
+        for source in sources:
+            left = None if limit is None else limit - sum(len(part) for part in parts)
+            if left is not None and left <= 0:
+                break
+            parts.append(source.read(split, left))
+        if all(isinstance(part, list) for part in parts):
+            return [example for part in parts for example in part]
+        return JoinedExamples(parts)
+
+    ids = [source.category_ids for source in sources]
+    return _OpenedSource(sources[0].class_names, read, sources[0].default_eval_split,
+                         "; ".join(source.notes for source in sources if source.notes),
+                         ids[0] if all(i == ids[0] for i in ids) else None)
+
+
 def load_task_datasets(task, spec, options, train_split="train", eval_split=None, data_dir=None,
-                       limit_train=None, limit_eval=None, tile_size=None, tile_overlap=0.5):
+                       limit_train=None, limit_eval=None, tile_size=None, tile_overlap=0.5,
+                       eval_spec=None):
     """A `TaskDatasets` for ``task`` from the source ``spec``.
 
     Args:
@@ -142,6 +204,7 @@ def load_task_datasets(task, spec, options, train_split="train", eval_split=None
         limit_train, limit_eval: at most this many images of each split.
         tile_size: cut images into tiles of this side (training tiles overlap
             by ``tile_overlap``; eval tiles by the least needed to cover).
+        eval_spec: the source to evaluate on, when not ``spec`` (same classes).
     """
     if task not in BUILT_IN:
         raise ValueError(f"task must be 'detection' or 'segmentation', got {task!r}")
@@ -149,19 +212,29 @@ def load_task_datasets(task, spec, options, train_split="train", eval_split=None
     if not isinstance(options, expected):
         raise ValueError(f"{task} data needs {expected.__name__}, got {type(options).__name__}")
     source = _open_source(task, spec, data_dir)
-    eval_split = eval_split or source.default_eval_split
+    eval_source = source
+    if eval_spec and eval_spec != spec:
+        eval_source = _open_source(task, eval_spec, data_dir)
+        if eval_source.class_names != source.class_names:
+            raise ValueError(f"the eval dataset {eval_spec} has the classes "
+                             f"{eval_source.class_names}, the training dataset {spec} "
+                             f"{source.class_names}; they must be the same")
+    eval_split = eval_split or eval_source.default_eval_split
     train = source.read(train_split, limit_train) if train_split else []
-    evaluation = source.read(eval_split, limit_eval)
-    for role, split, examples in (("train", train_split, train), ("eval", eval_split, evaluation)):
+    evaluation = eval_source.read(eval_split, limit_eval)
+    for role, name, split, examples in (("train", spec, train_split, train),
+                                        ("eval", eval_spec or spec, eval_split, evaluation)):
         if split and not examples:
-            raise ValueError(f"{spec}: the {role} split {split!r} has no examples")
+            raise ValueError(f"{name}: the {role} split {split!r} has no examples")
     eval_tiles = evaluation
     if tile_size:
         cut = tile_examples if task == "detection" else _tile_segmentation
         train = cut(train, tile_size, tile_overlap)
         eval_tiles = cut(evaluation, tile_size, 0.0)
+    notes = source.notes if eval_source is source else (
+        f"{source.notes}; evaluated on {eval_spec}: {eval_source.notes}")
     return TaskDatasets(task, spec, list(source.class_names), train, evaluation, eval_tiles,
-                        options, source.notes, source.category_ids)
+                        options, notes, eval_source.category_ids)
 
 
 def _tile_segmentation(examples, tile, overlap):

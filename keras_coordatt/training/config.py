@@ -79,6 +79,9 @@ class TrainConfig:
         "segmentation: voc:PATH, masks:PATH, cityscapes:PATH, tfds:oxford_iiit_pet, stardist")
     train_split: str = option("train", "split to train on (tfds slicing syntax works)")
     eval_split: Optional[str] = option(None, "split to evaluate on (default: the source's eval split)")
+    eval_dataset: Optional[str] = option(
+        None, "detection/segmentation: evaluate on this source instead of --dataset's (same "
+        "classes; VOC07+12 trains on tfds:voc/2007+tfds:voc/2012, tests on tfds:voc/2007)")
     data_dir: Optional[str] = option(None, "tensorflow-datasets data directory (and manual downloads)")
     crop_scale_min: float = option(0.08, "smallest share of the image area a random crop covers")
     eval_crop_fraction: float = option(
@@ -155,6 +158,8 @@ class TrainConfig:
             (self.tile_size is None or self.tile_size > 0, f"tile_size={self.tile_size}: must be positive"),
             (0 <= self.tile_overlap < 1, f"tile_overlap={self.tile_overlap}: must be in [0, 1)"),
             (self.repeats >= 1, f"repeats={self.repeats}: must be at least 1"),
+            (self.eval_dataset is None or self.task != "classification",
+             f"eval_dataset={self.eval_dataset!r}: for detection and segmentation only"),
             (self.output_stride in (8, 16, 32),
              f"output_stride={self.output_stride}: expected 16 or 8 (32: no dilation)"),
         ]

@@ -49,7 +49,7 @@ def load_task_data(config, train=True):
         config.task, config.dataset, task_pipeline_options(config),
         train_split=config.train_split if train else None, eval_split=config.eval_split, data_dir=config.data_dir,
         limit_train=config.limit_train, limit_eval=config.limit_eval,
-        tile_size=config.tile_size, tile_overlap=config.tile_overlap)
+        tile_size=config.tile_size, tile_overlap=config.tile_overlap, eval_spec=config.eval_dataset)
 
 
 def compile_task(model, config, steps_per_epoch, num_classes):
