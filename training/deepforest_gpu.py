@@ -15,6 +15,9 @@ the GPU machine:
     # 2. on the GPU machine (Keras, JAX with CUDA, pycocotools, scipy, pillow, matplotlib)
     KERAS_BACKEND=jax python -m training.deepforest_gpu train --data gpu_data \\
         --output demo_output/deepforest_gpu --seeds 0 1 2 --epochs 40
+    # or on a CPU through TensorFlow: two runs at a time, one thread each
+    TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 python -m training.deepforest_gpu \\
+        train --data gpu_data --seeds 0 1 2 --epochs 16 --parallel 2
 
 Differences from the CPU demo: without TensorFlow, the augmentation is the
 same kind (any of the 8 flips and quarter turns, SSD's
