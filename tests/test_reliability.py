@@ -261,6 +261,32 @@ def test_interrupts_at_each_phase_then_the_same_command_ends_like_an_unbroken_ru
 
 
 @pytest.mark.slow
+def test_a_run_killed_while_ending_its_last_epoch_ends_like_an_unbroken_run(
+        tmp_path, image_folder, unbroken, monkeypatch):
+    from keras_coordatt.training import train
+    from keras_coordatt.training import trainer
+
+    config = tiny(tmp_path, image_folder, limit_train=64, checkpoint_every_steps=2)
+    real_append = trainer.append_history
+
+    class Killed(Exception):
+        pass
+
+    def killed_writing_the_second_row(path, row):
+        if row["epoch"] == 2:
+            raise Killed  # as a SIGKILL would, between the epoch's files
+        return real_append(path, row)
+
+    monkeypatch.setattr(trainer, "append_history", killed_writing_the_second_row)
+    with pytest.raises(Killed):
+        train(config)
+    monkeypatch.undo()
+    # The epoch's checkpoint is written last, so the run resumes from step 6 and
+    # writes epoch 2's row (it had resumed after the end, without the row).
+    assert_ends_like(unbroken, config, train(config))
+
+
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_the_same_command_ends_like_an_unbroken_run(
         tmp_path, image_folder, unbroken):
     config = tiny(tmp_path, image_folder, limit_train=64, checkpoint_every_steps=2)

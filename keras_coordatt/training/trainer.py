@@ -250,16 +250,24 @@ class Trainer:
         self._end_epoch(epoch, logs, time.perf_counter() - epoch_start)
 
     def _end_epoch(self, epoch, logs, seconds):
-        """Checkpoint, weights, history row, plot and one line of progress."""
+        """Weights, history row, plot and one line of progress, then the epoch's checkpoint.
+
+        The checkpoint goes last: it is what a resumed run starts from, so a run
+        killed before it is written redoes the epoch's end from the step
+        checkpoint before (its history cut back to that epoch), and one killed
+        after it has everything of the epoch on disk.
+        """
         improved = self.checkpoint.improved(monitored(self.config.task, logs))
-        self.checkpoint.save(epoch + 1, 0, (epoch + 1) * self.steps_per_epoch)
         os.makedirs(self.output_dir, exist_ok=True)
         last = os.path.join(self.output_dir, "last.weights.h5")
         run_folder.save_weights(self.model, last)
         if improved:  # the same weights: a copy is 50x faster than saving them again
             run_folder.copy_file(last, os.path.join(self.output_dir, "best.weights.h5"))
-        if not self.chief:
-            return
+        if self.chief:
+            self._report_epoch(epoch, logs, seconds, improved)
+        self.checkpoint.save(epoch + 1, 0, (epoch + 1) * self.steps_per_epoch)
+
+    def _report_epoch(self, epoch, logs, seconds, improved):
         learning_rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         append_history(self.history_path, {"epoch": epoch + 1, **logs,
                                            "learning_rate": learning_rate,
