@@ -28,6 +28,7 @@ attention; writes ``tflite_accuracy.json`` in ``--runs``. Progress to stderr.
 """
 
 import argparse
+import functools
 import glob
 import json
 import os
@@ -51,6 +52,7 @@ from keras_coordatt.preprocessing import stretch_to_input  # noqa: E402
 from keras_coordatt.tasks import detection_scores  # noqa: E402
 from keras_coordatt.tasks import predict_detections  # noqa: E402
 from keras_coordatt.tasks import tile_examples  # noqa: E402
+from keras_coordatt.tasks.tiling import model_tiles  # noqa: E402
 from keras_coordatt.tasks.tiling import SCORE_THRESHOLD  # noqa: E402
 from keras_coordatt.training.networks import task_model  # noqa: E402
 from training import deepforest_gpu  # noqa: E402
@@ -103,17 +105,9 @@ def calibration_tiles(data, count, side, pixel_range, seed=0):
 
 
 def test_tiles(test, side, pixel_range):
-    """Every test tile as the network sees it (for the matched share)."""
-    from keras_coordatt.tasks import tile_windows
-    from keras_coordatt.tasks.tiling import window_of
-
-    crops = []
-    for example in test:
-        height, width = example["image"].shape[:2]
-        for x0, y0 in tile_windows(width, height, deepforest_gpu.TILE):
-            crop = window_of(example["image"], x0, y0, deepforest_gpu.TILE)[0]
-            crops.append(np.asarray(stretch_to_input(crop, side, pixel_range)))
-    return np.stack(crops).astype(np.float32)
+    """Every test tile as the network sees it in the tiled prediction (for the matched share)."""
+    return np.stack([tile for example in test for tile in model_tiles(
+        example["image"], side, pixel_range, deepforest_gpu.TILE)[0]]).astype(np.float32)
 
 
 def main(argv=None):
@@ -130,17 +124,20 @@ def main(argv=None):
     test = deepforest_gpu.read_examples(args.data, "test")
     runs = [(path, metrics) for path, metrics in trained_runs(args.runs)
             if args.seeds is None or metrics["seed"] in args.seeds]
-    rows = []
+    rows, inputs = [], {}
     for run_dir, metrics in runs:
         model, config = rebuilt(run_dir, metrics, args)
-        side, pixel_range = config.image_size, config.preprocessing.pixel_range
-        calibration = calibration_tiles(args.data, args.calibration, side, pixel_range)
-        tiles = test_tiles(test, side, pixel_range)
+        side, pixel_range = config.image_size, tuple(config.preprocessing.pixel_range)
+        if (side, pixel_range) not in inputs:  # the same for every run of one training script
+            inputs[side, pixel_range] = (
+                calibration_tiles(args.data, args.calibration, side, pixel_range),
+                test_tiles(test, side, pixel_range))
+        calibration, tiles = inputs[side, pixel_range]
         files = {"float32": detector_tflite(model, **POSTPROCESS)}
         files["int8"] = detector_tflite(model, "int8", calibration, **POSTPROCESS)
         predictors = {"keras": None}
         for name, content in files.items():
-            predictors[name] = (lambda c: lambda x: run_detector_tflite(c, x))(content)
+            predictors[name] = functools.partial(run_detector_tflite, content)
         for name, predictor in predictors.items():
             detections = predict_detections(model, test, config.preprocessing,
                                              deepforest_gpu.TILE, predictor=predictor,

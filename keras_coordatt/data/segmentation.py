@@ -323,8 +323,7 @@ def _mask_folder_parts(root, name):
     else:
         found = sorted(e.name for e in os.scandir(root)
                        if os.path.isdir(os.path.join(root, e.name, "images")))
-        found = [s for s in SPLIT_FOLDERS if s in found] + [s for s in found
-                                                            if s not in SPLIT_FOLDERS]
+        found = _split_order(found)
         if not found:
             raise ValueError(f"{name}: no images/ folder in it or in a split folder "
                              "(<split>/images/ and <split>/masks/)")
@@ -371,7 +370,7 @@ def _cityscapes_parts(root, name):
             raise ValueError(f"{name}: no {os.path.basename(folder)}/ folder; unpack "
                              f"{archive} (from cityscapes-dataset.com) into {root}")
     found = sorted(e.name for e in os.scandir(images_root) if e.is_dir())
-    splits = [s for s in SPLIT_FOLDERS if s in found] + [s for s in found if s not in SPLIT_FOLDERS]
+    splits = _split_order(found)
     parts = {}
     for split in splits:
         masks_split = os.path.join(masks_root, split)
@@ -401,6 +400,11 @@ def _cityscapes_parts(root, name):
     sizes = ", ".join(f"{split} {len(examples)}" for split, examples in parts.items())
     return parts, (f"Cityscapes fine annotations ({sizes}), label ids mapped to the 19 "
                    "training classes, the rest 255")
+
+
+def _split_order(names):
+    """Split folder names, the usual ones (train, val, ...) first in that order."""
+    return [s for s in SPLIT_FOLDERS if s in names] + [s for s in names if s not in SPLIT_FOLDERS]
 
 
 def _find_image(folder, stem):

@@ -84,6 +84,24 @@ def tile_examples(examples, tile, overlap=0.0, min_visible=0.5, load=None):
     return tiles
 
 
+def model_tiles(image, side, pixel_range, tile_size=None):
+    """An image as the detector sees it in `predict_detections`: ``(tiles, windows, sizes)``.
+
+    ``tiles`` are float32 ``(side, side, 3)`` arrays in ``pixel_range``, one per
+    window of `tile_windows` (the whole image when ``tile_size`` is None);
+    ``windows`` their ``(x0, y0)`` in the image, ``sizes`` their ``(width,
+    height)`` before stretching.
+    """
+    height, width = image.shape[:2]
+    windows = tile_windows(width, height, tile_size) if tile_size else [(0, 0)]
+    tiles, sizes = [], []
+    for x0, y0 in windows:
+        crop = window_of(image, x0, y0, tile_size)[0] if tile_size else image
+        tiles.append(keras.ops.convert_to_numpy(stretch_to_input(crop, side, pixel_range)))
+        sizes.append((crop.shape[1], crop.shape[0]))
+    return tiles, windows, sizes
+
+
 def predict_detections(model, examples, preprocessing, tile_size=None, score_threshold=SCORE_THRESHOLD,
                        batch_size=8, activation="softmax", max_detections=100, load=None,
                        predictor=None):
@@ -128,13 +146,7 @@ def predict_detections(model, examples, preprocessing, tile_size=None, score_thr
     for example in examples:
         image = load(example)
         height, width = image.shape[:2]
-        windows = tile_windows(width, height, tile_size) if tile_size else [(0, 0)]
-        crops, scales = [], []
-        for x0, y0 in windows:
-            crop = window_of(image, x0, y0, tile_size)[0] if tile_size else image
-            crops.append(keras.ops.convert_to_numpy(
-                stretch_to_input(crop, side, preprocessing.pixel_range)))
-            scales.append((crop.shape[1], crop.shape[0]))
+        crops, windows, scales = model_tiles(image, side, preprocessing.pixel_range, tile_size)
         boxes, labels, scores = [], [], []
         for start in range(0, len(crops), batch_size):
             out = predictor(np.stack(crops[start:start + batch_size]))
