@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import pathlib
 import socket
 
 import numpy as np
@@ -100,8 +101,68 @@ def test_a_config_name_outside_the_repository_says_where_the_configs_are(tmp_pat
     with pytest.raises(FileNotFoundError, match="training/configs/"):
         load_config("elpv_mobilenet_v2_ca")
     with pytest.raises(FileNotFoundError, match="configs by name: .*elpv_mobilenet_v2_ca"):
-        load_config("elpv_mobilenet_v2_c", [CONFIG_DIR])
+        load_config("elpv_mobilenet_v3_ca", [CONFIG_DIR])
     assert load_config("elpv_mobilenet_v2_ca", [CONFIG_DIR]).dataset == "elpv"
+
+
+# Each paper config as it was when it was a file of its own (NAME.json, before
+# the experiments became one file per experiment with its attentions).
+CONFIGS_BEFORE_SPLIT = json.loads(
+    (pathlib.Path(__file__).parent / "data" / "configs_resolved.json").read_text())
+
+
+def test_the_config_names_are_those_of_the_files_before_the_split():
+    assert config_names(CONFIG_DIR) == sorted(CONFIGS_BEFORE_SPLIT)
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS_BEFORE_SPLIT))
+def test_every_config_name_gives_the_config_its_file_gave_before_the_split(name):
+    assert load_config(name, [CONFIG_DIR]) == TrainConfig(**CONFIGS_BEFORE_SPLIT[name])
+
+
+def test_a_variant_path_loads_as_the_variant_of_the_file_beside_it():
+    config = load_config(os.path.join(CONFIG_DIR, "coco_ssdlite320_mobilenet_v2_ca.json"))
+    assert (config.attention, config.output_dir, config.task) == (
+        "ca", "runs/coco_ssdlite320_mobilenet_v2_ca", "detection")
+
+
+def test_an_experiment_name_alone_is_an_error_listing_its_variants():
+    variants = ", ".join(f"coco_ssdlite320_mobilenet_v2_{v}" for v in ("none", "se", "cbam", "ca"))
+    for name in ("coco_ssdlite320_mobilenet_v2",
+                 os.path.join(CONFIG_DIR, "coco_ssdlite320_mobilenet_v2.json")):
+        with pytest.raises(ValueError) as error:
+            load_config(name, [CONFIG_DIR])
+        assert str(error.value) == (
+            f"{os.path.join(CONFIG_DIR, 'coco_ssdlite320_mobilenet_v2.json')} runs once per "
+            f"attention: pass one of {variants}")
+
+
+def test_an_unknown_attention_variant_names_the_file_and_its_variants():
+    with pytest.raises(ValueError, match=r"coco_ssdlite320_mobilenet_v2\.json: attentions has no "
+                                         r"variant 'eca' .*expected one of none, se, cbam, ca$"):
+        load_config("coco_ssdlite320_mobilenet_v2_eca", [CONFIG_DIR])
+
+
+def test_an_experiment_file_gives_each_variant_its_attention_and_run_folder(tmp_path):
+    (tmp_path / "study.json").write_text(json.dumps(
+        {"attentions": {"none": None, "se": "se"}, "epochs": 3}))
+    assert config_names(str(tmp_path)) == ["study_none", "study_se"]
+    config = load_config("study_none", [str(tmp_path)])
+    assert (config.attention, config.output_dir, config.epochs) == (None, "runs/study_none", 3)
+    assert load_config("study_se", [str(tmp_path)]).attention == "se"
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"learning_rat": 0.1}, r"study\.json: unknown config fields \['learning_rat'\]"),
+    ({"attention": "ca"}, r"study\.json: attention must not be set: each variant of attentions"),
+    ({"output_dir": "runs/x"}, r"study\.json: output_dir must not be set"),
+    ({"attentions": ["se"]}, r"study\.json: attentions must map variant names to attention names"),
+])
+def test_a_bad_experiment_file_is_one_line_naming_the_file_and_field(tmp_path, fields, message):
+    (tmp_path / "study.json").write_text(json.dumps({"attentions": {"se": "se"}, **fields}))
+    with pytest.raises(ValueError, match=message) as error:
+        load_config("study_se", [str(tmp_path)])
+    assert "\n" not in str(error.value)
 
 
 # --- a run and what it leaves ------------------------------------------------

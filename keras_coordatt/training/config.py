@@ -6,6 +6,16 @@ lr 0.05 at batch 256, 200 epochs, random-resized crop and flip, no label
 smoothing, no mixup). A JSON config file holds any subset of the fields; the
 paper's runs are files in the repository's ``training/configs/``. Every field
 is also a ``--field value`` option.
+
+An experiment run once per attention is one file, ``EXPERIMENT.json``, whose
+``"attentions"`` maps each variant's name to its ``attention`` value
+(``{"none": null, "se": "se", "ca": "ca"}``). Config ``EXPERIMENT_VARIANT``
+(``coco_ssdlite320_mobilenet_v2_ca``) is that file's fields with the variant's
+``attention`` and ``output_dir`` ``runs/EXPERIMENT_VARIANT``; so is the path
+``DIR/EXPERIMENT_VARIANT.json`` beside ``DIR/EXPERIMENT.json``. The file sets
+neither field itself, and the experiment's name alone is an error listing
+its variants: a run always says which attention it trains, and into which
+folder.
 """
 
 import argparse
@@ -181,38 +191,121 @@ def load_config(name_or_path, search_dirs=()):
     """A `TrainConfig` from a JSON file, or a config name looked up in ``search_dirs``.
 
     Args:
-        name_or_path: a ``.json`` path, or a name (``"elpv_mobilenet_v2_ca"``)
-            of a file ``NAME.json`` in one of ``search_dirs``.
+        name_or_path: a JSON file's path; a config name (``"elpv_mobilenet_v2_ca"``,
+            an experiment's variant as the module docstring says, or the
+            name of a plain ``NAME.json``) in one of ``search_dirs``; or a
+            variant's path ``DIR/EXPERIMENT_VARIANT.json``.
         search_dirs: folders of named configs (the repository's
             ``training/configs/`` for the paper's runs).
     """
-    path = name_or_path
-    if not os.path.isfile(path):
-        candidates = [os.path.join(folder, f"{name_or_path}.json") for folder in search_dirs]
-        path = next((c for c in candidates if os.path.isfile(c)), None)
-    if path is None:
-        names = [name for folder in search_dirs for name in config_names(folder)]
-        known = f"; configs by name: {', '.join(names)}" if names else (
-            "; the paper's configs are the files in the repository's training/configs/ "
-            "(python -m training.train --config NAME looks there)")
-        raise FileNotFoundError(f"no config file {name_or_path!r}{known}")
+    if os.path.isfile(name_or_path):
+        path, variant = name_or_path, None
+    else:
+        name, folders = name_or_path, search_dirs
+        if name.endswith(".json"):
+            folder, name = os.path.split(name[:-len(".json")])
+            folders = [folder or os.curdir]
+        found = _find_config(name, folders)
+        if found is None:
+            names = [config for folder in folders for config in config_names(folder)]
+            known = f"; configs by name: {', '.join(names)}" if names else (
+                "; the paper's configs are the files in the repository's training/configs/ "
+                "(python -m training.train --config NAME looks there)")
+            raise FileNotFoundError(f"no config file {name_or_path!r}{known}")
+        path, variant = found
+    return TrainConfig(**_config_fields(path, variant))
+
+
+def config_names(folder):
+    """The config names ``folder`` answers to: each plain file's, each experiment's variants'."""
+    return sorted(name for path, attentions in _config_files([folder])
+                  for name in _names(path, attentions))
+
+
+def _find_config(name, folders):
+    """(path, variant) of config ``name``, the first folder first; None where none has it.
+
+    ``NAME.json`` itself comes with variant None. A name extending an
+    experiment's by a variant its ``attentions`` lack is a ValueError.
+    """
+    for folder in folders:
+        path = os.path.join(folder, f"{name}.json")
+        if os.path.isfile(path):
+            return path, None
+    extended = [(path, attentions, name[len(_stem(path)) + 1:])
+                for path, attentions in _config_files(folders)
+                if attentions is not None and name.startswith(f"{_stem(path)}_")]
+    for path, attentions, variant in extended:
+        if variant in attentions:
+            return path, variant
+    if extended:
+        # the longest experiment name the name extends is the one it meant
+        path, attentions, variant = min(extended, key=lambda file: len(file[2]))
+        raise ValueError(f"{path}: attentions has no variant {variant!r} (config {name!r}); "
+                         f"expected one of {', '.join(attentions)}")
+    return None
+
+
+def _config_fields(path, variant):
+    """Config file ``path``'s fields; an experiment's with ``variant``'s attention and folder."""
+    values = _read_json(path)
+    attentions = _attentions(path, values)
+    known = {field.name for field in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(values) - known - {"attentions"})
+    if unknown:
+        raise ValueError(f"{path}: unknown config fields {unknown}")
+    if attentions is None:
+        return values
+    if variant is None:
+        raise ValueError(f"{path} runs once per attention: pass one of "
+                         f"{', '.join(_names(path, attentions))}")
+    per_variant = [field for field in ("attention", "output_dir") if field in values]
+    if per_variant:
+        raise ValueError(f"{path}: {', '.join(per_variant)} must not be set: each variant of "
+                         "attentions sets them")
+    fields = {field: value for field, value in values.items() if field != "attentions"}
+    return dict(fields, attention=attentions[variant],
+                output_dir=f"runs/{_stem(path)}_{variant}")
+
+
+def _config_files(folders):
+    """(path, attentions) of each JSON file in ``folders``; attentions None for a plain config."""
+    paths = [os.path.join(folder, file_name) for folder in folders if os.path.isdir(folder)
+             for file_name in sorted(os.listdir(folder)) if file_name.endswith(".json")]
+    return [(path, _attentions(path, _read_json(path))) for path in paths]
+
+
+def _names(path, attentions):
+    """The config names a file answers to: its own, or EXPERIMENT_VARIANT for each variant."""
+    if attentions is None:
+        return [_stem(path)]
+    return [f"{_stem(path)}_{variant}" for variant in attentions]
+
+
+def _attentions(path, values):
+    """An experiment file's variant name -> attention value; None for a plain config file."""
+    attentions = values.get("attentions")
+    valid = isinstance(attentions, dict) and attentions and all(
+        value is None or isinstance(value, str) for value in attentions.values())
+    if attentions is not None and not valid:
+        raise ValueError(f'{path}: attentions must map variant names to attention names or '
+                         f'null, e.g. {{"none": null, "ca": "ca"}}; got {attentions!r}')
+    return attentions
+
+
+def _stem(path):
+    return os.path.splitext(os.path.basename(path))[0]
+
+
+def _read_json(path):
     with open(path) as f:
         try:
             values = json.load(f)
         except json.JSONDecodeError as error:
             raise ValueError(f"{path}: not valid JSON ({error})") from None
-    known = {field.name for field in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"{path}: unknown config fields {unknown}")
-    return TrainConfig(**values)
-
-
-def config_names(folder):
-    """The configs in ``folder``, by name (file name without .json)."""
-    if not os.path.isdir(folder):
-        return []
-    return sorted(f[:-5] for f in os.listdir(folder) if f.endswith(".json"))
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: expected a JSON object of config fields")
+    return values
 
 
 def _parse_bool(text):
