@@ -30,6 +30,7 @@ import tensorflow as tf
 from keras_coordatt.preprocessing import Preprocessing
 from keras_coordatt.preprocessing import stretch_to_input
 from keras_coordatt.tasks.anchors import anchor_targets
+from keras_coordatt.tasks.boxes import box_iou
 from keras_coordatt.tasks.tiling import tile_examples as _tile_examples
 from keras_coordatt.tasks.tiling import tile_windows  # noqa: F401 (read from here too)
 from keras_coordatt.tasks.tiling import window_of  # noqa: F401 (read from here too)
@@ -246,7 +247,7 @@ def min_iou_crop(image, boxes, labels, seed):
     x0, y0 = corner[:, 0] * (width - crop_w), corner[:, 1] * (height - crop_h)
     windows = tf.stack([x0, y0, x0 + crop_w, y0 + crop_h], axis=-1)  # (T, 4)
     aspect_ok = tf.logical_and(crop_h / crop_w >= 0.5, crop_h / crop_w <= 2.0)
-    iou = _iou(windows, boxes)  # (T, N)
+    iou = box_iou(windows, boxes, tf)  # (T, N)
     lowest = tf.reduce_min(tf.concat([iou, tf.fill([CROP_TRIALS, 1], 2.0)], axis=1), axis=1)
     centres = tf.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], axis=-1)
     inside = _centres_inside(windows, centres)  # (T, N)
@@ -263,15 +264,6 @@ def min_iou_crop(image, boxes, labels, seed):
     limit = tf.cast(tf.stack([right - left, bottom - top] * 2), tf.float32)
     kept = tf.clip_by_value(tf.boolean_mask(boxes, keep) - offset, 0.0, limit)
     return cropped, kept, tf.boolean_mask(labels, keep)
-
-
-def _iou(windows, boxes):
-    top_left = tf.maximum(windows[:, None, :2], boxes[None, :, :2])
-    bottom_right = tf.minimum(windows[:, None, 2:], boxes[None, :, 2:])
-    overlap = tf.reduce_prod(tf.maximum(bottom_right - top_left, 0.0), axis=-1)
-    area_w = tf.reduce_prod(windows[:, 2:] - windows[:, :2], axis=-1)
-    area_b = tf.reduce_prod(boxes[:, 2:] - boxes[:, :2], axis=-1)
-    return overlap / tf.maximum(area_w[:, None] + area_b[None, :] - overlap, 1e-9)
 
 
 def _centres_inside(windows, centres):

@@ -24,6 +24,8 @@ import numpy as np
 from keras import ops
 from keras.utils import bounding_boxes
 
+from keras_coordatt.tasks.boxes import box_iou
+
 VARIANCES = (0.1, 0.1, 0.2, 0.2)  # centre x, centre y, width, height
 
 
@@ -114,7 +116,7 @@ def match_anchors(boxes, labels, anchors, iou_threshold=0.5):
     boxes = ops.convert_to_tensor(boxes, "float32")
     labels = ops.cast(ops.convert_to_tensor(labels), "int32")
     anchors_xyxy = bounding_boxes.convert_format(anchors, "center_xywh", "xyxy")
-    iou = bounding_boxes.compute_iou(boxes, anchors_xyxy, "xyxy")  # (G, A)
+    iou = box_iou(boxes, anchors_xyxy, ops)  # (G, A)
     real = labels >= 0
     iou = ops.where(real[:, None], iou, -1.0)  # padding never matches
     best_truth = ops.cast(ops.argmax(iou, axis=0), "int32")  # (A,)
@@ -180,5 +182,5 @@ def anchor_coverage(boxes, anchors, iou_threshold=0.5):
     anchors = np.asarray(anchors, np.float32)
     corners = np.concatenate([anchors[:, :2] - anchors[:, 2:] / 2,
                               anchors[:, :2] + anchors[:, 2:] / 2], axis=1)
-    iou = ops.convert_to_numpy(bounding_boxes.compute_iou(boxes, corners, "xyxy"))
+    iou = box_iou(boxes, corners)
     return float(np.mean(iou.max(axis=1) >= iou_threshold))

@@ -26,6 +26,9 @@ import os
 
 import numpy as np
 
+from keras_coordatt.tasks.boxes import box_intersection
+from keras_coordatt.tasks.boxes import box_iou
+
 PR_SCORE_THRESHOLD = 0.4  # detections counted for precision / recall (DeepForest's default)
 COCO_STATS = ("AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large",
               "AR1", "AR10", "AR100", "AR_small", "AR_medium", "AR_large")
@@ -217,7 +220,8 @@ def precision_recall(ground_truth, detections, iou_threshold=0.4, score_threshol
             boxes = boxes[detection["scores"] >= score_threshold]
         hits = 0
         if len(true_boxes) and len(boxes):
-            intersection, iou = _overlaps(true_boxes, boxes)
+            intersection = box_intersection(true_boxes, boxes)
+            iou = box_iou(true_boxes, boxes)
             rows, columns = linear_sum_assignment(intersection, maximize=True)
             hits = int(np.sum(iou[rows, columns] > iou_threshold))
         any_truth |= bool(len(true_boxes))
@@ -376,7 +380,7 @@ def _voc_curves(truths, found, iou_threshold, class_names):
             if not len(true_boxes):
                 outcome.append(0)
                 continue
-            iou = _overlaps(true_boxes, boxes[k:k + 1])[1][:, 0]
+            iou = box_iou(true_boxes, boxes[k:k + 1])[:, 0]
             best = int(np.argmax(iou))
             if iou[best] < iou_threshold:
                 outcome.append(0)
@@ -404,17 +408,6 @@ def _voc_ap(recall, precision, use_07_metric):
     precision = np.maximum.accumulate(precision[::-1])[::-1]
     steps = np.flatnonzero(recall[1:] != recall[:-1])
     return float(np.sum((recall[steps + 1] - recall[steps]) * precision[steps + 1]))
-
-
-def _overlaps(true_boxes, boxes):
-    """Intersection areas and IoUs, both ``(G, P)``, of xyxy pixel boxes."""
-    top_left = np.maximum(true_boxes[:, None, :2], boxes[None, :, :2])
-    bottom_right = np.minimum(true_boxes[:, None, 2:], boxes[None, :, 2:])
-    intersection = np.prod(np.clip(bottom_right - top_left, 0, None), axis=-1)
-    area = lambda b: (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])  # noqa: E731
-    union = area(true_boxes)[:, None] + area(boxes)[None, :] - intersection
-    iou = np.divide(intersection, union, out=np.zeros_like(intersection), where=union > 0)
-    return intersection, iou
 
 
 def _xywh(box):

@@ -31,6 +31,7 @@ from keras import ops
 from keras_coordatt.tasks.anchors import VARIANCES
 from keras_coordatt.tasks.anchors import SSDAnchors
 from keras_coordatt.tasks.anchors import decode_boxes
+from keras_coordatt.tasks.boxes import box_iou
 
 ACTIVATIONS = ("softmax", "sigmoid")
 OUTPUTS = ("boxes", "classes", "scores", "count")
@@ -216,19 +217,6 @@ class SSDPostprocess(keras.layers.Layer):
         return config
 
 
-def pairwise_iou(boxes):
-    """``(B, K, K)`` IoU of ``xyxy`` boxes ``(B, K, 4)``; 0 where a union has no area."""
-    x1, y1, x2, y2 = (boxes[..., i] for i in range(4))
-    area = ops.maximum(x2 - x1, 0.0) * ops.maximum(y2 - y1, 0.0)
-    width = ops.maximum(ops.minimum(x2[:, :, None], x2[:, None, :])
-                        - ops.maximum(x1[:, :, None], x1[:, None, :]), 0.0)
-    height = ops.maximum(ops.minimum(y2[:, :, None], y2[:, None, :])
-                         - ops.maximum(y1[:, :, None], y1[:, None, :]), 0.0)
-    inter = width * height
-    union = area[:, :, None] + area[:, None, :] - inter
-    return ops.where(union > 0, inter / ops.maximum(union, 1e-12), 0.0)
-
-
 def greedy_nms(boxes, scores, max_detections, iou_threshold, score_threshold):
     """Greedy NMS in `keras.ops` (any backend): ``(indices (B, N) int32, count (B,) int32)``.
 
@@ -238,7 +226,7 @@ def greedy_nms(boxes, scores, max_detections, iou_threshold, score_threshold):
     """
     boxes = ops.convert_to_tensor(boxes, "float32")
     remaining = ops.convert_to_tensor(scores, "float32")
-    iou = pairwise_iou(boxes)
+    iou = box_iou(boxes, boxes, ops)  # (B, K, K)
     size = int(remaining.shape[1])
     gone = -1.0  # below any threshold in [0, 1)
     remaining = ops.where(remaining > score_threshold, remaining, gone)

@@ -15,6 +15,7 @@ import keras
 import numpy as np
 
 from keras_coordatt.preprocessing import stretch_to_input
+from keras_coordatt.tasks.boxes import box_iou
 
 MERGE_IOU = 0.15  # tiles' boxes of one object merged above this IoU (DeepForest's predict_tile)
 SCORE_THRESHOLD = 0.05  # detections kept for AP
@@ -173,17 +174,12 @@ def class_nms(boxes, labels, scores, iou_threshold):
     when its IoU with a kept box of its class is above ``iou_threshold``."""
     boxes = np.asarray(boxes, np.float64)
     order = np.argsort(-np.asarray(scores), kind="stable")
-    areas = np.maximum(boxes[:, 2] - boxes[:, 0], 0) * np.maximum(boxes[:, 3] - boxes[:, 1], 0)
     suppressed = np.zeros(len(boxes), bool)
     keep = []
     for i in order:
         if suppressed[i]:
             continue
         keep.append(i)
-        width = np.minimum(boxes[i, 2], boxes[:, 2]) - np.maximum(boxes[i, 0], boxes[:, 0])
-        height = np.minimum(boxes[i, 3], boxes[:, 3]) - np.maximum(boxes[i, 1], boxes[:, 1])
-        inter = np.maximum(width, 0) * np.maximum(height, 0)
-        union = areas[i] + areas - inter
-        iou = np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+        iou = box_iou(boxes[i:i + 1], boxes)[0]
         suppressed |= (iou > iou_threshold) & (labels == labels[i])
     return np.asarray(keep, np.int64)
