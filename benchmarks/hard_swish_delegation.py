@@ -18,6 +18,7 @@ import time
 from keras import ops
 
 import tflite_latency as bench  # noqa: E402 (benchmarks/ is on sys.path when run as a script)
+from keras_coordatt.export import TFLiteModel
 from keras_coordatt.export import to_tflite
 from keras_coordatt.layers import base
 
@@ -50,11 +51,11 @@ def main(argv=None):
         print(f"converting: {name}", file=sys.stderr, flush=True)
         content = convert(activation, args.image_size, args.alpha)
         for threads in (1, 2):
-            interpreter, refusal = bench.make_interpreter(content, threads)
-            bench.set_input(interpreter, image)
+            runner = TFLiteModel(content, threads)
+            runner.set_input(image)
             for _ in range(10):
-                interpreter.invoke()
-            interpreters[name, threads] = interpreter
+                runner.interpreter.invoke()
+            interpreters[name, threads] = runner.interpreter
         rows[name] = bench.delegation(interpreters[name, 1])
     times = {key: [] for key in interpreters}
     per_round = max(1, args.runs // args.rounds)

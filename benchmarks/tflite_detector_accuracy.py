@@ -45,9 +45,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from machine import cpu_model  # noqa: E402
 
-from keras_coordatt.export.tasks import check_detector_tflite  # noqa: E402
-from keras_coordatt.export.tasks import detector_tflite  # noqa: E402
-from keras_coordatt.export.tasks import run_detector_tflite  # noqa: E402
+from keras_coordatt.export import check_detector_tflite  # noqa: E402
+from keras_coordatt.export import detector_tflite  # noqa: E402
+from keras_coordatt.export import run_detector_tflite  # noqa: E402
 from keras_coordatt.preprocessing import stretch_to_input  # noqa: E402
 from keras_coordatt.tasks import detection_scores  # noqa: E402
 from keras_coordatt.tasks import predict_detections  # noqa: E402

@@ -63,9 +63,8 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from ai_edge_litert.interpreter import Interpreter  # noqa: E402
-from ai_edge_litert.interpreter import OpResolverType  # noqa: E402
 
+from keras_coordatt.export import TFLiteModel  # noqa: E402
 from keras_coordatt.export import to_tflite  # noqa: E402
 from keras_coordatt.models import MobileNetV2  # noqa: E402
 from keras_coordatt.models import count_macs  # noqa: E402
@@ -138,43 +137,6 @@ def calibration_batches(image_size):
         rng.uniform(-1.0, 1.0, size=(1, image_size, image_size, 3)).astype(np.float32)
         for _ in range(CALIBRATION_BATCHES)
     ]
-
-
-def make_interpreter(content, threads):
-    """An allocated interpreter on XNNPACK, or on the builtin kernels if XNNPACK refuses.
-
-    Returns ``(interpreter, refusal)``: refusal is None, or XNNPACK's error.
-    """
-    interpreter = Interpreter(
-        model_content=content,
-        num_threads=threads,
-        experimental_op_resolver_type=OpResolverType.AUTO,
-    )
-    try:
-        interpreter.allocate_tensors()
-        return interpreter, None
-    except RuntimeError as error:
-        if "XNNPACK" not in str(error):
-            raise
-        refusal = str(error).strip()
-    interpreter = Interpreter(
-        model_content=content,
-        num_threads=threads,
-        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
-    )
-    interpreter.allocate_tensors()
-    return interpreter, refusal
-
-
-def set_input(interpreter, image):
-    """Feeds a float image, quantized first when the model takes int8."""
-    detail = interpreter.get_input_details()[0]
-    value = image
-    if detail["dtype"] != np.float32:
-        scale, zero_point = detail["quantization"]
-        info = np.iinfo(detail["dtype"])
-        value = np.clip(np.round(image / scale + zero_point), info.min, info.max)
-    interpreter.set_tensor(detail["index"], value.astype(detail["dtype"]))
 
 
 def delegation(interpreter):
@@ -291,14 +253,14 @@ def prepare(args, results, flatbuffers):
             # A line before allocating: if XNNPACK aborts the process, the
             # last line names the model to --skip.
             log(f"preparing {MODELS[key]} ({fmt}, {plural(threads)}) ...")
-            interpreter, refusal = make_interpreter(content, threads)
-            if refusal is not None:
-                log(f"  XNNPACK refused it, using builtin kernels: {refusal}")
-                entry["refusals"][threads] = refusal
-            set_input(interpreter, image)
+            runner = TFLiteModel(content, threads)
+            if runner.xnnpack_refusal is not None:
+                log(f"  XNNPACK refused it, using builtin kernels: {runner.xnnpack_refusal}")
+                entry["refusals"][threads] = runner.xnnpack_refusal
+            runner.set_input(image)
             for _ in range(WARMUP_INVOKES):
-                interpreter.invoke()
-            interpreters[key, fmt, threads] = interpreter
+                runner.interpreter.invoke()
+            interpreters[key, fmt, threads] = runner.interpreter
         # Delegation is a property of the graph; any thread count shows it.
         interpreter = interpreters[key, fmt, args.threads[0]]
         entry["xnnpack_refused"] = bool(entry["refusals"])

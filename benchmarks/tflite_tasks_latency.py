@@ -4,11 +4,11 @@ What it measures: the median time of one ``invoke()`` on batch 1, float32,
 with 1 and 2 interpreter threads, of
 
 - SSDLite320 on MobileNetV2 1.0 with ``attention=None, "se", "ca"``, 80
-  classes (COCO), converted by `keras_coordatt.export.tasks.detector_tflite`
+  classes (COCO), converted by `keras_coordatt.export.detector_tflite`
   with the default post-processing inside (softmax, score threshold 0.01,
   400 candidates, 100 detections, builtin ``NON_MAX_SUPPRESSION_V4``);
 - DeepLabV3 on MobileNetV2 1.0 + CA at output stride 16 and 8 (21 classes,
-  VOC), converted by `keras_coordatt.export.tasks.segmenter_tflite` (argmax
+  VOC), converted by `keras_coordatt.export.segmenter_tflite` (argmax
   mask out).
 
 How:
@@ -49,14 +49,13 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from ai_edge_litert.interpreter import Interpreter  # noqa: E402
-from ai_edge_litert.interpreter import OpResolverType  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from machine import cpu_model  # noqa: E402
 
-from keras_coordatt.export.tasks import detector_tflite  # noqa: E402
-from keras_coordatt.export.tasks import segmenter_tflite  # noqa: E402
+from keras_coordatt.export import TFLiteModel  # noqa: E402
+from keras_coordatt.export import detector_tflite  # noqa: E402
+from keras_coordatt.export import segmenter_tflite  # noqa: E402
 from keras_coordatt.models import MobileNetV2  # noqa: E402
 from keras_coordatt.models import count_macs  # noqa: E402
 from keras_coordatt.tasks import DeepLabV3  # noqa: E402
@@ -114,15 +113,12 @@ def build_and_convert(key, args):
 
 
 def interpreter_for(content, threads):
-    interpreter = Interpreter(model_content=content, num_threads=threads,
-                              experimental_op_resolver_type=OpResolverType.AUTO)
-    interpreter.allocate_tensors()
-    (detail,) = interpreter.get_input_details()
-    image = np.random.default_rng(SEED + 1).uniform(-1, 1, detail["shape"]).astype(np.float32)
-    interpreter.set_tensor(detail["index"], image)
+    runner = TFLiteModel(content, threads)
+    (detail,) = runner.interpreter.get_input_details()
+    runner.set_input(np.random.default_rng(SEED + 1).uniform(-1, 1, detail["shape"]))
     for _ in range(WARMUP_INVOKES):
-        interpreter.invoke()
-    return interpreter
+        runner.interpreter.invoke()
+    return runner.interpreter
 
 
 def time_all(interpreters, runs, rounds):

@@ -191,8 +191,8 @@ def run_saved_model_and_tflite_test(model, inputs, atol=1e-5):
     import tensorflow as tf
 
     from keras_coordatt.export import run_tflite
-    from keras_coordatt.export.litert import convert_saved_model
-    from keras_coordatt.export.litert import traced_saved_model
+    from keras_coordatt.export.tflite import convert_saved_model
+    from keras_coordatt.export.tflite import traced_saved_model
 
     expected = to_numpy(model(inputs, training=False))
     with traced_saved_model(model, (None,) + tuple(inputs.shape[1:])) as (path, shape):

@@ -16,7 +16,7 @@ PACKAGE = ROOT / "keras_coordatt"
 # tiers below; within a tier, only its own subpackage (data, training and
 # export are peers that do not know each other).
 TIERS = (
-    ("layers", "preprocessing", "startup", "plotting"),
+    ("layers", "preprocessing", "startup", "plotting", "errors"),
     ("models",),
     ("tasks",),
     ("data",),

@@ -53,7 +53,7 @@ import types
 import keras
 import numpy as np
 
-from keras_coordatt.cli import run_reporting_errors
+from keras_coordatt.errors import run_reporting_errors
 from training.task_demo import ATTENTIONS
 
 TILE = 320

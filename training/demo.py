@@ -20,7 +20,7 @@ import keras
 import numpy as np
 
 from keras_coordatt import CoordAttention
-from keras_coordatt.cli import run_reporting_errors
+from keras_coordatt.errors import run_reporting_errors
 from keras_coordatt.export import run_tflite
 from keras_coordatt.export import to_tflite
 from keras_coordatt.plotting import pyplot

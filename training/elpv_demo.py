@@ -25,7 +25,7 @@ import sys
 
 import numpy as np
 
-from keras_coordatt.cli import run_reporting_errors
+from keras_coordatt.errors import run_reporting_errors
 from keras_coordatt.plotting import pyplot
 from keras_coordatt.training.history import read_history
 from training.elpv_recipe import STARTS
@@ -58,8 +58,8 @@ def held_out_curves(output, runs, path, cells):
 def tflite_accuracy(model, datasets, image_size):
     """Accuracy of the float32 and int8 TFLite conversions on the held-out split."""
     from keras_coordatt.export import run_tflite
-    from keras_coordatt.export.litert import convert_saved_model
-    from keras_coordatt.export.litert import traced_saved_model
+    from keras_coordatt.export.tflite import convert_saved_model
+    from keras_coordatt.export.tflite import traced_saved_model
 
     images, labels = [], []
     for batch_images, batch_labels in datasets.eval:

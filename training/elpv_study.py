@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-from keras_coordatt.cli import run_reporting_errors
+from keras_coordatt.errors import run_reporting_errors
 from keras_coordatt.plotting import pyplot
 from training.elpv_recipe import STARTS
 from training.elpv_recipe import add_recipe_arguments

@@ -20,7 +20,7 @@ import os
 import sys
 import time
 
-from keras_coordatt.cli import run_reporting_errors
+from keras_coordatt.errors import run_reporting_errors
 from keras_coordatt.plotting import pyplot
 from training.task_demo import ATTENTIONS
 from training.task_demo import imagenet_start

@@ -13,7 +13,7 @@ import argparse
 import os
 import sys
 
-from keras_coordatt.cli import run_reporting_errors
+from keras_coordatt.errors import run_reporting_errors
 from keras_coordatt.training import add_config_arguments
 from keras_coordatt.training import train_from_args
 

@@ -39,15 +39,17 @@ from typing import Callable
 
 import numpy as np
 
-from keras_coordatt.export.litert import convert_saved_model
+from keras_coordatt.export.checks import ExportCheckError
+from keras_coordatt.export.litert import TFLiteModel
 from keras_coordatt.export.litert import run_tflite
-from keras_coordatt.export.litert import traced_saved_model
 from keras_coordatt.export.saved_model import class_labels
 from keras_coordatt.export.saved_model import export_hub
 from keras_coordatt.export.saved_model import export_serving
 from keras_coordatt.export.saved_model import feature_model
 from keras_coordatt.export.saved_model import image_size_of
 from keras_coordatt.export.saved_model import outputs_are_probabilities
+from keras_coordatt.export.tflite import convert_saved_model
+from keras_coordatt.export.tflite import traced_saved_model
 from keras_coordatt.preprocessing import Preprocessing
 from keras_coordatt.preprocessing import preprocessing_of
 from keras_coordatt.preprocessing import resize_size
@@ -77,18 +79,6 @@ TFLITE_QUANTIZATION = {
 }
 # int8 files are calibrated on at most this many images.
 CALIBRATION_IMAGES = 200
-
-
-class ExportCheckError(RuntimeError):
-    """Some export failed to convert or to match Keras; the files are kept.
-
-    ``report`` holds the whole export report (the same as
-    ``export_report.json``).
-    """
-
-    def __init__(self, message, report):
-        super().__init__(message)
-        self.report = report
 
 
 def export_model(
@@ -417,9 +407,7 @@ def _size(path):
 
 def _tflite_io(path):
     """Shape, dtype and (for int8) scale/zero point of a TFLite file's input and output."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_path=path)
+    interpreter = TFLiteModel(path, xnnpack=False).interpreter
 
     def describe(detail):
         item = {"shape": [int(d) for d in detail["shape_signature"]],

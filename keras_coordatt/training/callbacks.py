@@ -5,8 +5,10 @@ import signal
 
 import keras
 
+from keras_coordatt.errors import CheckFailed
 
-class TrainingDiverged(RuntimeError):
+
+class TrainingDiverged(CheckFailed):
     """The loss became NaN or infinite."""
 
 
