@@ -151,6 +151,17 @@ class AttentionLayer(keras.layers.Layer):
         """The value of each gate at logit 0, in the order they multiply the input."""
         raise NotImplementedError
 
+    def gates(self, inputs, training=False):
+        """The gates this layer multiplies ``inputs`` by, channels-last, by name.
+
+        In the order they multiply the input, which is the order of
+        `gate_midpoints`, each shaped to broadcast against the (channels-last)
+        input: ``{"h": (N, H, 1, C), "w": (N, 1, W, C)}`` for CA,
+        ``{"channel": (N, 1, 1, C)}`` for SE. What
+        `keras_coordatt.models.attention_statistics` summarises.
+        """
+        raise NotImplementedError
+
     def start_as_constant(self):
         """Zeroes the gates' last convolutions (kernel and bias); returns the factor.
 

@@ -98,7 +98,8 @@ class CBAM(AttentionLayer):
     def gate_midpoints(self):
         return [0.5, 0.5]  # sigmoid(0): the channel gate, then the spatial gate
 
-    def call(self, inputs):
+    def refine(self, inputs):
+        """The channel-gated input and both gates (channels-last)."""
         spatial_axes = (1, 2) if self.data_format == "channels_last" else (2, 3)
         average = self.to_channels_last(ops.mean(inputs, axis=spatial_axes, keepdims=True))
         maximum = self.to_channels_last(ops.max(inputs, axis=spatial_axes, keepdims=True))
@@ -112,6 +113,14 @@ class CBAM(AttentionLayer):
             ops.max(refined, axis=self.channel_axis, keepdims=True)
         )
         spatial_gate = ops.sigmoid(self.spatial_logits(mean_map, max_map))
+        return refined, channel_gate, spatial_gate
+
+    def gates(self, inputs, training=False):
+        _, channel_gate, spatial_gate = self.refine(inputs)
+        return {"channel": channel_gate, "spatial": spatial_gate}
+
+    def call(self, inputs):
+        refined, _, spatial_gate = self.refine(inputs)
         return refined * self.from_channels_last(spatial_gate)
 
     def get_config(self):

@@ -131,6 +131,15 @@ class CoordAttention(AttentionLayer):
         logits_w = None if f_w is None else self.conv_w(f_w)  # (N, W, 1, C)
         return logits_h, logits_w
 
+    def gates(self, inputs, training=False):
+        logits_h, logits_w = self.gate_logits(inputs, training)
+        gates = {}
+        if logits_h is not None:
+            gates["h"] = ops.sigmoid(logits_h)  # (N, H, 1, C)
+        if logits_w is not None:
+            gates["w"] = ops.transpose(ops.sigmoid(logits_w), (0, 2, 1, 3))  # (N, 1, W, C)
+        return gates
+
     def gate_convs(self):
         return [getattr(self, f"conv_{direction}") for direction in self.directions]
 

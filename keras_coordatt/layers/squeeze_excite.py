@@ -64,7 +64,7 @@ class SqueezeExcite(AttentionLayer):
     def gate_midpoints(self):
         return [float(self.gate_fn(0.0))]  # 0.5 for the sigmoid and the hard sigmoid
 
-    def call(self, inputs):
+    def gates(self, inputs, training=False):
         spatial_axes = (1, 2) if self.data_format == "channels_last" else (2, 3)
         squeezed = self.to_channels_last(
             ops.mean(inputs, axis=spatial_axes, keepdims=True)
@@ -72,7 +72,10 @@ class SqueezeExcite(AttentionLayer):
         gate = self.gate_fn(
             self.conv_expand(self.activation_fn(self.conv_reduce(squeezed)))
         )
-        return inputs * self.from_channels_last(gate)
+        return {"channel": gate}
+
+    def call(self, inputs):
+        return inputs * self.from_channels_last(self.gates(inputs)["channel"])
 
     def get_config(self):
         config = super().get_config()

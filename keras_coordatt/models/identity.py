@@ -64,7 +64,7 @@ def start_attention_as_identity(model, layers=None):
             nothing is changed in that case.
     """
     layers = attention_layers(model) if layers is None else list(layers)
-    plans = [(layer, _consumer(layer)) for layer in layers]
+    plans = [(layer, reader_of(layer)) for layer in layers]
     factors = {}
     for layer, consumer in plans:
         factor = layer.start_as_constant()
@@ -74,7 +74,7 @@ def start_attention_as_identity(model, layers=None):
     return factors
 
 
-def _consumer(layer):
+def reader_of(layer):
     consumers = [node.operation for node in layer._outbound_nodes]
     if len(consumers) != 1 or not isinstance(consumers[0], LINEAR_CONSUMERS):
         names = ", ".join(f"'{c.name}' ({type(c).__name__})" for c in consumers) or "nothing"
