@@ -182,7 +182,7 @@ def test_cli_convert_writes_the_keras_file(coordatt_checkpoint, tmp_path, capsys
     from keras_coordatt.cli import main
 
     path = tmp_path / "mbv2_ca.keras"
-    status = main(["convert", str(coordatt_checkpoint), str(path), "--input-size", str(SIZE)])
+    status = main(["convert", str(coordatt_checkpoint), str(path), "--input_size", str(SIZE)])
     assert status == 0
     assert str(path) in capsys.readouterr().out
     restored = keras.models.load_model(path)

@@ -344,7 +344,7 @@ def test_export_command_checks_and_calibrates_on_a_dataset(trained_run, tmp_path
     out = tmp_path / "exported"
     code = main(["export", str(trained_run / "model.keras"), "--output", str(out),
                  "--formats", "tflite_int8", "--data", f"folder:{tmp_path / 'images'}",
-                 "--check-split", "val", "--calibration-split", "train"])
+                 "--check_split", "val", "--calibration_split", "train"])
     assert code == 0, capsys.readouterr().err
     report = json.loads((out / "export_report.json").read_text())
     assert report["check_images"] == 20 and report["keras_accuracy"] is not None
@@ -372,7 +372,7 @@ def test_export_command_reports_a_failed_check_with_status_1(trained_run, tmp_pa
 def test_export_command_names_bad_inputs(tmp_path, capsys, arguments, message):
     from keras_coordatt.cli import main
 
-    code = main(["export", *arguments, "--output", str(tmp_path / "x"), "--input-size", "32"])
+    code = main(["export", *arguments, "--output", str(tmp_path / "x"), "--input_size", "32"])
     assert code == 2
     assert message in capsys.readouterr().err
 
@@ -385,3 +385,42 @@ def test_train_is_a_subcommand_with_every_config_field(capsys):
     out = capsys.readouterr().out
     for option in ("--config", "--attention", "--strategy", "--precision", "--init_weights"):
         assert option in out
+
+
+# --- TFLiteModel, the one runner of .tflite files ------------------------------
+
+def test_tflite_model_runs_an_int8_file_on_float_inputs_and_gives_float_outputs(exported):
+    from keras_coordatt.export import TFLiteModel
+    from keras_coordatt.export import run_tflite
+
+    model, directory, _ = exported
+    runner = TFLiteModel(str(directory / "small_int8.tflite"), xnnpack=False)
+    x = _prepared(images(6, SIZE, SIZE, seed=4))
+    (logits,) = runner.run(x)
+    expected = model.predict(x, verbose=0)
+    assert runner.quantized and logits.dtype == np.float32 and logits.shape == expected.shape
+    assert np.abs(logits - expected).max() < 0.1 * np.abs(expected).max()
+    np.testing.assert_array_equal(run_tflite(str(directory / "small_int8.tflite"), x,
+                                             xnnpack=False), logits)
+    assert "FULLY_CONNECTED" in runner.op_names
+
+
+def test_tflite_model_names_inputs_of_the_wrong_shape(exported):
+    from keras_coordatt.export import TFLiteModel
+
+    _, directory, _ = exported
+    runner = TFLiteModel(str(directory / "small_float32.tflite"))
+    with pytest.raises(ValueError, match=rf"takes examples of shape \({SIZE}, {SIZE}, 3\), got "
+                       r"inputs of shape \(2, 32, 32, 3\)"):
+        runner.run(np.zeros((2, 32, 32, 3), np.float32))
+
+
+def test_tflite_model_is_the_only_code_that_opens_an_interpreter():
+    import pathlib
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    sources = [*(root / "keras_coordatt").rglob("*.py"), *(root / "benchmarks").glob("*.py"),
+               *(root / "training").glob("*.py")]
+    opening = sorted(str(path.relative_to(root)) for path in sources
+                     if "Interpreter(" in path.read_text())
+    assert opening == ["keras_coordatt/export/litert.py"]

@@ -1,4 +1,5 @@
-"""Detection and segmentation exports: serving SavedModels and TFLite (keras_coordatt.export.tasks)."""
+"""Detection and segmentation exports: serving SavedModels, TFLite files, their checks, and
+export_task_model writing them all (keras_coordatt.export)."""
 
 import json
 
@@ -26,7 +27,7 @@ def images():
 
 @pytest.fixture(scope="module")
 def float_detector(ssd):
-    from keras_coordatt.export.tasks import detector_tflite
+    from keras_coordatt.export import detector_tflite
 
     return detector_tflite(ssd, **SETTINGS)
 
@@ -42,8 +43,8 @@ def keras_input(raw):
 def test_the_detector_savedmodel_returns_pixel_boxes_of_any_image_size(ssd, tmp_path):
     import tensorflow as tf
 
-    from keras_coordatt.export.tasks import export_detector_serving
-    from keras_coordatt.export.tasks import match_detections
+    from keras_coordatt.export import export_detector_serving
+    from keras_coordatt.export.checks import match_detections
     from keras_coordatt.tasks import detector
 
     path = export_detector_serving(ssd, str(tmp_path / "detector"), CLASSES, **SETTINGS)
@@ -82,10 +83,10 @@ def test_the_float_detector_tflite_has_builtin_nms_and_the_documented_outputs(
         ssd, images, float_detector):
     from ai_edge_litert.interpreter import Interpreter
 
-    from keras_coordatt.export.tasks import DETECTOR_OUTPUTS
-    from keras_coordatt.export.tasks import check_detector_tflite
-    from keras_coordatt.export.tasks import run_detector_tflite
-    from keras_coordatt.export.litert import tflite_op_names
+    from keras_coordatt.export import check_detector_tflite
+    from keras_coordatt.export import run_detector_tflite
+    from keras_coordatt.export import tflite_op_names
+    from keras_coordatt.export.tflite import DETECTOR_OUTPUTS
     from keras_coordatt.tasks import detector
 
     ops = tflite_op_names(float_detector)
@@ -124,7 +125,7 @@ def test_the_float_detector_tflite_has_builtin_nms_and_the_documented_outputs(
 
 def test_the_detector_check_fails_loudly_on_another_model(ssd, images, float_detector):
     from keras_coordatt.export import ExportCheckError
-    from keras_coordatt.export.tasks import check_detector_tflite
+    from keras_coordatt.export import check_detector_tflite
 
     other = small_ssd(len(CLASSES), SIDE, attention=None, seed=1)
     with pytest.raises(ExportCheckError, match="disagrees with Keras") as caught:
@@ -135,8 +136,8 @@ def test_the_detector_check_fails_loudly_on_another_model(ssd, images, float_det
 def test_tiled_prediction_runs_the_tflite_file_in_place_of_keras(ssd, float_detector):
     import types
 
-    from keras_coordatt.export.tasks import match_detections
-    from keras_coordatt.export.tasks import run_detector_tflite
+    from keras_coordatt.export import run_detector_tflite
+    from keras_coordatt.export.checks import match_detections
     from keras_coordatt.tasks import predict_detections
 
     rng = np.random.default_rng(2)
@@ -162,17 +163,17 @@ def test_tiled_prediction_runs_the_tflite_file_in_place_of_keras(ssd, float_dete
 
 
 def test_the_int8_detector_converts_with_builtins_and_is_checked(ssd, images):
-    from keras_coordatt.export.tasks import DETECTOR_OUTPUTS
-    from keras_coordatt.export.tasks import check_detector_tflite
-    from keras_coordatt.export.tasks import detector_tflite
-    from keras_coordatt.export.tasks import output_names
-    from keras_coordatt.export.litert import tflite_op_names
+    from keras_coordatt.export import TFLiteModel
+    from keras_coordatt.export import check_detector_tflite
+    from keras_coordatt.export import detector_tflite
+    from keras_coordatt.export import tflite_op_names
+    from keras_coordatt.export.tflite import DETECTOR_OUTPUTS
 
     content = detector_tflite(ssd, "int8", representative_data=images, **SETTINGS)
     ops = tflite_op_names(content)
     assert "NON_MAX_SUPPRESSION_V4" in ops and "DEQUANTIZE" in ops
     assert not [op for op in ops if op.startswith("Flex") or op == "CUSTOM"]
-    assert output_names(content) == list(DETECTOR_OUTPUTS)
+    assert TFLiteModel(content).output_names == list(DETECTOR_OUTPUTS)
     report = check_detector_tflite(content, ssd, images, min_matched=0.0, **SETTINGS)
     print(f"int8 detector vs Keras (random weights): {report}")
     assert report["quantized"] and report["keras_detections"] > 0
@@ -204,7 +205,7 @@ def deeplab():
 def test_the_segmenter_savedmodel_gives_masks_at_the_image_size(deeplab, tmp_path):
     import tensorflow as tf
 
-    from keras_coordatt.export.tasks import export_segmenter_serving
+    from keras_coordatt.export import export_segmenter_serving
 
     names = ["background", "a", "b", "c"]
     path = export_segmenter_serving(deeplab, str(tmp_path / "segmenter"), names)
@@ -222,15 +223,61 @@ def test_the_segmenter_savedmodel_gives_masks_at_the_image_size(deeplab, tmp_pat
 
 
 def test_the_segmenter_tflite_mask_equals_keras(deeplab):
-    from keras_coordatt.export.tasks import check_segmenter_tflite
-    from keras_coordatt.export.tasks import output_names
-    from keras_coordatt.export.tasks import segmenter_tflite
-    from keras_coordatt.export.litert import tflite_op_names
+    from keras_coordatt.export import TFLiteModel
+    from keras_coordatt.export import check_segmenter_tflite
+    from keras_coordatt.export import segmenter_tflite
+    from keras_coordatt.export import tflite_op_names
 
     images = np.random.default_rng(4).uniform(-1, 1, (3, 96, 96, 3)).astype("float32")
     content = segmenter_tflite(deeplab)
     assert "ARG_MAX" in tflite_op_names(content)
-    assert output_names(content) == ["mask"]
+    assert TFLiteModel(content).output_names == ["mask"]
     report = check_segmenter_tflite(content, deeplab, images)
     print(f"segmenter TFLite float32 vs Keras: {report}")
     assert report["ok"] and report["pixel_agreement"] >= 0.999 and not report["quantized"]
+
+
+# --- export_task_model: every file written and checked ---
+
+def test_export_task_model_writes_every_file_and_names_the_one_that_disagrees(
+        ssd, tmp_path, monkeypatch):
+    from keras_coordatt.export import ExportCheckError
+    from keras_coordatt.export import TFLiteModel
+    from keras_coordatt.export import export_task_model
+    from keras_coordatt.export import task_bundle
+
+    rng = np.random.default_rng(5)
+    examples = [{"image": rng.integers(0, 256, (120, 200, 3), dtype=np.uint8)} for _ in range(4)]
+    real_check = task_bundle.check_detector_tflite
+
+    def int8_disagrees(content, model, images, **kwargs):
+        if TFLiteModel(content).quantized:
+            raise ExportCheckError("check_detector_tflite: 1 of 9 detections matched",
+                                   {"matched_share": 0.11})
+        return real_check(content, model, images, **kwargs)
+
+    monkeypatch.setattr(task_bundle, "check_detector_tflite", int8_disagrees)
+    lines = []
+    with pytest.raises(ExportCheckError, match=r"^detection_int8.tflite disagree with Keras "
+                       r"beyond tolerance \(the files are kept\); see .*export_report.json"):
+        export_task_model(ssd, "detection", str(tmp_path), CLASSES, examples, examples,
+                          check_images=3, run="runs/forest", log=lines.append, **SETTINGS)
+    report = json.loads((tmp_path / "export_report.json").read_text())
+    assert (report["run"], report["task"], report["check_images"]) == ("runs/forest", "detection", 3)
+    assert report["detection_float32.tflite"]["ok"]
+    assert report["detection_float32.tflite"]["matched_share"] == 1.0
+    assert report["detection_int8.tflite"] == {
+        "ok": False, "error": "check_detector_tflite: 1 of 9 detections matched",
+        "matched_share": 0.11}
+    for name in ("detection_float32.tflite", "detection_int8.tflite", "saved_model/saved_model.pb"):
+        assert (tmp_path / name).exists(), name
+    assert lines[0] == f"wrote {tmp_path / 'saved_model'}"
+    assert lines[1].endswith("checked against Keras") and lines[2].endswith("FAILED its check")
+
+
+def test_export_task_model_names_an_unknown_task(ssd, tmp_path):
+    from keras_coordatt.export import export_task_model
+
+    with pytest.raises(ValueError, match=r"task='pose'; expected one of \('detection', "):
+        export_task_model(ssd, "pose", str(tmp_path), CLASSES, [], [])
+    assert not list(tmp_path.iterdir())

@@ -138,13 +138,13 @@ def test_export_weights_of_another_width_name_the_options_to_fix(capsys, tmp_pat
     MobileNetV2(input_shape=(32, 32, 3), alpha=0.5, attention="ca", classes=4,
                 classifier_activation=None).save_weights(weights)
     err = one_line_error(capsys, "export", "mobilenet_v2", "--weights", str(weights),
-                         "--classes", "4", "--input-size", "32", "--output", str(tmp_path / "x"))
+                         "--classes", "4", "--input_size", "32", "--output", str(tmp_path / "x"))
     assert "do not fit mobilenet_v2 with --alpha 1.0 --attention ca --classes 4" in err
 
 
 def test_the_table_says_it_builds_every_model_first(capsys):
     assert main(["table", "--families", "mobilenet_v2", "--widths", "0.5", "--attentions",
-                 "none", "ca", "--input-size", "32"]) == 0
+                 "none", "ca", "--input_size", "32"]) == 0
     assert "building 2 models to count them" in capsys.readouterr().err
 
 

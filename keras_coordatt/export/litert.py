@@ -86,7 +86,7 @@ class TFLiteModel:
             to float32, the others in their own type.
         """
         inputs = np.asarray(inputs, np.float32)
-        expected = tuple(self.interpreter.get_input_details()[0]["shape"][1:])
+        expected = tuple(int(d) for d in self.interpreter.get_input_details()[0]["shape"][1:])
         if inputs.ndim != len(expected) + 1 or tuple(inputs.shape[1:]) != expected:
             raise ValueError(f"run_tflite: the model takes examples of shape {expected}, got "
                              f"inputs of shape {inputs.shape}.")
