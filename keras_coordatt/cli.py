@@ -211,7 +211,7 @@ def run_export(args):
     labels = loading.class_names(args.labels, args.model)
     check, truth, calibration = None, None, None
     if args.data:
-        check, truth, calibration, names = loading.check_images(
+        check, truth, calibration, names = loading.check_and_calibration_images(
             model, args.data, args.check_split, args.check_examples, args.calibration_split,
             args.calibration_examples, args.data_dir)
         labels = labels or names

@@ -79,8 +79,8 @@ def class_names(labels_file=None, model=None):
     return None
 
 
-def check_images(model, source, check_split, check_examples, calibration_split,
-                 calibration_examples, data_dir=None):
+def check_and_calibration_images(model, source, check_split, check_examples, calibration_split,
+                                 calibration_examples, data_dir=None):
     """uint8 check images, their labels, calibration images and the class names of ``source``.
 
     Both sets are read at the model's input size with its eval crop
