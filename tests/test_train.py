@@ -11,6 +11,7 @@ import pytest
 
 from keras_coordatt.training import TrainConfig
 from keras_coordatt.training import load_config
+from keras_coordatt.training.attention_monitor import read_records
 from keras_coordatt.training.config import config_names
 from runs import run_cli
 from runs import tiny
@@ -180,8 +181,15 @@ def test_a_run_leaves_checkpoints_weights_model_metrics_and_plots(tmp_path, imag
     assert f"Saved {run / 'model.keras'} (held-out accuracy" in capsys.readouterr().out
     assert not [name for name in os.listdir(run) if name.startswith(".")], "temporary files left"
     for name in ("best.weights.h5", "last.weights.h5", "model.keras", "metrics.json",
-                 "history.csv", "training_curves.png", "config.json"):
+                 "history.csv", "training_curves.png", "config.json", "attention.png"):
         assert (run / name).exists(), name
+    # The attention monitor, on by default: every CA layer at the start and after each epoch.
+    records = read_records(str(run / "attention.csv"))
+    assert {row["epoch"] for row in records} == {0, 1, 2}
+    assert len(records) == 3 * len({row["layer"] for row in records}) >= 3 * 16
+    assert all(row["grad_norm"] > 0 for row in records)
+    assert metrics["attention_monitor_seconds"] > 0
+    assert list((run / "tensorboard" / "attention").glob("events.out.tfevents.*"))
     assert (run / "tensorboard").is_dir() and (run / "checkpoints" / "checkpoint").exists()
     assert metrics["global_steps"] == 2 * (96 // 16) and np.isfinite(metrics["eval_loss"])
     # Loss scaling skips the updates whose scaled gradients overflow; the

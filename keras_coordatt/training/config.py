@@ -116,6 +116,9 @@ class TrainConfig:
     sync_batchnorm: bool = option(False, "BatchNorm statistics over all replicas")
     precision: str = option("float32", f"dtype policy: {', '.join(PRECISIONS)}")
     jit: bool = option(False, "compile the whole train step with XLA")
+    attention_monitor: bool = option(
+        True, "record the attention layers' gates and gradients each epoch on a fixed batch of "
+        "held-out images (attention.csv, attention.png, TensorBoard)")
     seed: int = option(0, "seed of initialisation, shuffling and augmentation")
     deterministic: bool = option(False, "repeatable runs: deterministic ops and data order")
     output_dir: str = option("runs/default", "run folder: checkpoints, weights, model, metrics, plots")

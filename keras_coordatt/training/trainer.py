@@ -13,6 +13,9 @@ What a run leaves in ``output_dir``:
 - ``best.weights.h5`` (best held-out accuracy) and ``last.weights.h5``;
   ``model.keras`` and ``metrics.json`` at the end.
 - ``history.csv``, ``training_curves.png``, ``tensorboard/``, ``config.json``.
+- ``attention.csv`` and ``attention.png``: the attention layers' gates and
+  gradients at the start and after each epoch (`AttentionMonitor`; off with
+  ``--attention_monitor false``).
 
 A NaN or infinite loss stops the run with an error naming the step and batch;
 the checkpoints written before it are kept.
@@ -29,6 +32,8 @@ from keras_coordatt.data import PipelineOptions
 from keras_coordatt.data import load_datasets
 from keras_coordatt.models.families import build_model
 from keras_coordatt.models.macs import count_trainable_params
+from keras_coordatt.models.identity import attention_layers
+from keras_coordatt.training.attention_monitor import AttentionMonitor
 from keras_coordatt.training.callbacks import EpochProgress
 from keras_coordatt.training.callbacks import StepWatch
 from keras_coordatt.training.callbacks import StopRequests
@@ -52,6 +57,9 @@ from keras_coordatt.training.tasks import evaluate_detection
 from keras_coordatt.training.tasks import evaluate_segmentation
 from keras_coordatt.training.tasks import load_task_data
 from keras_coordatt.training.tasks import monitored
+
+# Held-out images the attention monitor records the gates on, every epoch the same.
+PROBE_IMAGES = 16
 
 
 def train(config: TrainConfig, callbacks=()):
@@ -209,6 +217,16 @@ class Trainer:
                 self.model, self.strategy, self._labelled(self.datasets.train_for_epoch(0)).element_spec)
         self.tensorboard = keras.callbacks.TensorBoard(
             os.path.join(self.config.output_dir, "tensorboard"))
+        self.monitor = self._attention_monitor()
+
+    def _attention_monitor(self):
+        """The monitor on the first held-out images (a fixed batch), or None."""
+        if not (self.config.attention_monitor and self.chief and attention_layers(self.model)):
+            return None
+        x, y = next(iter(self.eval_data.take(1)))[:2]
+        probe = keras.tree.map_structure(lambda t: t[:PROBE_IMAGES], (x, y))
+        return AttentionMonitor(probe, self.config.output_dir,
+                                os.path.join(self.config.output_dir, "tensorboard", "attention"))
 
     def _labelled(self, dataset):
         return dataset.map(self.transform) if self.transform else dataset
@@ -237,7 +255,7 @@ class Trainer:
         fit = self.model.fit(
             train_data, validation_data=self.eval_data, initial_epoch=epoch, epochs=epoch + 1,
             callbacks=[watch, EpochProgress(self.config.epochs), self.tensorboard,
-                       *self.callbacks],
+                       *([self.monitor] if self.monitor else []), *self.callbacks],
             verbose=_verbosity(self.config),
         )
         if watch.stopped_at is not None:
@@ -314,8 +332,10 @@ class Trainer:
                 "train_examples": self.datasets.train_examples}
 
     def _speed(self, train_seconds):
-        """Training time and throughput of this session."""
-        return {"train_seconds_this_session": round(train_seconds, 1),
+        """Training time and throughput of this session, and what the attention monitor cost."""
+        monitor = {} if self.monitor is None else {
+            "attention_monitor_seconds": round(self.monitor.seconds, 1)}
+        return {**monitor, "train_seconds_this_session": round(train_seconds, 1),
                 "train_images_per_second": round(
                     self.trained_steps * self.config.batch_size / max(train_seconds, 1e-9), 1)}
 
