@@ -260,8 +260,43 @@ def test_train_and_val_folders_are_the_splits(tmp_path, rng):
 
 def test_a_train_folder_without_an_eval_folder_is_an_error(tmp_path, rng):
     root = make_folder(str(tmp_path / "half"), rng, per_class=2, splits=["train"])
-    with pytest.raises(ValueError, match="has train/ but no val/, validation/ or test/"):
+    with pytest.raises(ValueError, match="has train/ but no val/, valid/, validation/ or test/"):
         datasets_for(f"folder:{root}", image_size=16, batch_size=2)
+
+
+def test_a_folder_with_one_class_is_refused_naming_it_and_the_class(tmp_path, rng):
+    # Issue 26: one class trains to accuracy 1.0 and loss 0; usually the wrong level was named.
+    root = tmp_path / "dataset"
+    make_folder(str(root / "images"), rng, per_class=4)
+    with pytest.raises(ValueError, match=f"image folder '{root}' has one class folder, "
+                                         "'images': a classifier needs two or more"):
+        datasets_for(f"folder:{root}", image_size=16, batch_size=2)
+    make_folder(str(tmp_path / "split"), rng, per_class=2, splits=["train", "val"])
+    for name in ("train", "val"):
+        os.rename(tmp_path / "split" / name, tmp_path / "split" / "red")
+        os.makedirs(tmp_path / "split" / name)
+        os.rename(tmp_path / "split" / "red", tmp_path / "split" / name / "red")
+    with pytest.raises(ValueError, match="train' has one class folder, 'red'"):
+        datasets_for(f"folder:{tmp_path / 'split'}", image_size=16, batch_size=2)
+
+
+def test_hidden_folders_and_stray_files_are_skipped_with_a_line(folder, capsys):
+    os.makedirs(os.path.join(folder, ".ipynb_checkpoints"))
+    os.makedirs(os.path.join(folder, ".git", "objects"))
+    with open(os.path.join(folder, ".DS_Store"), "wb") as f:
+        f.write(b"\0\0\0\1Bud1")
+    with open(os.path.join(folder, "labels.csv"), "w") as f:
+        f.write("file,label\n")
+    with open(os.path.join(folder, "red", "notes.txt"), "w") as f:
+        f.write("collected in May")
+    with open(os.path.join(folder, "red", "._0.png"), "wb") as f:  # macOS's metadata of 0.png
+        f.write(b"\0\5\26\7")
+    datasets = folder_datasets(folder, batch_size=6)
+    assert datasets.class_names == ["blue", "green", "red"]
+    assert "train: split 'train', 24 examples (per class 8, 8, 8)" in datasets.describe()
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line == (f"folder:{folder}: skipped 6 hidden or non-data entries: .DS_Store, .git/, "
+                    ".ipynb_checkpoints/ and 3 more")
 
 
 def test_a_missing_folder_is_an_error_naming_it(tmp_path):
@@ -336,7 +371,7 @@ def test_elpv_batches_and_classes(elpv_cache):
 
 @pytest.mark.slow
 def test_elpv_split_is_75_25_and_stratified_by_class(elpv_cache):
-    from keras_coordatt.data.elpv import load_elpv
+    from keras_coordatt.data.classification.elpv import load_elpv
 
     source = load_elpv(32)
     train, test = (source.read_split(name, None).labels for name in ("train", "test"))
@@ -452,9 +487,9 @@ def test_tfds_unknown_name_suggests_the_near_one():
 
 def test_tfds_offline_fails_fast_naming_the_dataset(tmp_path, monkeypatch):
     pytest.importorskip("tensorflow_datasets")
-    from keras_coordatt.data import tfds_source
+    from keras_coordatt.data.core import tfds as tfds_core
 
-    monkeypatch.setattr(tfds_source, "network_reachable", lambda host, port: False)
+    monkeypatch.setattr(tfds_core, "network_reachable", lambda host, port: False)
     start = time.perf_counter()
     with pytest.raises(ConnectionError, match=f"tfds:cifar10 is not prepared in {tmp_path}"):
         datasets_for("tfds:cifar10", data_dir=str(tmp_path))

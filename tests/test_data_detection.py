@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_coordatt.data.detection import DetectionSource
-from keras_coordatt.data.detection import load_image
-from keras_coordatt.data.detection import open_detection_source
+from keras_coordatt.data import DetectionSource
+from keras_coordatt.data import load_image
+from keras_coordatt.data import open_detection_source
 from made_data import HEIGHT
 from made_data import WIDTH
 from made_data import prepare_tiny_tfds
@@ -180,9 +180,9 @@ def test_a_corrupt_image_fails_when_loaded_naming_the_file(tmp_path):
     (tmp_path / "b.png").write_bytes(data[:40])
     split = open_detection_source(f"voc:{tmp_path}").read_split("all")
     assert load_image(split.examples[0]).shape == (HEIGHT, WIDTH, 3)
-    with pytest.raises(ValueError, match="b.png: not a readable image"):
+    with pytest.raises(ValueError, match="cannot decode image file .*b.png \\(corrupt"):
         load_image(split.examples[1])
-    with pytest.raises(tf.errors.OpError, match="b.png: not a readable image"):
+    with pytest.raises(tf.errors.OpError, match="cannot decode image file .*b.png"):
         batches(split.as_tf_dataset())
 
 
@@ -198,13 +198,15 @@ def test_an_image_of_another_size_than_its_annotation_fails_naming_both(tmp_path
 
 
 def coco_json(images, annotations, categories=((7, "cat"), (3, "dog"))):
+    """A COCO instances file; a category is ``(id, name)`` or ``(id, name, supercategory)``."""
     return json.dumps({
         "images": [{"id": i, "file_name": f, "width": WIDTH, "height": HEIGHT} for i, f in images],
         "annotations": [
             {"id": a_id, "image_id": image_id, "category_id": c_id, "bbox": list(bbox),
              "iscrowd": crowd, "area": bbox[2] * bbox[3]}
             for a_id, image_id, c_id, bbox, crowd in annotations],
-        "categories": [{"id": c_id, "name": name} for c_id, name in categories],
+        "categories": [dict(zip(("id", "name", "supercategory"), category))
+                       for category in categories],
     })
 
 
@@ -250,19 +252,84 @@ def test_a_coco_folder_gives_xyxy_pixel_boxes_labels_in_category_id_order(coco):
     assert a["labels"].tolist() == [1, 0]
 
 
-def test_a_coco_file_with_images_beside_it_is_one_split(coco, monkeypatch):
+def test_a_coco_file_named_for_its_split_is_that_split(coco, monkeypatch):
     root, _ = coco
     (root / "train" / "instances_train2017.json").write_text(
         (root / "annotations" / "instances_train.json").read_text())
     source = open_detection_source(f"coco:{root / 'train' / 'instances_train2017.json'}")
     assert source.splits == ("train2017",)
     assert source.read_split("train2017").num_examples == 2
-    (root / "train" / "labels.json").write_text(
-        (root / "annotations" / "instances_train.json").read_text())
-    assert open_detection_source(f"coco:{root / 'train' / 'labels.json'}").splits == ("all",)
     monkeypatch.chdir(root / "train")
-    (first, _) = open_detection_source("coco:labels.json").read_split("all").examples
+    (first, _) = open_detection_source("coco:instances_train2017.json").read_split(
+        "train2017").examples
     assert load_image(first).shape == (HEIGHT, WIDTH, 3)
+
+
+def write_coco_images(folder, count, prefix=""):
+    """``count`` images in ``folder`` and their COCO ``(id, file_name)`` entries, one box each."""
+    images = [(i, f"{prefix}{i:03d}.png") for i in range(1, count + 1)]
+    for seed, (_, file_name) in enumerate(images):
+        write_image(folder / file_name.rsplit("/", 1)[-1], seed)
+    boxes = [(100 + i, i, 3, (1, 1, 4, 4), 0) for i, _ in images]
+    return images, boxes
+
+
+def test_a_file_without_a_split_holds_out_a_fixed_fifth_for_evaluation(tmp_path, capsys):
+    images, boxes = write_coco_images(tmp_path, 10)
+    (tmp_path / "labels.json").write_text(coco_json(images, boxes))
+    source = open_detection_source(f"coco:{tmp_path / 'labels.json'}")
+    assert (source.splits, source.default_eval_split) == (("train", "val", "all"), "val")
+    ids = {split: [e["id"] for e in source.read_split(split).examples] for split in source.splits}
+    assert (len(ids["train"]), len(ids["val"])) == (8, 2)
+    assert sorted(ids["train"] + ids["val"]) == sorted(ids["all"]) == sorted(map(str, range(1, 11)))
+    assert f"coco:{tmp_path / 'labels.json'}: labels.json names no split: a held-out 20% of its " \
+           "10 images (2, split seed 0) is 'val'" in capsys.readouterr().out
+    # The same images are held out every time it is opened.
+    again = open_detection_source(f"coco:{tmp_path / 'labels.json'}").read_split("val")
+    assert [e["id"] for e in again.examples] == ids["val"]
+
+
+def test_label_studio_and_cvat_exports_put_the_images_in_images(tmp_path):
+    # Label Studio: result.json beside images/, its file names "images/<name>".
+    studio = tmp_path / "studio"
+    images, boxes = write_coco_images(studio / "images", 5, prefix="images/")
+    (studio / "result.json").write_text(coco_json(images, boxes))
+    source = open_detection_source(f"coco:{studio}")
+    assert source.splits == ("train", "val", "all")
+    assert source.read_split("all").examples[0]["image"] == str(studio / "images" / "001.png")
+    # CVAT: annotations/instances_default.json ("default": no subset) beside images/.
+    cvat = tmp_path / "cvat"
+    images, boxes = write_coco_images(cvat / "images", 5)
+    (cvat / "annotations").mkdir()
+    (cvat / "annotations" / "instances_default.json").write_text(coco_json(images, boxes))
+    source = open_detection_source(f"coco:{cvat}")
+    assert (source.splits, source.default_eval_split) == (("train", "val", "all"), "val")
+    (first,) = batches(source.as_tf_dataset("val"))
+    assert first["image"].shape == (HEIGHT, WIDTH, 3) and first["labels"].tolist() == [0]
+
+
+def test_a_roboflow_export_is_a_folder_per_split_each_with_its_json(tmp_path, capsys):
+    # Roboflow lists the dataset as category 0, the supercategory of the classes.
+    categories = ((0, "cells", "none"), (1, "nucleus", "cells"), (2, "debris", "cells"))
+    for split, count in (("train", 3), ("valid", 2), ("test", 1)):
+        images, _ = write_coco_images(tmp_path / split, count)
+        boxes = [(100 + i, i, 1 + i % 2, (1, 1, 4, 4), 0) for i, _ in images]
+        (tmp_path / split / "_annotations.coco.json").write_text(
+            coco_json(images, boxes, categories))
+    (tmp_path / "README.roboflow.txt").write_text("exported from roboflow.com")
+    source = open_detection_source(f"coco:{tmp_path}")
+    assert (source.splits, source.default_eval_split) == (("train", "valid", "test"), "valid")
+    assert (source.class_names, source.category_ids) == (["nucleus", "debris"], [1, 2])
+    train = source.read_split("train").examples
+    assert [e["labels"].tolist() for e in train] == [[1], [0], [1]]
+    assert train[0]["image"] == str(tmp_path / "train" / "001.png")
+    assert source.read_split("test").num_examples == 1
+    assert capsys.readouterr().out == (f"coco:{tmp_path}: skipped 1 hidden or non-data entry: "
+                                       "README.roboflow.txt\n")
+    (tmp_path / "valid" / "other.json").write_text("{}")
+    with pytest.raises(ValueError, match="the split folder .*valid holds 2 .json files "
+                                         "\\(_annotations.coco.json, other.json\\); keep one"):
+        open_detection_source(f"coco:{tmp_path}")
 
 
 def test_coco_class_names_given_map_categories_by_name(coco):
@@ -305,7 +372,7 @@ def test_coco_files_that_are_not_instances_are_errors(coco, tmp_path):
     (root / "annotations" / "instances_val.json").write_text("{not json")
     with pytest.raises(ValueError, match="instances_val.json: not a readable JSON file"):
         open_detection_source(f"coco:{root}")
-    with pytest.raises(ValueError, match="no annotations/instances_<split>.json"):
+    with pytest.raises(ValueError, match="no COCO annotations: give annotations/instances_<split>"):
         open_detection_source(f"coco:{tmp_path / 'coco' / 'train'}")
     with pytest.raises(ValueError, match="coco:.*gone.json: no such file"):
         open_detection_source(f"coco:{tmp_path / 'gone.json'}")
@@ -380,9 +447,9 @@ def test_tfds_boxes_become_pixel_xyxy_without_the_crowd(tiny_boxes_tfds):
 @pytest.mark.parametrize("name", ["voc/2007", "coco/2017"])
 def test_tfds_unprepared_offline_fails_saying_how_to_prepare(tmp_path, monkeypatch, name):
     pytest.importorskip("tensorflow_datasets")
-    from keras_coordatt.data import tfds_source
+    from keras_coordatt.data.core import tfds as tfds_core
 
-    monkeypatch.setattr(tfds_source, "network_reachable", lambda host, port: False)
+    monkeypatch.setattr(tfds_core, "network_reachable", lambda host, port: False)
     with pytest.raises(ConnectionError, match=f"(?s)tfds:{name} is not prepared in {tmp_path}.*"
                                               f"`tfds build {name} --data_dir DIR`"):
         open_detection_source(f"tfds:{name}", data_dir=str(tmp_path))
@@ -398,7 +465,7 @@ def test_tfds_datasets_without_boxes_are_refused(tmp_path):
 
 
 def _pipeline_options():
-    from keras_coordatt.data.detection_pipeline import DetectionPipelineOptions
+    from keras_coordatt.data.detection.pipeline import DetectionPipelineOptions
     from keras_coordatt.tasks.ssdlite import ssdlite_anchors
 
     return DetectionPipelineOptions(160, 2, ssdlite_anchors(160), augment=None)

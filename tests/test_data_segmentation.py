@@ -5,10 +5,10 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from keras_coordatt.data.segmentation import VOC_CLASSES
-from keras_coordatt.data.segmentation import load_mask
-from keras_coordatt.data.segmentation import load_segmentation_example
-from keras_coordatt.data.segmentation import open_segmentation_source
+from keras_coordatt.data import load_mask
+from keras_coordatt.data import load_segmentation_example
+from keras_coordatt.data import open_segmentation_source
+from keras_coordatt.data.segmentation.voc import VOC_CLASSES
 from made_data import HEIGHT
 from made_data import WIDTH
 from made_data import prepare_tiny_tfds
@@ -23,13 +23,26 @@ def class_mask(seed=0, num_classes=3, size=(WIDTH, HEIGHT)):
     return mask
 
 
-def write_palette_mask(path, mask):
-    """A palette PNG whose colours are NOT the indices (as VOC's SegmentationClass)."""
+# Pascal VOC's colours of its 21 classes (the devkit's VOClabelcolormap), and of 255.
+VOC_COLOURS = [(0, 0, 0), (128, 0, 0), (0, 128, 0), (128, 128, 0), (0, 0, 128), (128, 0, 128),
+               (0, 128, 128), (128, 128, 128), (64, 0, 0), (192, 0, 0), (64, 128, 0),
+               (192, 128, 0), (64, 0, 128), (192, 0, 128), (64, 128, 128), (192, 128, 128),
+               (0, 64, 0), (128, 64, 0), (0, 192, 0), (128, 192, 0), (0, 64, 128)]
+VOC_PALETTE = [v for colour in VOC_COLOURS + [(0, 0, 0)] * 234 + [(224, 224, 192)] for v in colour]
+
+
+def write_palette_mask(path, mask, palette=VOC_PALETTE):
+    """A palette PNG whose colours are NOT the indices (as VOC's SegmentationClass); VOC's
+    palette unless another is given."""
     image = Image.fromarray(mask, mode="P")
-    palette = np.random.default_rng(1).integers(0, 256, 768).astype(np.uint8)
-    image.putpalette(palette.tolist())
+    image.putpalette(list(palette))
     path.parent.mkdir(parents=True, exist_ok=True)
     image.save(path)
+
+
+def own_palette():
+    """The palette of a labeling tool that is not VOC's."""
+    return np.random.default_rng(1).integers(0, 256, 768).astype(np.uint8).tolist()
 
 
 def write_grey_mask(path, mask):
@@ -56,10 +69,15 @@ def voc(tmp_path):
     return root, pixels, masks
 
 
-def test_voc_masks_are_palette_indices_and_the_splits_come_from_the_lists(voc):
+def test_voc_masks_are_palette_indices_and_the_splits_come_from_the_lists(voc, capsys):
     root, pixels, masks = voc
     source = open_segmentation_source(f"voc:{root}")
     assert source.class_names == list(VOC_CLASSES) and len(source.class_names) == 21
+    # Where the 21 names came from, and how to give others, in one line.
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.startswith(f"voc:{root}: 21 classes of Pascal VOC, as every mask has VOC's "
+                           "palette: background, aeroplane, bicycle, bird, boat, ...")
+    assert line.endswith(f"list them one a line (mask value 0 first) in {root}/class_names.txt")
     assert (source.splits, source.default_eval_split) == (("train", "val"), "val")
     train = source.read_split("train")
     assert [e["id"] for e in train.examples] == ["2007_000039", "2007_000032"]
@@ -96,7 +114,7 @@ def test_voc_missing_files_are_named(voc):
                                          "no 2007_000099.jpg"):
         open_segmentation_source(f"voc:{root}")
     (root / "ImageSets" / "Segmentation" / "val.txt").write_text("")
-    with pytest.raises(ValueError, match="split 'val' has no images"):
+    with pytest.raises(ValueError, match="split 'val' .*val.txt\\) lists no images"):
         open_segmentation_source(f"voc:{root}")
     with pytest.raises(ValueError, match="voc:.*nowhere: no such folder"):
         open_segmentation_source(f"voc:{root / 'nowhere'}")
@@ -104,21 +122,56 @@ def test_voc_missing_files_are_named(voc):
         open_segmentation_source(f"voc:{root / 'ImageSets'}")
 
 
-def test_mask_values_outside_the_classes_fail_naming_file_and_values(voc):
+def test_mask_values_outside_the_classes_fail_when_opened_naming_file_and_values(voc):
     root, _, masks = voc
     bad = masks["2007_000063"].copy()
     bad[5, 5], bad[6, 6] = 21, 40
     write_palette_mask(root / "SegmentationClass" / "2007_000063.png", bad)
-    val = open_segmentation_source(f"voc:{root}").read_split("val")
     message = "2007_000063.png: mask values \\[21, 40\\] are outside \\[0, 21\\) and not 255"
+    with pytest.raises(ValueError, match=message + ".* classes are of Pascal VOC, .*; if the "
+                                                   "masks hold others, list them .*class_names"):
+        open_segmentation_source(f"voc:{root}")
     with pytest.raises(ValueError, match=message):
-        load_mask(val.examples[0], num_classes=21)
-    with pytest.raises(tf.errors.OpError, match=message):
-        batches(val.as_tf_dataset())
-    # Fewer classes given: the same file's values up to 20 are out of range.
-    val = open_segmentation_source(f"voc:{root}", class_names=["bg", "a"]).read_split("train")
-    with pytest.raises(tf.errors.OpError, match="2007_000039.png: mask values \\[2, 3, "):
-        batches(val.as_tf_dataset())
+        load_mask({"mask": str(root / "SegmentationClass" / "2007_000063.png")}, num_classes=21)
+    # Fewer classes given: the values up to 20 of the first mask read are out of range.
+    with pytest.raises(ValueError, match="2007_000039.png: mask values \\[2, 3, .* the 2 classes "
+                                         "are given$"):
+        open_segmentation_source(f"voc:{root}", class_names=["bg", "a"])
+
+
+def test_a_folder_laid_out_as_voc_with_its_own_masks_takes_its_classes_from_them(tmp_path, capsys):
+    # Issue 26: two classes (0 background, 1 nucleus) trained as VOC's 21, named aeroplane, ...
+    root = tmp_path / "nuclei"
+    for seed, stem in enumerate(["n1", "n2"]):
+        write_image(root / "JPEGImages" / f"{stem}.jpg", seed)
+        write_grey_mask(root / "SegmentationClass" / f"{stem}.png", class_mask(seed, 2))
+    source = open_segmentation_source(f"voc:{root}")
+    assert source.class_names == ["class 0", "class 1"]
+    assert "classes from the mask values found (0 to 1)" in source.notes
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line == (f"voc:{root}: 2 classes from the mask values found (0 to 1): class 0, "
+                    f"class 1; to name them, list them one a line (mask value 0 first) in "
+                    f"{root}/class_names.txt")
+    # A palette of its own is no VOC devkit either.
+    write_palette_mask(root / "SegmentationClass" / "n1.png", class_mask(0, 2), own_palette())
+    assert open_segmentation_source(f"voc:{root}").class_names == ["class 0", "class 1"]
+    # Named in the file the line points to, the classes are those; a value beyond is an error.
+    (root / "class_names.txt").write_text("background\nnucleus\n")
+    assert open_segmentation_source(f"voc:{root}").class_names == ["background", "nucleus"]
+    assert "classes from " + str(root / "class_names.txt") in capsys.readouterr().out
+    (root / "class_names.txt").write_text("background\n")
+    with pytest.raises(ValueError, match="n1.png: mask values \\[1\\] are outside \\[0, 1\\) and "
+                                         "not 255 \\(ignore\\); the 1 classes are from .*"
+                                         "class_names.txt$"):
+        open_segmentation_source(f"voc:{root}")
+
+
+def test_masks_of_one_class_are_refused(tmp_path):
+    write_image(tmp_path / "images" / "x.png")
+    write_grey_mask(tmp_path / "masks" / "x.png", np.zeros((HEIGHT, WIDTH), np.uint8))
+    with pytest.raises(ValueError, match="its 1 masks hold no value but 0, 255: one class or "
+                                         "none, and segmentation needs two or more"):
+        open_segmentation_source(f"masks:{tmp_path}")
 
 
 # masks: folders of images and masks.
@@ -165,12 +218,31 @@ def test_a_mask_folder_without_splits_is_one_split(tmp_path):
     assert source.splits == ("all",) and source.class_names == ["bg", "fg", "edge"]
 
 
+def test_a_mask_folder_without_class_names_takes_them_from_the_mask_values(mask_folder):
+    root, _ = mask_folder
+    assert open_segmentation_source(f"masks:{root}").class_names == [
+        "class 0", "class 1", "class 2"]
+
+
+def test_hidden_and_stray_files_in_a_mask_folder_are_skipped_with_a_line(mask_folder, capsys):
+    root, _ = mask_folder
+    (root / "train" / "images" / ".ipynb_checkpoints").mkdir()
+    write_image(root / "train" / "images" / ".ipynb_checkpoints" / "a-checkpoint.png")
+    (root / "train" / "images" / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    write_image(root / "train" / "images" / "._a.png")  # macOS's copy of a's metadata
+    (root / "train" / "masks" / "notes.txt").write_text("drawn by hand")
+    (root / ".git").mkdir()
+    source = open_segmentation_source(f"masks:{root}", class_names=["bg", "nucleus", "edge"])
+    assert source.splits == ("train", "val")
+    assert [e["id"] for e in source.read_split("train").examples] == ["a", "b"]
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line == (f"masks:{root}: skipped 5 hidden or non-data entries: .git/, "
+                    "train/images/.DS_Store, train/images/._a.png and 2 more")
+
+
 def test_mask_folder_errors_name_the_files(mask_folder, tmp_path):
     root, _ = mask_folder
     names = ["bg", "nucleus", "edge"]
-    with pytest.raises(ValueError, match="give class_names .* or list them one a line in "
-                                         ".*class_names.txt"):
-        open_segmentation_source(f"masks:{root}")
     with pytest.raises(ValueError, match="masks:.*: no images/ folder"):
         open_segmentation_source(f"masks:{root / 'train' / 'masks'}", class_names=names)
     write_image(root / "val" / "images" / "d.png")
@@ -206,7 +278,7 @@ def cityscapes_ids(seed):
 
 
 def test_cityscapes_label_ids_become_the_19_classes_and_the_rest_is_ignored(tmp_path):
-    from keras_coordatt.data.segmentation import CITYSCAPES_CLASSES
+    from keras_coordatt.data.segmentation.cityscapes import CITYSCAPES_CLASSES
 
     written = {}
     for split, city, frame in (("train", "zurich", 2), ("train", "aachen", 1), ("val", "lindau", 3)):
@@ -273,9 +345,10 @@ def test_a_mask_of_another_size_or_in_colour_or_corrupt_fails_naming_it(mask_fol
         load_mask(source_for().read_split("val").examples[0])
     (root / "val" / "masks" / "c.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     with pytest.raises(ValueError, match="val/masks/c.png: cannot read the mask"):
-        load_mask(source_for().read_split("val").examples[0])
-    with pytest.raises(ValueError, match="its splits are 'train', 'val'"):
-        source_for().read_split("test")
+        load_mask({"mask": str(root / "val" / "masks" / "c.png")})
+    # Every mask is read when the folder is opened: a bad one fails before training.
+    with pytest.raises(ValueError, match="val/masks/c.png: cannot read the mask"):
+        source_for()
 
 
 # tfds: oxford_iiit_pet, unprepared and offline; a tiny stand-in for its mapping.
@@ -283,9 +356,9 @@ def test_a_mask_of_another_size_or_in_colour_or_corrupt_fails_naming_it(mask_fol
 
 def test_tfds_pets_unprepared_offline_fails_saying_how_to_prepare(tmp_path, monkeypatch):
     pytest.importorskip("tensorflow_datasets")
-    from keras_coordatt.data import tfds_source
+    from keras_coordatt.data.core import tfds as tfds_core
 
-    monkeypatch.setattr(tfds_source, "network_reachable", lambda host, port: False)
+    monkeypatch.setattr(tfds_core, "network_reachable", lambda host, port: False)
     with pytest.raises(ConnectionError, match="(?s)tfds:oxford_iiit_pet is not prepared in "
                                               f"{tmp_path}.*`tfds build oxford_iiit_pet "
                                               "--data_dir DIR`"):
@@ -300,7 +373,7 @@ def test_tfds_other_datasets_are_refused_naming_the_known_ones():
 
 def test_tfds_pet_trimaps_become_background_pet_and_ignore(tmp_path, monkeypatch):
     tfds = pytest.importorskip("tensorflow_datasets")
-    from keras_coordatt.data import segmentation
+    from keras_coordatt.data.segmentation import tfds as segmentation_tfds
 
     # The pets' features, with trimaps 1 pet, 2 background, 3 border.
     trimap = np.full((HEIGHT, WIDTH, 1), 2, np.uint8)
@@ -317,8 +390,8 @@ def test_tfds_pet_trimaps_become_background_pet_and_ignore(tmp_path, monkeypatch
                 "segmentation_mask": tfds.features.Image(shape=(None, None, 1))}
     prepare_tiny_tfds("CoordattTinyPets", tmp_path, features,
                       {"train": examples(2), "test": examples(1)})
-    monkeypatch.setitem(segmentation.TFDS_DATASETS, "coordatt_tiny_pets",
-                        segmentation.TFDS_DATASETS["oxford_iiit_pet"])
+    monkeypatch.setitem(segmentation_tfds.TFDS_DATASETS, "coordatt_tiny_pets",
+                        segmentation_tfds.TFDS_DATASETS["oxford_iiit_pet"])
     source = open_segmentation_source("tfds:coordatt_tiny_pets", data_dir=str(tmp_path))
     assert source.class_names == ["background", "pet"]
     assert (source.splits, source.default_eval_split) == (("train", "test"), "test")

@@ -4,21 +4,21 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_coordatt.data.detection_pipeline import DetectionPipelineOptions
-from keras_coordatt.data.detection_pipeline import detection_batches
-from keras_coordatt.data.detection_pipeline import dihedral
-from keras_coordatt.data.detection_pipeline import flip
-from keras_coordatt.data.detection_pipeline import make_targets
-from keras_coordatt.data.detection_pipeline import min_iou_crop
-from keras_coordatt.data.detection_pipeline import photometric_distortion
-from keras_coordatt.data.detection_pipeline import tile_examples
-from keras_coordatt.data.detection_pipeline import tile_windows
-from keras_coordatt.data.detection_pipeline import zoom_out
-from keras_coordatt.data.segmentation_pipeline import SegmentationPipelineOptions
-from keras_coordatt.data.segmentation_pipeline import segmentation_batches
+from keras_coordatt.data.detection.pipeline import DetectionPipelineOptions
+from keras_coordatt.data.detection.pipeline import detection_batches
+from keras_coordatt.data.detection.pipeline import dihedral
+from keras_coordatt.data.detection.pipeline import flip
+from keras_coordatt.data.detection.pipeline import make_targets
+from keras_coordatt.data.detection.pipeline import min_iou_crop
+from keras_coordatt.data.detection.pipeline import photometric_distortion
+from keras_coordatt.data.detection.pipeline import tile_examples
+from keras_coordatt.data.detection.pipeline import zoom_out
+from keras_coordatt.data.segmentation.pipeline import SegmentationPipelineOptions
+from keras_coordatt.data.segmentation.pipeline import segmentation_batches
 from keras_coordatt.tasks.anchors import anchor_coverage
 from keras_coordatt.tasks.anchors import decode_boxes
 from keras_coordatt.tasks.ssdlite import ssdlite_anchors
+from keras_coordatt.tasks.tiling import tile_windows
 
 
 @pytest.mark.parametrize("width, height, tile, overlap", [

@@ -126,8 +126,8 @@ def test_task_options_are_checked_before_anything_runs(tmp_path):
 
 
 def test_a_missing_wheel_names_the_install_command(monkeypatch):
-    from keras_coordatt.data import deepforest
-    from keras_coordatt.data import stardist
+    from keras_coordatt.data.detection import deepforest
+    from keras_coordatt.data.segmentation import stardist
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
@@ -146,7 +146,7 @@ needs_stardist = pytest.mark.skipif(importlib.util.find_spec("stardist") is None
 
 @needs_deepforest
 def test_deepforest_splits_are_by_image_and_site_with_every_crown():
-    from keras_coordatt.data import deepforest
+    from keras_coordatt.data.detection import deepforest
 
     counts = {split: [len(e["boxes"]) for e in deepforest.read_split(split)]
               for split in ("train", "val", "test")}
@@ -160,7 +160,7 @@ def test_deepforest_splits_are_by_image_and_site_with_every_crown():
 
 @needs_stardist
 def test_stardist_quadrants_hold_out_one_and_masks_are_nuclei_vs_background():
-    from keras_coordatt.data import stardist
+    from keras_coordatt.data.segmentation import stardist
 
     train_part = stardist.read_split("train")
     (test_part,) = stardist.read_split("test")

@@ -1,10 +1,10 @@
-"""Pascal VOC XML annotations (keras_coordatt.data.voc): read, and every bad input named."""
+"""Pascal VOC XML annotations (keras_coordatt.data.detection.voc): read, every bad input named."""
 
 import numpy as np
 import pytest
 
-from keras_coordatt.data.voc import read_voc_annotation
-from keras_coordatt.data.voc import read_voc_folder
+from keras_coordatt.data.detection.voc import read_voc_annotation
+from keras_coordatt.data.detection.voc import read_voc_folder
 from made_data import voc_xml
 
 
@@ -58,7 +58,7 @@ def test_missing_tags_images_and_files_are_named(folder, tmp_path):
     with pytest.raises(ValueError, match="a.xml: the image has no <size><width>"):
         read_voc_annotation(folder / "a.xml")
     (folder / "b.xml").write_text(voc_xml(filename="missing.jpg"))
-    with pytest.raises(ValueError, match="b.xml: no image for it: tried missing.jpg, b.png"):
+    with pytest.raises(ValueError, match="b.xml: no image for it: tried missing.jpg, b.jpg, b.jpeg, b.png"):
         read_voc_annotation(folder / "b.xml")
     (folder / "c.xml").write_text("<annotation><size>")
     with pytest.raises(ValueError, match="c.xml: not a readable Pascal VOC XML file"):

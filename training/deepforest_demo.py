@@ -69,7 +69,7 @@ def demo_config(args, attention, seed, weights):
 
 
 def run(args):
-    from keras_coordatt.data.deepforest import read_split
+    from keras_coordatt.data.detection.deepforest import read_split
     from keras_coordatt.data.task_data import load_task_datasets
     from keras_coordatt.training.tasks import evaluate_detection
     from keras_coordatt.training.tasks import task_pipeline_options
@@ -108,7 +108,7 @@ def run(args):
 
 def print_anchor_coverage(examples, anchor_scale):
     """How many training crowns have an anchor at IoU >= 0.5, reference vs scaled anchors."""
-    from keras_coordatt.data.detection_pipeline import tile_examples
+    from keras_coordatt.data.detection.pipeline import tile_examples
     from keras_coordatt.tasks.anchors import anchor_coverage
     from keras_coordatt.tasks.ssdlite import ssdlite_anchors
 

@@ -106,7 +106,7 @@ def main(argv=None):
 
 def prepare_data(args):
     """Writes ``deepforest.npz`` (train and test images with boxes) and the ImageNet weights."""
-    from keras_coordatt.data.deepforest import read_split
+    from keras_coordatt.data.detection.deepforest import read_split
     from training.elpv_recipe import imagenet_weights
 
     os.makedirs(args.data, exist_ok=True)

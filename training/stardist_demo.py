@@ -91,7 +91,7 @@ def run(args):
 
 def plot_predictions(args, weights, path):
     """The test quadrant, its truth and each attention's mask (first seed)."""
-    from keras_coordatt.data.stardist import read_split
+    from keras_coordatt.data.segmentation.stardist import read_split
     from keras_coordatt.training.tasks import predict_masks
     from keras_coordatt.training.networks import task_model
 

@@ -9,7 +9,7 @@ batched ``tf.data`` pipelines, ``eval_examples`` the untouched eval examples
 Built-in sources read files that ship in packages: ``deepforest`` (aerial
 tree crowns, detection) and ``stardist`` (nuclei, segmentation). Others
 (``voc:PATH``, ``coco:PATH``, ``masks:PATH``, ``cityscapes:PATH``, ``tfds:NAME``) go through
-`keras_coordatt.data.detection` / `keras_coordatt.data.segmentation`.
+`open_detection_source` / `open_segmentation_source`.
 
 Several sources with the same classes join with ``+`` into one
 (``tfds:voc/2007+tfds:voc/2012``: a split is the same split of each, in turn),
@@ -23,13 +23,20 @@ import dataclasses
 import itertools
 import re
 
-from keras_coordatt.data import deepforest
-from keras_coordatt.data import stardist
-from keras_coordatt.data.detection_pipeline import DetectionPipelineOptions
-from keras_coordatt.data.detection_pipeline import detection_batches
-from keras_coordatt.data.detection_pipeline import tile_examples
-from keras_coordatt.data.segmentation_pipeline import SegmentationPipelineOptions
-from keras_coordatt.data.segmentation_pipeline import segmentation_batches
+from keras_coordatt.data.core.images import image_of
+from keras_coordatt.data.detection import deepforest
+from keras_coordatt.data.detection.factory import open_detection_source
+from keras_coordatt.data.detection.pipeline import DetectionPipelineOptions
+from keras_coordatt.data.detection.pipeline import detection_batches
+from keras_coordatt.data.detection.pipeline import tile_examples
+from keras_coordatt.data.segmentation import stardist
+from keras_coordatt.data.segmentation.factory import open_segmentation_source
+from keras_coordatt.data.segmentation.pipeline import SegmentationPipelineOptions
+from keras_coordatt.data.segmentation.pipeline import segmentation_batches
+from keras_coordatt.data.segmentation.source import IGNORE_LABEL
+from keras_coordatt.data.segmentation.source import mask_of
+from keras_coordatt.tasks.tiling import tile_windows
+from keras_coordatt.tasks.tiling import window_of
 
 BUILT_IN = {"detection": {"deepforest": deepforest}, "segmentation": {"stardist": stardist}}
 # Where a joined --dataset splits: a "+" followed by a source's kind.
@@ -141,8 +148,8 @@ class JoinedExamples(collections.abc.Sequence):
 
 
 def _open_source(task, spec, data_dir=None):
-    """The source behind ``spec``, opened once: a built-in one or a `data.detection` /
-    `data.segmentation` source, or several joined with "+"."""
+    """The source behind ``spec``, opened once: a built-in one, one `open_detection_source` /
+    `open_segmentation_source` reads, or several joined with "+"."""
     parts = JOIN.split(spec)
     if len(parts) > 1:
         return _joined_source(spec, [_open_source(task, part, data_dir) for part in parts], parts)
@@ -151,10 +158,7 @@ def _open_source(task, spec, data_dir=None):
         notes = (built_in.__doc__ or "").strip().splitlines()[0]
         return _OpenedSource(built_in.CLASS_NAMES, lambda split, limit: built_in.read_split(
             split, limit=limit), DEFAULT_EVAL[spec], notes)
-    if task == "detection":
-        from keras_coordatt.data.detection import open_detection_source as open_source
-    else:
-        from keras_coordatt.data.segmentation import open_segmentation_source as open_source
+    open_source = open_detection_source if task == "detection" else open_segmentation_source
     source = open_source(spec, data_dir=data_dir)
 
     def read(split, limit):
@@ -238,12 +242,6 @@ def load_task_datasets(task, spec, options, train_split="train", eval_split=None
 
 
 def _tile_segmentation(examples, tile, overlap):
-    from keras_coordatt.data.detection_pipeline import tile_windows
-    from keras_coordatt.data.detection_pipeline import window_of
-    from keras_coordatt.data.segmentation_pipeline import IGNORE_LABEL
-    from keras_coordatt.data.segmentation_pipeline import image_of
-    from keras_coordatt.data.segmentation_pipeline import mask_of
-
     tiles = []
     for number, example in enumerate(examples):
         image, mask = image_of(example), mask_of(example)

@@ -120,7 +120,7 @@ def _write_and_check(model, task, path, quantization, calibration, checks, log,
 def _model_inputs(model, examples, count):
     """The first ``count`` examples' images as the model's float input ``(N, S, S, 3)``."""
     # Here, not at the top: the data pipelines are heavy to import, and only this reads examples.
-    from keras_coordatt.data.detection.pipeline import image_of
+    from keras_coordatt.data.core.images import image_of
 
     side, preprocessing = image_size_of(model), preprocessing_of(model)
     return np.stack([np.asarray(model_input(image_of(example)[None], side, preprocessing))[0]

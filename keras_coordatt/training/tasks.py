@@ -13,10 +13,10 @@ images (tiled detection merges the tiles' boxes with NMS).
 import keras
 import numpy as np
 
-from keras_coordatt.data.detection_pipeline import DetectionPipelineOptions
-from keras_coordatt.data.detection_pipeline import image_of
-from keras_coordatt.data.segmentation_pipeline import IGNORE_LABEL
-from keras_coordatt.data.segmentation_pipeline import SegmentationPipelineOptions
+from keras_coordatt.data.core.images import image_of
+from keras_coordatt.data.detection.pipeline import DetectionPipelineOptions
+from keras_coordatt.data.segmentation.pipeline import SegmentationPipelineOptions
+from keras_coordatt.data.segmentation.source import IGNORE_LABEL
 from keras_coordatt.data.task_data import load_task_datasets
 from keras_coordatt.preprocessing import stretch_to_input
 from keras_coordatt.tasks.ssd_loss import SSDBoxLoss
@@ -90,8 +90,6 @@ def predict_masks(model, examples, preprocessing, batch_size=8):
     """Each example's class mask at its own size (logits resized bilinearly, then argmax)."""
     import tensorflow as tf
 
-    from keras_coordatt.data.segmentation_pipeline import image_of
-
     side = model.input.shape[1]
     masks = []
     for start in range(0, len(examples), batch_size):
@@ -106,7 +104,7 @@ def predict_masks(model, examples, preprocessing, batch_size=8):
 
 def evaluate_segmentation(model, datasets, config):
     """mIoU (ignore label 255), per-class IoU and pixel accuracy on the eval images at full size."""
-    from keras_coordatt.data.segmentation_pipeline import mask_of
+    from keras_coordatt.data.segmentation.source import mask_of
     from keras_coordatt.tasks.evaluation import mean_iou
 
     predicted = predict_masks(model, datasets.eval_examples, config.preprocessing)

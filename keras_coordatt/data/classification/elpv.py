@@ -41,14 +41,14 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
+from keras_coordatt.data.classification.source import Source
+from keras_coordatt.data.classification.source import Split
+from keras_coordatt.data.core.splits import limited
+from keras_coordatt.data.core.splits import stratified_split
+from keras_coordatt.data.core.splits import unknown_split_error
 from keras_coordatt.preprocessing import CROP_FRACTION
 from keras_coordatt.preprocessing import resize_size
 from keras_coordatt.preprocessing import shrink_to
-from keras_coordatt.data.source import Source
-from keras_coordatt.data.source import Split
-from keras_coordatt.data.source import limited
-from keras_coordatt.data.source import stratified_split
-from keras_coordatt.data.source import unknown_split_error
 
 CLASS_NAMES = [
     "functional (0%)",

@@ -3,17 +3,21 @@
 Two layouts::
 
     root/train/<class>/*.jpg   root/val/<class>/*.jpg      splits named after the folders
-                               (or validation/, test/)      ("train", "val", ...)
+                               (or valid/, validation/,     ("train", "val", ...)
+                               test/)
     root/<class>/*.jpg                                      a fixed stratified split:
                                                             80% "train", 20% "test"
 
 Class names are the sorted class folder names (of ``train/`` in the first
-layout); images may sit in nested folders below their class folder. Files
-ending in .jpg, .jpeg, .png, .gif, .bmp or .webp (any case) are images; other
-files are ignored.
+layout), at least two; images may sit in nested folders below their class
+folder. Files ending in .jpg, .jpeg, .png, .gif, .bmp or .webp (any case) are
+images. Hidden entries (``.ipynb_checkpoints/``, ``.DS_Store``) are no
+classes or images, and other files (``notes.txt``) no images: they are
+skipped, and a line names them.
 
 Bad data fails with the path in the message, before any training starts: a
-missing root, a class folder without images, a file whose first bytes are no
+missing root, a single class folder (the root is often one level too high or
+too low), a class folder without images, a file whose first bytes are no
 JPEG, PNG, GIF, BMP or WebP signature, and a file that starts like an image but
 does not decode (truncated, corrupt): every image is decoded once when the
 source is opened (in parallel; a line says how long it took when that is more
@@ -21,28 +25,27 @@ than a few seconds), and the files that decoded are remembered for the rest
 of the process.
 """
 
-import concurrent.futures
 import os
-import time
 
 import numpy as np
 import tensorflow as tf
 
-from keras_coordatt.data.source import Source
-from keras_coordatt.data.source import Split
-from keras_coordatt.data.source import limited
-from keras_coordatt.data.source import stratified_split
-from keras_coordatt.data.source import unknown_split_error
+from keras_coordatt.data.classification.source import Source
+from keras_coordatt.data.classification.source import Split
+from keras_coordatt.data.core.folders import FolderScan
+from keras_coordatt.data.core.images import IMAGE_EXTENSIONS
+from keras_coordatt.data.core.images import read_all
+from keras_coordatt.data.core.images import read_image
+from keras_coordatt.data.core.splits import EVAL_SPLITS
+from keras_coordatt.data.core.splits import limited
+from keras_coordatt.data.core.splits import stratified_split
+from keras_coordatt.data.core.splits import unknown_split_error
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp")
-EVAL_FOLDERS = ("val", "validation", "test")
 TEST_FRACTION = 0.2
 SPLIT_SEED = 0
 
 # Files decoded once in this process, by (path, size, modification time).
 _DECODED = set()
-# How long a decode check may take before it says so.
-QUIET_SECONDS = 3.0
 
 # The first bytes of each format tf.io.decode_image reads.
 _SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
@@ -53,28 +56,31 @@ def load_image_folder(root):
     root = os.path.expanduser(root)
     if not os.path.isdir(root):
         raise FileNotFoundError(f"image folder {root!r} does not exist")
-    eval_folders = [name for name in EVAL_FOLDERS if os.path.isdir(os.path.join(root, name))]
-    has_train = os.path.isdir(os.path.join(root, "train"))
+    source_name = f"folder:{root}"
+    scan = FolderScan(source_name, root)
+    top = _class_folders(scan, root)
+    eval_folders = [name for name in EVAL_SPLITS if name in top]
+    has_train = "train" in top
     if has_train != bool(eval_folders):
         if has_train:
-            found, missing = "train/", "val/, validation/ or test/"
+            found = "train/"
+            missing = ", ".join(f"{name}/" for name in EVAL_SPLITS[:-1]) + f" or {EVAL_SPLITS[-1]}/"
         else:
             found, missing = f"{eval_folders[0]}/", "train/"
         raise ValueError(
             f"image folder {root!r} has {found} but no {missing}: give both, or only class folders"
         )
     if has_train:
-        class_names = _class_folders(os.path.join(root, "train"))
-        parts = {}
-        for name in ["train"] + eval_folders:
-            files, labels = _list_images(os.path.join(root, name), class_names)
-            order = np.random.default_rng(SPLIT_SEED).permutation(len(files))
-            parts[name] = (files[order], labels[order])
+        files, labels, class_names = _list_images(scan, os.path.join(root, "train"))
+        parts = {"train": (files, labels)}
+        for name in eval_folders:
+            files, labels, _ = _list_images(scan, os.path.join(root, name), class_names)
+            parts[name] = (files, labels)
+        parts = {name: _shuffled(*part) for name, part in parts.items()}
         layout = f"splits from the folders {', '.join(parts)}"
         default_eval_split = eval_folders[0]
     else:
-        class_names = _class_folders(root)
-        files, labels = _list_images(root, class_names)
+        files, labels, class_names = _list_images(scan, root, present=top)
         indices = stratified_split(labels, TEST_FRACTION, SPLIT_SEED)
         parts = {
             name: (files[index], labels[index]) for name, index in zip(("train", "test"), indices)
@@ -84,8 +90,8 @@ def load_image_folder(root):
             f"{TEST_FRACTION:.0%} test, split seed {SPLIT_SEED}"
         )
         default_eval_split = "test"
+    scan.note()
     check_decodes(np.concatenate([files for files, _ in parts.values()]))
-    source_name = f"folder:{root}"
 
     def read_split(name, limit, shuffle_files=False):
         if name not in parts:
@@ -107,16 +113,38 @@ def load_image_folder(root):
     )
 
 
-def _class_folders(folder):
-    names = sorted(entry.name for entry in os.scandir(folder) if entry.is_dir())
+def _shuffled(files, labels):
+    order = np.random.default_rng(SPLIT_SEED).permutation(len(files))
+    return files[order], labels[order]
+
+
+def _class_folders(scan, folder):
+    """The names of ``folder``'s subfolders, sorted; the files beside them are skipped."""
+    names = []
+    for entry in scan.entries(folder):
+        if entry.is_dir():
+            names.append(entry.name)
+        else:
+            scan.skip(entry.path)
     if not names:
         raise ValueError(f"image folder {folder!r} has no class subfolders")
     return names
 
 
-def _list_images(folder, class_names):
-    """Every image file under ``folder/<class>/`` with its label, checked by signature."""
-    present = _class_folders(folder)
+def _list_images(scan, folder, class_names=None, present=None):
+    """Every image under ``folder/<class>/`` with its label, checked by signature.
+
+    Returns ``(files, labels, class_names)``; without ``class_names`` the
+    classes are the class folders found (``present``, when already listed).
+    """
+    present = present if present is not None else _class_folders(scan, folder)
+    if class_names is None:
+        class_names = present
+        if len(class_names) == 1:
+            raise ValueError(
+                f"image folder {folder!r} has one class folder, {class_names[0]!r}: a classifier "
+                "needs two or more. Name the folder that holds one subfolder per class"
+            )
     unknown = sorted(set(present) - set(class_names))
     if unknown:
         raise ValueError(
@@ -125,14 +153,11 @@ def _list_images(folder, class_names):
         )
     files, labels = [], []
     for label, name in enumerate(class_names):
+        if name not in present:
+            continue
         class_folder = os.path.join(folder, name)
-        found = [
-            os.path.join(where, file)
-            for where, _, files_here in sorted(os.walk(class_folder, followlinks=True))
-            for file in sorted(files_here)
-            if file.lower().endswith(IMAGE_EXTENSIONS)
-        ]
-        if not found and name in present:
+        found = scan.files(class_folder, IMAGE_EXTENSIONS, recursive=True)
+        if not found:
             raise ValueError(
                 f"class folder {class_folder!r} has no images "
                 f"(files ending in {', '.join(IMAGE_EXTENSIONS)})"
@@ -141,7 +166,7 @@ def _list_images(folder, class_names):
             _check_signature(path)
         files += found
         labels += [label] * len(found)
-    return np.array(files), np.array(labels, dtype=np.int32)
+    return np.array(files), np.array(labels, dtype=np.int32), class_names
 
 
 def _check_signature(path):
@@ -159,16 +184,10 @@ def check_decodes(files):
     todo = [path for path in map(str, files) if _identity(path) not in _DECODED]
     if not todo:
         return
-    started = time.perf_counter()
-    with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        for path, error in zip(todo, pool.map(_decode_error, todo)):
-            if error:
-                raise ValueError(f"cannot decode image file {path}: {error}")
-            _DECODED.add(_identity(path))
-    seconds = time.perf_counter() - started
-    if seconds > QUIET_SECONDS:
-        print(f"decoded {len(todo):,} images once to check them: {seconds:.0f} s "
-              f"({len(todo) / seconds:,.0f} per second)", flush=True)
+    # Each decoded image is dropped at once: only whether it decodes is kept.
+    read_all(lambda path: read_image(path) is None, todo,
+             f"decoded {len(todo):,} images once to check them")
+    _DECODED.update(map(_identity, todo))
 
 
 def _identity(path):
@@ -176,25 +195,9 @@ def _identity(path):
     return path, stat.st_size, stat.st_mtime_ns
 
 
-def _decode_error(path):
-    """None if ``path`` decodes, else TensorFlow's reason."""
-    try:
-        tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
-    except tf.errors.OpError as error:
-        return " ".join(error.message.split())
-    return None
-
-
 def _decode(path):
     # In Python, not in the graph: a decode error inside tf.data says
     # "Invalid JPEG data" without naming the file; this one names it.
-    def decode(path):
-        path = path.numpy().decode()
-        try:
-            return tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
-        except tf.errors.InvalidArgumentError as error:
-            raise ValueError(f"cannot decode image file {path}: {error.message}") from None
-
-    image = tf.py_function(decode, [path], tf.uint8)
+    image = tf.py_function(lambda path: read_image(path.numpy().decode()), [path], tf.uint8)
     image.set_shape((None, None, 3))
     return image

@@ -1,4 +1,4 @@
-"""From a source name to batched train and eval ``tf.data`` pipelines."""
+"""From a classification source's name to batched train and eval ``tf.data`` pipelines."""
 
 import dataclasses
 import os
@@ -7,11 +7,11 @@ from typing import Iterator
 import numpy as np
 import tensorflow as tf
 
-from keras_coordatt.data.elpv import load_elpv
-from keras_coordatt.data.image_folder import load_image_folder
-from keras_coordatt.data.source import Source
-from keras_coordatt.data.source import Split
-from keras_coordatt.data.tfds_source import load_tfds
+from keras_coordatt.data.classification.elpv import load_elpv
+from keras_coordatt.data.classification.image_folder import load_image_folder
+from keras_coordatt.data.classification.source import Source
+from keras_coordatt.data.classification.source import Split
+from keras_coordatt.data.classification.tfds import load_tfds
 from keras_coordatt.preprocessing import CROP_FRACTION
 from keras_coordatt.preprocessing import Preprocessing
 from keras_coordatt.preprocessing import as_rgb
@@ -230,7 +230,7 @@ def load_datasets(
             caching, order.
         train_split, eval_split: split names. ELPV has "train" and "test";
             tensorflow-datasets takes its slicing syntax ("train[:90%]"); an
-            image folder has "train" and its val/validation/test folder, or
+            image folder has "train" and its val/valid/validation/test folder, or
             "train" and "test". ``eval_split=None`` takes the source's
             evaluation split: "test" for ELPV, "validation" (else "test") for
             tensorflow-datasets, the eval folder (else "test") for a folder.

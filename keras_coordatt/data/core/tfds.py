@@ -1,16 +1,14 @@
-"""A tensorflow-datasets dataset as a source: ``"tfds:NAME"``.
+"""tensorflow-datasets for every task: a prepared builder, its splits, streamed examples.
 
-Any dataset with an ``image`` and a ``label`` feature works
-("tfds:imagenette/160px", "tfds:cifar10", "tfds:imagenet2012"); split names
-take the tensorflow-datasets slicing syntax ("train[:90%]", "train+validation").
-
-Where the data is not prepared in ``data_dir`` yet, it is prepared first, but
+Where a dataset is not prepared in ``data_dir`` yet, it is prepared first, but
 only when that can work: a download needs the download hosts to answer (a
 3 s connection test, instead of tensorflow-datasets' minutes of retries when
 offline), and a manual download (ImageNet) needs its files in the manual
-folder. Otherwise the error says what to do.
+folder. Otherwise the error says what to do. Split names take the
+tensorflow-datasets slicing syntax (``"train[:90%]"``, ``"train+validation"``).
 """
 
+import collections.abc
 import os
 import re
 import socket
@@ -18,10 +16,8 @@ import urllib.parse
 
 import tensorflow as tf
 
-from keras_coordatt.data.source import Source
-from keras_coordatt.data.source import Split
-from keras_coordatt.data.source import limited
-from keras_coordatt.data.source import unknown_split_error
+from keras_coordatt.data.core.splits import limited
+from keras_coordatt.data.core.splits import unknown_split_error
 
 # Where tensorflow-datasets looks for prepared copies before downloading; the
 # host checked when a dataset lists no download URLs.
@@ -37,16 +33,28 @@ def network_reachable(host, port, timeout=3.0):
         return False
 
 
-def load_tfds(name, data_dir=None):
-    """The source for the tensorflow-datasets dataset ``name``, prepared if it can be.
+def import_tfds():
+    """The ``tensorflow_datasets`` module; an ImportError saying how to install it."""
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError as error:
+        raise ImportError(
+            "'tfds:' sources need tensorflow-datasets (and importlib_resources, which it "
+            f"imports): pip install tensorflow-datasets importlib_resources ({error})"
+        ) from None
+    return tfds
 
-    Args:
-        name: a registered name, optionally with a config (``"imagenette/160px"``).
-        data_dir: where prepared datasets live (tensorflow-datasets' default when
-            None); for a manual download (imagenet2012) also where its files are.
+
+def tfds_builder(name, data_dir=None):
+    """The prepared tensorflow-datasets builder of ``name`` (``"imagenette/160px"``).
+
+    An unknown name is a ValueError with tensorflow-datasets' suggestion, an
+    unknown config one listing the configs. Where the dataset is not prepared
+    in ``data_dir`` (tensorflow-datasets' default when None; for a manual
+    download, imagenet2012, also where its files are) it is prepared, or
+    fails at once saying how (see the module docstring).
     """
-    tfds = _import_tfds()
-    source_name = f"tfds:{name}"
+    tfds = import_tfds()
     try:
         builder = tfds.builder(name, data_dir=data_dir)
     except tfds.core.registered.DatasetNotFoundError as error:
@@ -66,67 +74,82 @@ def load_tfds(name, data_dir=None):
             f"its configs are {', '.join(known)}"
         ) from None
     _prepare(builder, name, data_dir)
-    features = builder.info.features
-    missing = [key for key in ("image", "label") if key not in features]
-    if missing:
-        raise ValueError(
-            f"{source_name} has no {' or '.join(repr(key) for key in missing)} feature; "
-            f"its features are {list(features)}"
-        )
-    class_names = list(features["label"].names)
+    return builder
+
+
+def check_split(source_name, split, split_names):
+    """Raises the unknown-split error unless every part of ``split`` ("a+b[:10%]") is a split."""
+    for part in split.split("+"):
+        if part.split("[")[0].strip() not in split_names:
+            raise unknown_split_error(source_name, split, split_names)
+
+
+def tfds_split_reader(builder, source_name, convert):
+    """A function ``(split, limit=None) -> (split, dataset_fn, count)`` over a prepared builder.
+
+    ``dataset_fn()`` gives the first ``count`` examples of the split mapped
+    by ``convert`` (a tfds example to the source's full example dict), in
+    the stored order. An unknown split is a ValueError listing the splits,
+    an empty one too.
+    """
     split_names = list(builder.info.splits)
-    image_shape = features["image"].shape
-    shorter_side = min(image_shape[:2]) if None not in image_shape[:2] else None
 
-    def read_split(split, limit, shuffle_files=False):
-        for part in split.split("+"):
-            if part.split("[")[0].strip() not in split_names:
-                raise unknown_split_error(source_name, split, split_names)
+    def read_split(split, limit=None):
+        check_split(source_name, split, split_names)
         count = limited(builder.info.splits[split].num_examples, limit)
-        examples = builder.as_dataset(split=split, shuffle_files=shuffle_files and limit is None)
+        if count == 0:
+            raise ValueError(f"{source_name}: split {split!r} has no examples")
 
-        def image_and_label(example):
-            label = tf.cast(example["label"], tf.int32)
-            # ImageNet's test split, for one, has no labels and stores -1.
-            check = tf.debugging.Assert(
-                tf.logical_and(label >= 0, label < len(class_names)),
-                [f"{source_name} split {split} has a label outside [0, {len(class_names)}):",
-                 label],
-            )
-            with tf.control_dependencies([check]):
-                return example["image"], tf.identity(label)
+        def full():
+            return builder.as_dataset(split=split, shuffle_files=False).take(count).map(
+                convert, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
-        dataset = examples.take(count).map(image_and_label, num_parallel_calls=tf.data.AUTOTUNE)
-        return Split(split, dataset, count, shorter_side=shorter_side)
+        return split, full, count
 
-    return Source(
-        name=source_name,
-        class_names=class_names,
-        default_eval_split="validation" if "validation" in split_names else "test",
-        read_split=read_split,
-        notes=(
-            f"tensorflow-datasets {builder.info.full_name} in {builder.data_dir}; "
-            f"licence and citation: {builder.info.homepage}"
-        ),
-    )
+    return read_split
 
 
-def _import_tfds():
-    try:
-        import tensorflow_datasets as tfds
-    except ImportError as error:
-        raise ImportError(
-            "'tfds:' sources need tensorflow-datasets (and importlib_resources, which it "
-            f"imports): pip install tensorflow-datasets importlib_resources ({error})"
-        ) from None
-    return tfds
+class StreamedExamples(collections.abc.Sequence):
+    """The examples of a tensorflow-datasets split, decoded while iterating.
+
+    ``len()`` is known without reading; iterating streams every example once;
+    ``examples[i]`` reads through the first ``i`` (fine now and then, slow in a loop).
+    """
+
+    def __init__(self, dataset_fn, count):
+        """``dataset_fn()`` gives the split's full example dicts as a ``tf.data.Dataset``."""
+        self._dataset_fn = dataset_fn
+        self._count = count
+
+    def __len__(self):
+        return self._count
+
+    def __iter__(self):
+        for item in self._dataset_fn().take(self._count).as_numpy_iterator():
+            yield _python_example(item)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self._count))]
+        if index < 0:
+            index += self._count
+        if not 0 <= index < self._count:
+            raise IndexError(f"example {index} of {self._count}")
+        (item,) = self._dataset_fn().skip(index).take(1).as_numpy_iterator()
+        return _python_example(item)
+
+
+def _python_example(item):
+    """A streamed example with its strings as ``str``."""
+    return {key: value.decode() if isinstance(value, bytes) else value
+            for key, value in item.items()}
 
 
 def _prepare(builder, name, data_dir):
     """Prepares the dataset if it is not, failing fast where that cannot work."""
     if builder.is_prepared():
         return
-    tfds = _import_tfds()
+    tfds = import_tfds()
     source_name = f"tfds:{name}"
     # builder.data_dir is <root>/<name>[/<config>]/<version>, full_name the part after root.
     root = os.fspath(builder.data_dir)[: -len(builder.info.full_name)].rstrip("/")

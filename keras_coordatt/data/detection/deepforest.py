@@ -20,8 +20,8 @@ import os
 
 import numpy as np
 
-from keras_coordatt.data.source import installed_package_folder
-from keras_coordatt.data.voc import read_voc_annotation
+from keras_coordatt.data.core.folders import installed_package_folder
+from keras_coordatt.data.detection.voc import read_voc_annotation
 
 CLASS_NAMES = ["Tree"]
 SPLITS = {

@@ -27,34 +27,26 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
+from keras_coordatt.data.core.batches import STREAM_SHUFFLE_BUFFER
+from keras_coordatt.data.core.batches import seed_of_epoch
+from keras_coordatt.data.core.batches import finish_batches
+from keras_coordatt.data.core.batches import in_order
+from keras_coordatt.data.core.images import image_of
 from keras_coordatt.preprocessing import Preprocessing
 from keras_coordatt.preprocessing import stretch_to_input
 from keras_coordatt.tasks.anchors import anchor_targets
 from keras_coordatt.tasks.boxes import box_iou
 from keras_coordatt.tasks.tiling import tile_examples as _tile_examples
-from keras_coordatt.tasks.tiling import tile_windows  # noqa: F401 (read from here too)
-from keras_coordatt.tasks.tiling import window_of  # noqa: F401 (read from here too)
 
 AUGMENTATIONS = ("ssd", "aerial", None)
 MEAN_PIXEL = (123.0, 117.0, 104.0)  # the fill of SSD's zoom-out
 MIN_IOU_CHOICES = (0.1, 0.3, 0.5, 0.7, 0.9)
 CROP_TRIALS = 32
-STREAM_SHUFFLE_BUFFER = 1024  # examples, for sources that stream
 
 
 def tile_examples(examples, tile, overlap=0.0, min_visible=0.5, load=None):
     """`keras_coordatt.tasks.tiling.tile_examples`, reading images from their files too."""
     return _tile_examples(examples, tile, overlap, min_visible, load or image_of)
-
-
-def image_of(example):
-    """An example's uint8 ``(H, W, 3)`` image: the array it holds, or its file read."""
-    image = example["image"]
-    if isinstance(image, np.ndarray):
-        return image
-    from keras_coordatt.data.detection import load_image
-
-    return load_image(example)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,7 +92,7 @@ def detection_batches(examples, options, train, epoch=0):
         raise ValueError("no detection examples to make batches from")
     anchors = tf.constant(options.anchors.boxes())
     order = np.arange(len(examples))
-    epoch_seed = int(np.random.SeedSequence([options.seed, epoch]).generate_state(1)[0] >> 1)
+    epoch_seed = seed_of_epoch(options.seed, epoch)
     if train:
         order = np.random.default_rng(epoch_seed).permutation(order)
 
@@ -123,24 +115,6 @@ def detection_batches(examples, options, train, epoch=0):
         return make_targets(image, boxes, labels, anchors, options)
 
     return finish_batches(dataset, prepare, options.batch_size, train, len(order))
-
-
-def finish_batches(dataset, prepare, batch_size, train, count):
-    """``prepare`` mapped in order, 2 calls at a time, then batched (training drops the last
-    partial batch), deterministic and without tf.data's autotuner (see `PipelineOptions`).
-
-    ``count`` is how many examples ``dataset`` (a generator's) yields: stated, so the
-    batches have a known length. Without it Keras runs one more, empty, step per pass,
-    and its per-output losses (``val_boxes_loss``, ``val_classes_loss``) average that
-    step's zeros in: one batch of validation reported them at half their value.
-    """
-    dataset = dataset.apply(tf.data.experimental.assert_cardinality(count))
-    dataset = dataset.map(prepare, num_parallel_calls=2, deterministic=True)
-    dataset = dataset.batch(batch_size, drop_remainder=train)
-    tf_options = tf.data.Options()
-    tf_options.deterministic = True
-    tf_options.autotune.enabled = False
-    return dataset.with_options(tf_options).prefetch(1)
 
 
 def make_targets(image, boxes, labels, anchors, options):
@@ -269,13 +243,3 @@ def min_iou_crop(image, boxes, labels, seed):
 def _centres_inside(windows, centres):
     return ((centres[None, :, 0] > windows[:, None, 0]) & (centres[None, :, 0] < windows[:, None, 2])
             & (centres[None, :, 1] > windows[:, None, 1]) & (centres[None, :, 1] < windows[:, None, 3]))
-
-
-def in_order(examples, order):
-    """``(index, example)`` in ``order``; a sequence that streams (a tensorflow-datasets split,
-    where ``examples[i]`` reads through the first ``i``) is read once in its own order instead."""
-    if isinstance(examples, list):
-        for index in order:
-            yield index, examples[index]
-    else:
-        yield from enumerate(examples)

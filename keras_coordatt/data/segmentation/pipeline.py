@@ -18,24 +18,15 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from keras_coordatt.data.detection_pipeline import STREAM_SHUFFLE_BUFFER
-from keras_coordatt.data.detection_pipeline import finish_batches
-from keras_coordatt.data.detection_pipeline import image_of  # noqa: F401 (task_data reads it here)
-from keras_coordatt.data.detection_pipeline import in_order
+from keras_coordatt.data.core.batches import STREAM_SHUFFLE_BUFFER
+from keras_coordatt.data.core.batches import finish_batches
+from keras_coordatt.data.core.batches import in_order
+from keras_coordatt.data.core.batches import seed_of_epoch
+from keras_coordatt.data.core.images import image_of
+from keras_coordatt.data.segmentation.source import IGNORE_LABEL
+from keras_coordatt.data.segmentation.source import mask_of
 from keras_coordatt.preprocessing import Preprocessing
 from keras_coordatt.preprocessing import to_pixel_range
-
-IGNORE_LABEL = 255
-
-
-def mask_of(example):
-    """An example's uint8 ``(H, W)`` mask: the array it holds, or its PNG read."""
-    mask = example["mask"]
-    if isinstance(mask, np.ndarray):
-        return mask
-    from keras_coordatt.data.segmentation import load_mask
-
-    return load_mask(example)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,7 +57,7 @@ def segmentation_batches(examples, options, train, epoch=0):
     if not examples:
         raise ValueError("no segmentation examples to make batches from")
     order = np.arange(len(examples))
-    epoch_seed = int(np.random.SeedSequence([options.seed, epoch]).generate_state(1)[0] >> 1)
+    epoch_seed = seed_of_epoch(options.seed, epoch)
     if train:
         order = np.random.default_rng(epoch_seed).permutation(np.tile(order, options.repeats))
 

@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 
-from keras_coordatt.data.source import installed_package_folder
+from keras_coordatt.data.core.folders import installed_package_folder
 
 CLASS_NAMES = ["background", "nucleus"]
 QUADRANTS = ("top_left", "top_right", "bottom_left", "bottom_right")
