@@ -13,6 +13,8 @@ inside one ``tf.function``, three ways, taking turns round after round:
 This is how fusing was chosen for CA and not for SE or CBAM.
 
     python benchmarks/attention_fusion.py            # about 2 minutes
+
+Writes attention_fusion.csv / .json into --results (docs/results/train-throughput/).
 """
 
 import argparse
@@ -27,6 +29,9 @@ from keras_coordatt import CoordAttention  # noqa: E402
 from keras_coordatt import SqueezeExcite  # noqa: E402
 from keras_coordatt.layers import fused_attention  # noqa: E402
 from machine import cpu_model  # noqa: E402
+from machine import command_line  # noqa: E402
+from machine import results_folder  # noqa: E402
+from machine import write_results  # noqa: E402
 from machine import median_ms_in_turns  # noqa: E402
 
 # The expanded width at MobileNetV2-1.0's five resolutions.
@@ -60,6 +65,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--results", default=results_folder("train-throughput"), metavar="DIR",
+                        help="folder for the table as CSV / JSON with the machine and versions "
+                        "(default: docs/results/train-throughput)")
     args = parser.parse_args(argv)
     inputs = [tf.random.normal((args.batch_size, *shape), seed=0) for shape in SHAPES]
     rows = []
@@ -75,6 +83,13 @@ def main(argv=None):
     print("|---|---:|---:|---:|---:|")
     for name, (plain, default, whole) in rows:
         print(f"| {name} | {plain:.0f} | {default:.0f} | {whole:.0f} | {default / plain:.2f} |")
+    write_results(args.results, "attention_fusion", [
+        {"layer": name, "op_by_op_ms": round(plain, 1), "default_ms": round(default, 1),
+         "whole_call_compiled_ms": round(whole, 1), "default_over_op_by_op": round(default / plain, 3)}
+        for name, (plain, default, whole) in rows],
+        command=command_line("python benchmarks/attention_fusion.py", argv),
+        notes=[f"forward + backward of 5 layers at MobileNetV2's stage shapes, batch "
+               f"{args.batch_size}, median of {args.rounds} rounds"])
 
 
 if __name__ == "__main__":

@@ -31,8 +31,11 @@ import numpy as np
 
 from keras_coordatt.models import MobileNetV2
 from keras_coordatt.models.backbone import dtype_policy_scope
+from machine import command_line
 from machine import cpu_model
 from machine import matches
+from machine import results_folder
+from machine import write_results
 from torch_worker import TorchProcess
 from torch_worker import torch_rows
 
@@ -97,7 +100,11 @@ def main(argv=None):
                         help="also the official PyTorch mbv2 / mbv2_ca (torch in its own process)")
     parser.add_argument("--match", default="",
                         help="comma-separated: only rows whose name contains one of these")
+    parser.add_argument("--results", default=results_folder("backend-throughput"), metavar="DIR",
+                        help="folder for the table as CSV / JSON with the machine and versions "
+                        "(default: docs/results/backend-throughput)")
     args = parser.parse_args(argv)
+    args.command = command_line("python benchmarks/backend_throughput.py", argv)
     started = time.perf_counter()
 
     def progress(message):
@@ -152,12 +159,23 @@ def print_table(rates, header, args):
     print("| model | images/s | vs our none, same precision |")
     print("|---|---:|---:|")
     medians = {name: statistics.median(r) for name, r in rates.items()}
+    rows = []
     for name in rates:
         bfloat16 = "bfloat16" in name
         reference = medians.get(f"MobileNetV2 + none, {'mixed_bfloat16' if bfloat16 else 'float32'}")
         ratio = f"{medians[name] / reference:.3f}" if reference else "-"
         print(f"| {name} | {medians[name]:.1f} ({min(rates[name]):.1f}-{max(rates[name]):.1f}) "
               f"| {ratio} |", flush=True)
+        rows.append({"model": name, "images_per_second_median": round(medians[name], 1),
+                     "images_per_second_min": round(min(rates[name]), 1),
+                     "images_per_second_max": round(max(rates[name]), 1),
+                     "vs_our_none_same_precision": round(medians[name] / reference, 3)
+                     if reference else None})
+    # Written each time the table is printed, so a run cut short still leaves its rows.
+    write_results(args.results, "backend_throughput", rows, command=args.command,
+                  notes=[header, f"{args.image_size}x{args.image_size}, alpha {args.alpha}, batch "
+                         f"{args.batch_size}, {args.rounds} rounds x {args.steps} steps"])
+
 
 if __name__ == "__main__":
     main()

@@ -21,6 +21,9 @@ import tflite_latency as bench  # noqa: E402 (benchmarks/ is on sys.path when ru
 from keras_coordatt.export import TFLiteModel
 from keras_coordatt.export import to_tflite
 from keras_coordatt.layers import base
+from machine import command_line
+from machine import results_folder
+from machine import write_results
 
 
 def convert(activation, image_size, alpha):
@@ -41,6 +44,8 @@ def main(argv=None):
     parser.add_argument("--alpha", type=float, default=1.0)
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--results", default=results_folder("litert-latency"), metavar="DIR",
+                        help="folder for the table as CSV / JSON with the machine and versions")
     args = parser.parse_args(argv)
 
     variants = {"HARD_SWISH op (ops.hard_silu)": ops.hard_silu,
@@ -73,6 +78,14 @@ def main(argv=None):
         outside = ", ".join(f"{op} x{n}" for op, n in rows[name]["outside"].items()) or "none"
         print(f"| {name} | {rows[name]['partitions']} | {outside} | "
               f"{statistics.median(times[name, 1]):.2f} | {statistics.median(times[name, 2]):.2f} |")
+    write_results(args.results, "hard_swish", [
+        {"hard_swish_as": name, "xnnpack_partitions": rows[name]["partitions"],
+         "ops_outside": ", ".join(f"{op} x{n}" for op, n in rows[name]["outside"].items()),
+         "ms_1_thread": round(statistics.median(times[name, 1]), 2),
+         "ms_2_threads": round(statistics.median(times[name, 2]), 2)} for name in variants],
+        command=command_line("python benchmarks/hard_swish_delegation.py", argv),
+        notes=[f"MobileNetV2 + CA, int8, {args.image_size}x{args.image_size}, alpha {args.alpha}, "
+               f"XNNPACK, median of {per_round * args.rounds} invokes"])
 
 
 if __name__ == "__main__":

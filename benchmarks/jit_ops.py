@@ -6,6 +6,8 @@ MobileNetV2 shapes, batch 32, as a ``tf.function`` and as a
 over rounds, the ratio XLA / plain measured in this one run.
 
     python benchmarks/jit_ops.py
+
+Writes jit_ops.csv / .json into --results (docs/results/train-throughput/).
 """
 
 import argparse
@@ -19,6 +21,9 @@ import tensorflow as tf  # noqa: E402
 from keras_coordatt import CoordAttention  # noqa: E402
 from keras_coordatt.layers import fused_attention  # noqa: E402
 from machine import cpu_model  # noqa: E402
+from machine import command_line  # noqa: E402
+from machine import results_folder  # noqa: E402
+from machine import write_results  # noqa: E402
 from machine import median_ms_in_turns  # noqa: E402
 
 
@@ -59,6 +64,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--results", default=results_folder("train-throughput"), metavar="DIR",
+                        help="folder for the table as CSV / JSON with the machine and versions "
+                        "(default: docs/results/train-throughput)")
     args = parser.parse_args(argv)
     rows = []
     with fused_attention(False):  # CoordAttention op by op in both columns
@@ -75,6 +83,12 @@ def main(argv=None):
     print("|---|---:|---:|---:|")
     for name, plain, xla in rows:
         print(f"| {name} | {plain:.1f} | {xla:.1f} | {xla / plain:.2f} |")
+    write_results(args.results, "jit_ops", [
+        {"op": name, "tf_function_ms": round(plain, 1), "jit_compile_ms": round(xla, 1),
+         "xla_over_plain": round(xla / plain, 2)} for name, plain, xla in rows],
+        command=command_line("python benchmarks/jit_ops.py", argv),
+        notes=[f"forward + backward, batch {args.batch_size}, median of {args.rounds} rounds; "
+               "CoordAttention op by op in both columns"])
 
 
 if __name__ == "__main__":

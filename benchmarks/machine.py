@@ -1,18 +1,15 @@
-"""What the benchmarks share: the machine they ran on, and timing in turns."""
+"""What the benchmarks share: the machine they ran on, where their results go, and timing in turns."""
 
-import platform
+import os
+import sys
 
+# The repository root, for the application's result writer (training/results.py).
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-def cpu_model():
-    """The CPU's model name (Linux /proc/cpuinfo), else what platform knows."""
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
+from training.results import command_line  # noqa: E402,F401
+from training.results import cpu_model  # noqa: E402,F401
+from training.results import results_folder  # noqa: E402,F401
+from training.results import write_results  # noqa: E402,F401
 
 
 def median_ms_in_turns(functions, rounds):

@@ -24,7 +24,8 @@ thread. Reproduce (from the repository root, after a `train` run):
         --runs demo_output/deepforest_gpu --data gpu_data
 
 Prints one row per run and format, then the mean change from Keras per
-attention; writes ``tflite_accuracy.json`` in ``--runs``. Progress to stderr.
+attention; writes ``tflite_accuracy.json`` in ``--runs`` and the table as CSV / JSON in
+``--results`` (docs/results/tflite-detector-accuracy/). Progress to stderr.
 """
 
 import argparse
@@ -43,7 +44,10 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from machine import command_line  # noqa: E402
 from machine import cpu_model  # noqa: E402
+from machine import results_folder  # noqa: E402
+from machine import write_results  # noqa: E402
 
 from keras_coordatt.export import check_detector_tflite  # noqa: E402
 from keras_coordatt.export import detector_tflite  # noqa: E402
@@ -118,6 +122,9 @@ def main(argv=None):
                         help="training tiles for the int8 calibration")
     parser.add_argument("--seeds", type=int, nargs="+", default=None,
                         help="only the runs of these seeds (default: every finished run)")
+    parser.add_argument("--results", default=results_folder("tflite-detector-accuracy"),
+                        metavar="DIR", help="folder for the table as CSV / JSON with the machine "
+                        "and versions (default: docs/results/tflite-detector-accuracy)")
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
@@ -178,6 +185,12 @@ def main(argv=None):
     with open(os.path.join(args.runs, "tflite_accuracy.json"), "w") as f:
         json.dump({"cpu": cpu_model(), "calibration_tiles": args.calibration, "rows": rows}, f,
                   indent=2)
+    write_results(args.results, "detector_accuracy", [
+        {key: row.get(key) for key in ("attention", "seed", "format", *METRICS, "matched_share",
+                                        "keras_detections", "tflite_detections", "megabytes")}
+        for row in rows], command=command_line("python benchmarks/tflite_detector_accuracy.py", argv),
+        notes=[f"{len(runs)} trained runs from {args.runs}; int8 calibrated on "
+               f"{args.calibration} training tiles; XNNPACK, one thread"])
     log(f"done in {(time.perf_counter() - started) / 60:.1f} min")
     return 0
 

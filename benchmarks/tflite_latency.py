@@ -40,9 +40,11 @@ minutes; run it on an otherwise idle machine):
     TF_CPP_MIN_LOG_LEVEL=2 python benchmarks/tflite_latency.py
     TF_CPP_MIN_LOG_LEVEL=2 python benchmarks/tflite_latency.py --json tflite_latency.json
 
+The latency table goes as CSV / JSON to --results (docs/results/litert-latency/).
+
 A quick check (a couple of minutes on 2 cores):
 
-    TF_CPP_MIN_LOG_LEVEL=2 python benchmarks/tflite_latency.py --image-size 64 --alpha 0.35 --runs 10
+    TF_CPP_MIN_LOG_LEVEL=2 python benchmarks/tflite_latency.py --image-size 64 --alpha 0.35 --runs 10 --results none
 
 Progress goes to stderr, the markdown tables to stdout.
 """
@@ -68,6 +70,9 @@ from keras_coordatt.export import TFLiteModel  # noqa: E402
 from keras_coordatt.export import to_tflite  # noqa: E402
 from keras_coordatt.models import MobileNetV2  # noqa: E402
 from keras_coordatt.models import count_macs  # noqa: E402
+from machine import command_line  # noqa: E402
+from machine import results_folder  # noqa: E402
+from machine import write_results  # noqa: E402
 
 # Short key (for --skip and the JSON) -> table name. "none" is the reference
 # of the ratios.
@@ -297,6 +302,29 @@ def plural(threads):
     return f"{threads} thread" + ("s" if threads != 1 else "")
 
 
+def latency_rows(results, threads):
+    """The latency table's rows: per format and model, size, median ms per thread count and
+    the ratio to MobileNetV2 + none in the same format."""
+    rows = []
+    for fmt in FORMATS:
+        reference = results.get(REFERENCE, {}).get("formats", {}).get(fmt, {})
+        for model in results.values():
+            entry = model["formats"].get(fmt)
+            if entry is None:
+                continue
+            row = {"model": model["name"],
+                   "format": fmt + (f", {REFUSED_NOTE}" if entry["xnnpack_refused"] else ""),
+                   "size_mb": round(entry["size_bytes"] / 1e6, 2)}
+            for t in threads:
+                median = entry["latency_ms"][t]["median"]
+                base = reference.get("latency_ms", {}).get(t, {}).get("median")
+                row[f"ms_{t}_threads"] = round(median, 2)
+                row[f"vs_none_{t}_threads"] = round(median / base, 3) if base else None
+            row["xnnpack_partitions"] = entry["delegation"]["partitions"]
+            rows.append(row)
+    return rows
+
+
 def report(args, results, settings):
     threads = args.threads
     print(
@@ -311,19 +339,12 @@ def report(args, results, settings):
     header += [f"vs none ({plural(t)})" for t in threads]
     print("| " + " | ".join(header) + " |")
     print("|---|---|" + "---:|" * (len(header) - 2))
-    for fmt in FORMATS:
-        reference = results.get(REFERENCE, {}).get("formats", {}).get(fmt, {})
-        for key, model in results.items():
-            entry = model["formats"].get(fmt)
-            if entry is None:
-                continue
-            label = fmt + (f", {REFUSED_NOTE}" if entry["xnnpack_refused"] else "")
-            medians = [entry["latency_ms"][t]["median"] for t in threads]
-            base = [reference.get("latency_ms", {}).get(t, {}).get("median") for t in threads]
-            cells = [model["name"], label, f"{entry['size_bytes'] / 1e6:.2f}"]
-            cells += [f"{m:.2f}" for m in medians]
-            cells += [ratio(m, b) for m, b in zip(medians, base)]
-            print("| " + " | ".join(cells) + " |")
+    for row in latency_rows(results, threads):
+        cells = [row["model"], row["format"], f"{row['size_mb']:.2f}"]
+        cells += [f"{row[f'ms_{t}_threads']:.2f}" for t in threads]
+        cells += [f"{row[f'vs_none_{t}_threads']:.3f}" if row[f"vs_none_{t}_threads"] else "-"
+                  for t in threads]
+        print("| " + " | ".join(cells) + " |")
 
     print(
         "\nDelegation to XNNPACK (after allocate_tensors; ops outside run on the "
@@ -393,7 +414,11 @@ def main(argv=None):
         help=f"comma-separated MODEL or MODEL:FORMAT to leave out; MODEL in "
         f"{', '.join(MODELS)}, FORMAT in {', '.join(FORMATS)} (e.g. cbam:int8)",
     )
-    parser.add_argument("--json", metavar="PATH", help="also write all results as JSON")
+    parser.add_argument("--json", metavar="PATH",
+                        help="also write every result, each invoke's time included, as JSON")
+    parser.add_argument("--results", default=results_folder("litert-latency"), metavar="DIR",
+                        help="folder for the latency table as CSV / JSON with the machine and "
+                        "versions")
     args = parser.parse_args(argv)
     args.threads = [int(t) for t in args.threads.split(",") if t.strip()]
     if args.runs < 1 or args.rounds < 1 or not args.threads or min(args.threads) < 1:
@@ -427,6 +452,11 @@ def main(argv=None):
         "cpu_count": os.cpu_count(),
     }
     report(args, results, settings)
+    write_results(args.results, "tflite_latency", latency_rows(results, args.threads),
+                  command=command_line("python benchmarks/tflite_latency.py", argv),
+                  notes=[f"{args.image_size}x{args.image_size}, alpha {args.alpha}, batch 1, median "
+                         f"of {settings['timed_invokes']} invokes per configuration in "
+                         f"{args.rounds} interleaved rounds, XNNPACK"])
     if args.json:
         with open(args.json, "w") as handle:
             json.dump({"settings": settings, "models": results}, handle, indent=1)

@@ -51,7 +51,10 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from machine import command_line  # noqa: E402
 from machine import cpu_model  # noqa: E402
+from machine import results_folder  # noqa: E402
+from machine import write_results  # noqa: E402
 
 from keras_coordatt.export import TFLiteModel  # noqa: E402
 from keras_coordatt.export import detector_tflite  # noqa: E402
@@ -151,7 +154,10 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=4, help="interleaved rounds")
     parser.add_argument("--threads", default="1,2", help="comma-separated thread counts")
     parser.add_argument("--skip", default="", help=f"comma-separated keys of {list(MODELS)}")
-    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument("--json", metavar="PATH",
+                        help="also write every result, each invoke's time included, as JSON")
+    parser.add_argument("--results", default=results_folder("litert-latency"), metavar="DIR",
+                        help="folder for the table as CSV / JSON with the machine and versions")
     args = parser.parse_args(argv)
     threads = [int(t) for t in args.threads.split(",") if t.strip()]
     skipped = {s.strip() for s in args.skip.split(",") if s.strip()}
@@ -182,15 +188,28 @@ def main(argv=None):
     header += [f"vs reference ({plural(t)})" for t in threads]
     print("| " + " | ".join(header) + " |")
     print("|---|---|" + "---:|" * (len(header) - 2))
+    rows = []
     for key, entry in results.items():
         reference = results.get(REFERENCE[entry["kind"]])
         medians = [entry["latency_ms"][t]["median"] for t in threads]
-        ratios = [f"{m / reference['latency_ms'][t]['median']:.3f}" if reference else "-"
+        ratios = [m / reference["latency_ms"][t]["median"] if reference else None
                   for m, t in zip(medians, threads)]
         cells = [entry["name"], f"{entry['size']}x{entry['size']}", f"{entry['macs'] / 1e9:.2f}",
-                 f"{entry['bytes'] / 1e6:.2f}"] + [f"{m:.1f}" for m in medians] + ratios
+                 f"{entry['bytes'] / 1e6:.2f}"] + [f"{m:.1f}" for m in medians]
+        cells += [f"{r:.3f}" if r else "-" for r in ratios]
         print("| " + " | ".join(cells) + " |")
+        rows.append({"model": entry["name"], "input": entry["size"],
+                     "macs_g": round(entry["macs"] / 1e9, 2), "size_mb": round(entry["bytes"] / 1e6, 2),
+                     **{f"ms_{t}_threads": round(m, 1) for t, m in zip(threads, medians)},
+                     **{f"vs_reference_{t}_threads": round(r, 3) if r else None
+                        for t, r in zip(threads, ratios)}})
     print("\nvs reference: SSDLite rows / SSDLite + none; DeepLabV3 rows / OS16.")
+    write_results(args.results, "tasks_latency", rows,
+                  command=command_line("python benchmarks/tflite_tasks_latency.py", argv),
+                  notes=[f"LiteRT float32, batch 1, median of "
+                         f"{math.ceil(args.runs / args.rounds) * args.rounds} invokes in "
+                         f"{args.rounds} interleaved rounds, XNNPACK, random weights",
+                         "vs reference: SSDLite rows / SSDLite + none; DeepLabV3 rows / OS16"])
     if args.json:
         with open(args.json, "w") as handle:
             json.dump({"cpu": cpu_model(), "threads": threads, "runs": args.runs,

@@ -23,6 +23,9 @@ measured in this one run. Rows:
     python benchmarks/train_throughput.py                  # 224 px, batch 32
     python benchmarks/train_throughput.py --rounds 5 --steps 10
     python benchmarks/train_throughput.py --only ours --precision mixed_bfloat16
+
+Writes the table (--name, default train_throughput) as CSV / JSON into
+--results (docs/results/train-throughput/).
 """
 
 import argparse
@@ -41,8 +44,11 @@ import tensorflow as tf  # noqa: E402
 from keras_coordatt.layers import fused_attention  # noqa: E402
 from keras_coordatt.models import MobileNetV2  # noqa: E402
 from keras_coordatt.models.backbone import dtype_policy_scope  # noqa: E402
+from machine import command_line  # noqa: E402
 from machine import cpu_model  # noqa: E402
 from machine import matches  # noqa: E402
+from machine import results_folder  # noqa: E402
+from machine import write_results  # noqa: E402
 from torch_worker import TorchProcess  # noqa: E402
 from torch_worker import random_batches  # noqa: E402
 from torch_worker import torch_rows  # noqa: E402
@@ -124,6 +130,11 @@ def main(argv=None):
     parser.add_argument("--only", choices=("all", "ours", "pytorch"), default="all")
     parser.add_argument("--match", default="",
                         help="comma-separated: only rows whose name contains one of these")
+    parser.add_argument("--results", default=results_folder("train-throughput"), metavar="DIR",
+                        help="folder for the table as CSV / JSON with the machine and versions "
+                        "(default: docs/results/train-throughput)")
+    parser.add_argument("--name", default="train_throughput",
+                        help="the table's file name in --results (default: train_throughput)")
     args = parser.parse_args(argv)
 
     images, labels = random_batches(args.image_size, args.batch_size, args.steps)
@@ -159,6 +170,16 @@ def main(argv=None):
         ratio = f"{medians[name] / reference:.3f}" if reference else "-"
         print(f"| {name} | {candidate.params():,} | {medians[name]:.1f} "
               f"({min(rates[name]):.1f}-{max(rates[name]):.1f}) | {ratio} |")
+    write_results(args.results, args.name, [
+        {"model": name, "trainable_params": candidate.params(),
+         "images_per_second_median": round(medians[name], 1),
+         "images_per_second_min": round(min(rates[name]), 1),
+         "images_per_second_max": round(max(rates[name]), 1),
+         "vs_mobilenet_v2_none": round(medians[name] / reference, 3) if reference else None}
+        for name, candidate in built.items()],
+        command=command_line("python benchmarks/train_throughput.py", argv),
+        notes=[f"{args.image_size}x{args.image_size}, alpha {args.alpha}, batch {args.batch_size}, "
+               f"{args.precision} (ours), {args.rounds} rounds x {args.steps} steps{version}"])
 
 
 if __name__ == "__main__":

@@ -12,8 +12,8 @@ tiles) an anchor at IoU >= 0.5 instead of 68% (printed at the start). Writes ``r
 ``results.png`` (every run) and ``predictions.png`` (boxes on the test
 images) under ``--output``; finished runs there are reused.
 
-    python -m training.deepforest_demo                    # 3 runs (seed 0); the README gives the time
-    python -m training.deepforest_demo --seeds 0 1 2      # the README's table
+    python -m training.deepforest_demo                    # 3 runs (seed 0); docs/results/deepforest.md gives the time
+    python -m training.deepforest_demo --seeds 0 1 2      # the table of docs/results/deepforest.md
 """
 
 import argparse
@@ -28,6 +28,9 @@ from keras_coordatt.plotting import pyplot
 from training.task_demo import ATTENTIONS
 from training.task_demo import imagenet_start
 from training.task_demo import run_grid
+from training.results import add_results_argument
+from training.results import command_line
+from training.results import results_destination
 from training.task_demo import write_results
 
 METRICS = ("AP", "AP50", "precision_at_iou0.4", "recall_at_iou0.4")
@@ -47,8 +50,10 @@ def main(argv=None):
                         help="width (default 1.0; other widths need --start scratch)")
     parser.add_argument("--anchor_scale", type=float, default=0.6)
     parser.add_argument("--tile_overlap", type=float, default=0.5)
+    add_results_argument(parser, "deepforest")
     parser.add_argument("--debug", action="store_true")
     args = parser.parse_args(argv)
+    args.command = command_line("python -m training.deepforest_demo", argv)
     return run_reporting_errors("python -m training.deepforest_demo", lambda: run(args), args.debug)
 
 
@@ -99,7 +104,8 @@ def run(args):
     if runs is None:
         return 130
     write_results(runs, args.output, METRICS, HEADERS,
-                  "SSDLite320 on DeepForest test sites (each dot a seed)")
+                  "SSDLite320 on DeepForest test sites (each dot a seed)",
+                  results=results_destination(args, "deepforest"), command=args.command)
     plot_predictions(args, read_split("test"), os.path.join(args.output, "predictions.png"), weights)
     print(f"\nwrote results.md, results.json, results.png, predictions.png in {args.output} "
           f"({(time.perf_counter() - started) / 60:.1f} min)")

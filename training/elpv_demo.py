@@ -10,7 +10,8 @@ params, M-Adds, accuracy and train time as a markdown table, draws the
 held-out accuracy of the three runs in one plot, converts the CA model to
 TFLite (float32 and int8) and reports their accuracy beside the Keras model's.
 Everything goes under ``--output``; running it again continues unfinished
-runs and reuses finished ones.
+runs and reuses finished ones. The two tables also go, as CSV / JSON with the
+machine and versions, to ``--results`` (docs/results/elpv-demo/).
 
     python -m training.elpv_demo                    # about 13 minutes on a 2-core CPU
     python -m training.elpv_demo --start scratch    # the same networks from random weights
@@ -34,6 +35,10 @@ from training.elpv_recipe import elpv_config
 from training.elpv_recipe import imagenet_weights
 from training.elpv_recipe import other_width_refusal
 from training.elpv_recipe import recipe_changes
+from training.results import add_results_argument
+from training.results import command_line
+from training.results import results_destination
+from training.results import write_results
 
 DEMO_ATTENTIONS = ("none", "se", "ca")
 
@@ -110,9 +115,11 @@ def main(argv=None):
                         help="use only the first N training cells (a quick check of the whole demo)")
     parser.add_argument("--limit_eval", type=int, default=None,
                         help="use only the first N held-out cells")
+    add_results_argument(parser, "elpv-demo")
     parser.add_argument("--debug", action="store_true",
                         help="show the full traceback of an error instead of one line")
     args = parser.parse_args(argv)
+    args.command = command_line("python -m training.elpv_demo", argv)
     return run_reporting_errors("python -m training.elpv_demo", lambda: run(args), args.debug)
 
 
@@ -163,10 +170,11 @@ def run(args):
                     datasets.eval_examples)
 
     train_cells = metrics["ca"]["train_examples"]
-    print(f"\nELPV, 4 classes, {train_cells} training / {datasets.eval_examples} "
-          f"held-out cells, MobileNetV2 alpha {config.alpha:g} at {config.image_size}x"
-          f"{config.image_size}, {config.epochs} epochs from {start_name(args)}, seed {args.seed}, "
-          "one run each")
+    setting = (f"ELPV, 4 classes, {train_cells} training / {datasets.eval_examples} held-out "
+               f"cells, MobileNetV2 alpha {config.alpha:g} at {config.image_size}x"
+               f"{config.image_size}, {config.epochs} epochs from {start_name(args)}, "
+               f"seed {args.seed}, one run each")
+    print("\n" + setting)
     print("| Model | Params | M-Adds | Held-out accuracy (last epoch) | Best epoch | Train time |")
     print("|---|---:|---:|---:|---:|---:|")
     for name, params, madds, last, best, seconds in rows:
@@ -185,6 +193,25 @@ def run(args):
           f"| {exported['tflite_float32_bytes'] / 1e6:.2f} / {exported['tflite_int8_bytes'] / 1e6:.2f} MB |")
     with open(os.path.join(args.output, "results.json"), "w") as f:
         json.dump({"runs": metrics, "tflite": exported}, f, indent=2)
+    results = results_destination(args, "elpv-demo")
+    if results:
+        write_results(results, "demo", [
+            {"model": f"MobileNetV2 + {name}", "params": params, "m_adds_millions": round(madds, 1),
+             "held_out_accuracy_last_epoch": round(100 * last, 2),
+             "held_out_accuracy_best_epoch": round(100 * best, 2),
+             "train_minutes": round(seconds / 60, 1)}
+            for name, params, madds, last, best, seconds in rows], command=args.command,
+            notes=[setting, "majority-class accuracy "
+                   f"{100 * exported['majority_class_accuracy']:.2f}%"])
+        write_results(results, "tflite", [{
+            "model": "MobileNetV2 + ca",
+            "keras_accuracy": round(100 * exported["keras_accuracy"], 2),
+            "tflite_float32_accuracy": round(100 * exported["tflite_float32_accuracy"], 2),
+            "tflite_int8_accuracy": round(100 * exported["tflite_int8_accuracy"], 2),
+            "int8_top1_agreement": round(100 * exported["tflite_int8_top1_agreement"], 2),
+            "float32_mb": round(exported["tflite_float32_bytes"] / 1e6, 2),
+            "int8_mb": round(exported["tflite_int8_bytes"] / 1e6, 2)}],
+            command=args.command, notes=[setting + "; held-out accuracy in %"])
     print(f"\nWrote the runs, held_out_accuracy.png, the .tflite files and results.json "
           f"under {args.output}/")
     return 0

@@ -6,12 +6,13 @@ held-out cells, and prints per start and attention the mean and standard
 deviation over seeds, and the paired differences (CA - none, CA - SE,
 SE - none: same seed, same data order) with their spread. Writes
 ``study.json``, ``study.md`` and ``study.png`` (every run's accuracy) under
-``--output``; finished runs there are reused, unfinished ones resumed. With
+``--output`` (finished runs there are reused, unfinished ones resumed) and its
+tables as CSV / JSON in ``--results`` (docs/results/elpv-study/). With
 ``--export`` the best run of each start and attention is also written in the
 TF Hub format (classification and feature vector), checked against Keras on
 the held-out cells, with its accuracy in ``export_report.json``.
 
-    python -m training.elpv_study                          # 18 runs; the README gives the time
+    python -m training.elpv_study                          # 18 runs; docs/results/elpv-study.md gives the time
     python -m training.elpv_study --seeds 0 1 2 3 4 --starts imagenet
     python -m training.elpv_study --export best            # + TF Hub exports of the best runs
 """
@@ -32,6 +33,10 @@ from training.elpv_recipe import elpv_config
 from training.elpv_recipe import imagenet_weights
 from training.elpv_recipe import other_width_refusal
 from training.elpv_recipe import recipe_changes
+from training.results import add_results_argument
+from training.results import command_line
+from training.results import results_destination
+from training.results import write_results
 
 ATTENTIONS = ("none", "se", "ca")
 PAIRS = (("ca", "none"), ("ca", "se"), ("se", "none"))
@@ -56,9 +61,11 @@ def main(argv=None):
                         help="only the first N training cells (a quick check of the study)")
     parser.add_argument("--limit_eval", type=int, default=None,
                         help="only the first N held-out cells")
+    add_results_argument(parser, "elpv-study")
     parser.add_argument("--debug", action="store_true",
                         help="show the full traceback of an error instead of one line")
     args = parser.parse_args(argv)
+    args.command = command_line("python -m training.elpv_study", argv)
     if len(set(args.seeds)) != len(args.seeds):
         parser.error(f"--seeds repeats a seed: {args.seeds}")
     refusal = other_width_refusal(args.alpha)
@@ -110,6 +117,9 @@ def run(args):
     with open(os.path.join(args.output, "study.json"), "w") as f:
         json.dump(result, f, indent=2)
     plot(runs, args.starts, args.attentions, os.path.join(args.output, "study.png"))
+    results = results_destination(args, "elpv-study")
+    if results:
+        write_tables(results, summary, runs, args.command)
     print(f"\nWrote study.md, study.json and study.png under {args.output}/ "
           f"({result['minutes']:.1f} min)")
     return 0
@@ -160,6 +170,25 @@ def markdown(summary, runs, seeds):
                          f"{100 * pair['min']:+.2f} .. {100 * pair['max']:+.2f} | "
                          f"{pair['wins']}/{pair['n']} |")
     return "\n".join(lines)
+
+
+def write_tables(folder, summary, runs, command):
+    """runs.csv (every run's held-out accuracy) and pairs.csv (the paired differences), in %."""
+    note = "ELPV held-out accuracy in % (656 cells, 4 classes, last epoch)"
+    write_results(folder, "runs", [
+        {"start": r["start"], "attention": r["attention"], "seed": r["seed"], "params": r["params"],
+         "accuracy": round(100 * r["accuracy"], 2),
+         "best_epoch_accuracy": round(100 * r["best_epoch_accuracy"], 2),
+         "train_minutes": round(r["train_seconds"] / 60, 1)} for r in runs],
+        command=command, notes=[note])
+    if summary["pairs"]:
+        write_results(folder, "pairs", [
+            {"start": key.split("/")[0], "difference": key.split("/")[1].replace("-", " - "),
+             "mean": round(100 * pair["mean"], 2), "std": round(100 * pair["std"], 2),
+             "min": round(100 * pair["min"], 2), "max": round(100 * pair["max"], 2),
+             "seeds_won": pair["wins"], "seeds": pair["n"]}
+            for key, pair in summary["pairs"].items()],
+            command=command, notes=["paired differences (same seed) in percentage points"])
 
 
 def plot(runs, starts, attentions, path):

@@ -11,8 +11,8 @@ mIoU over background and nucleus and the nucleus IoU
 ``results.png`` and ``predictions.png`` (image, truth, each model's mask)
 under ``--output``; finished runs there are reused.
 
-    python -m training.stardist_demo                      # 3 runs (seed 0); the README gives the time
-    python -m training.stardist_demo --seeds 0 1 2        # the README's table
+    python -m training.stardist_demo                      # 3 runs (seed 0); docs/results/stardist.md gives the time
+    python -m training.stardist_demo --seeds 0 1 2        # the table of docs/results/stardist.md
 """
 
 import argparse
@@ -25,6 +25,9 @@ from keras_coordatt.plotting import pyplot
 from training.task_demo import ATTENTIONS
 from training.task_demo import imagenet_start
 from training.task_demo import run_grid
+from training.results import add_results_argument
+from training.results import command_line
+from training.results import results_destination
 from training.task_demo import write_results
 
 METRICS = ("mIoU", "nucleus_IoU", "pixel_accuracy")
@@ -43,8 +46,10 @@ def main(argv=None):
     parser.add_argument("--alpha", type=float, default=None,
                         help="width (default 1.0; other widths need --start scratch)")
     parser.add_argument("--image_size", type=int, default=256)
+    add_results_argument(parser, "stardist")
     parser.add_argument("--debug", action="store_true")
     args = parser.parse_args(argv)
+    args.command = command_line("python -m training.stardist_demo", argv)
     return run_reporting_errors("python -m training.stardist_demo", lambda: run(args), args.debug)
 
 
@@ -82,7 +87,8 @@ def run(args):
     if runs is None:
         return 130
     write_results(runs, args.output, METRICS, HEADERS,
-                  "DeepLabV3 on the held-out StarDist quadrant (each dot a seed)")
+                  "DeepLabV3 on the held-out StarDist quadrant (each dot a seed)",
+                  results=results_destination(args, "stardist"), command=args.command)
     plot_predictions(args, weights, os.path.join(args.output, "predictions.png"))
     print(f"\nwrote results.md, results.json, results.png, predictions.png in {args.output} "
           f"({(time.perf_counter() - started) / 60:.1f} min)")

@@ -7,8 +7,26 @@ import time
 import numpy as np
 
 from keras_coordatt.plotting import pyplot
+from training.results import write_results as write_results_files
 
 ATTENTIONS = ("none", "se", "ca")
+
+
+def summary_rows(runs, metrics):
+    """Per attention: its parameters, the number of runs, and each metric's mean and the
+    standard deviation over seeds (None for one run)."""
+    rows = []
+    for attention in ATTENTIONS:
+        mine = [r for r in runs if r["attention"] == attention]
+        if not mine:
+            continue
+        row = {"attention": attention, "params": mine[0]["params"], "runs": len(mine)}
+        for key in metrics:
+            values = np.array([r[key] for r in mine], float)
+            row[key] = round(float(values.mean()), 4)
+            row[f"{key}_std"] = round(float(values.std(ddof=1)), 4) if len(values) > 1 else None
+        rows.append(row)
+    return rows
 
 
 def results_table(runs, metrics, headers):
@@ -16,16 +34,11 @@ def results_table(runs, metrics, headers):
     (+- the standard deviation over seeds where there are several)."""
     lines = ["| attention | params | runs | " + " | ".join(headers) + " |",
              "|---|---:|---:|" + "---:|" * len(headers)]
-    for attention in ATTENTIONS:
-        mine = [r for r in runs if r["attention"] == attention]
-        if not mine:
-            continue
-        cells = []
-        for key in metrics:
-            values = np.array([r[key] for r in mine], float)
-            spread = f" ± {values.std(ddof=1):.3f}" if len(values) > 1 else ""
-            cells.append(f"{values.mean():.3f}{spread}")
-        lines.append(f"| {attention} | {mine[0]['params']:,} | {len(mine)} | "
+    for row in summary_rows(runs, metrics):
+        cells = [f"{row[key]:.3f}" + (f" ± {row[key + '_std']:.3f}"
+                                      if row[key + "_std"] is not None else "")
+                 for key in metrics]
+        lines.append(f"| {row['attention']} | {row['params']:,} | {row['runs']} | "
                      + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -96,8 +109,9 @@ def run_grid(seeds, attentions, config_of, run_one, headline):
     return runs
 
 
-def write_results(runs, output, metrics, headers, title):
-    """``results.md`` (the table, also printed), ``results.json`` and ``results.png``."""
+def write_results(runs, output, metrics, headers, title, results=None, command=None):
+    """``results.md`` (the table, also printed), ``results.json`` and ``results.png`` in
+    ``output``; with ``results``, the table and every run as CSV / JSON there too."""
     table = results_table(runs, metrics, headers)
     print("\n" + table)
     os.makedirs(output, exist_ok=True)
@@ -106,3 +120,10 @@ def write_results(runs, output, metrics, headers, title):
     with open(os.path.join(output, "results.json"), "w") as f:
         json.dump(runs, f, indent=2)
     plot_runs(runs, metrics, headers, os.path.join(output, "results.png"), title)
+    if results:
+        notes = [title, "mean and sample standard deviation over seeds, last epoch"]
+        write_results_files(results, "summary", summary_rows(runs, metrics), command=command,
+                            notes=notes)
+        write_results_files(results, "runs", [
+            {"attention": r["attention"], "seed": r["seed"], "params": r["params"],
+             **{key: r[key] for key in metrics}} for r in runs], command=command, notes=[title])
