@@ -269,7 +269,7 @@ def test_init_weights_reads_a_keras_applications_h5_file_by_layer_name(tmp_path)
                               fresh.get_layer("Conv1").get_weights()[0])
 
     # By default the new attention layers start as the identity: the
-    # features are the loaded network's, to the bit.
+    # features are the loaded network's, to rounding.
     model = model_for_config(small_config(init_weights=str(path)), num_classes=4)
     images = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
 
@@ -277,7 +277,7 @@ def test_init_weights_reads_a_keras_applications_h5_file_by_layer_name(tmp_path)
         probe = keras.Model(network.input, network.get_layer("out_relu").output)
         return keras.ops.convert_to_numpy(probe(images, training=False))
 
-    np.testing.assert_array_equal(features(model), features(backbone))
+    np.testing.assert_allclose(features(model), features(backbone), rtol=1e-5, atol=1e-5)
     assert np.abs(keras.ops.convert_to_numpy(model.get_layer("block_5_attention").conv_h.kernel)
                   ).max() == 0
 
@@ -294,6 +294,50 @@ def test_init_weights_from_a_run_with_another_class_count(tmp_path):
                                  source.get_layer(name).get_weights()):
             np.testing.assert_array_equal(loaded, saved)
     assert model.output_shape == (None, 4)
+
+
+def test_layers_the_starting_weights_lack_learn_at_the_multiplied_rate(tmp_path):
+    import keras
+
+    from keras_coordatt.training.trainer import classifier_for_config
+    from keras_coordatt.training.trainer import prepare_model
+    from keras_coordatt.training.recipe import compile_for_training
+
+    path = tmp_path / "plain.keras"
+    classifier_for_config(small_config(attention=None), num_classes=10).save(path)
+    config = small_config(init_weights=str(path), new_layer_lr_multiplier=8.0, momentum=0.0,
+                          weight_decay=0.0)
+    model, new_layers = prepare_model(classifier_for_config(config, num_classes=4), config)
+    names = {layer.name for layer in new_layers}
+    # The inserted attention and the 4-class head; no layer the file provided.
+    assert "predictions" in names and "block_3_attention" in names
+    assert not names & {"Conv1", "block_3_project", "block_3_project_BN"}
+    new_variables = [v for layer in new_layers for v in layer.trainable_weights]
+    compile_for_training(model, config, steps_per_epoch=10, new_variables=new_variables)
+    optimizer = model.optimizer
+    assert set(optimizer.lr_multipliers) == {v.path for v in new_variables}
+    # One SGD step by hand: the new layers move 8x the learning rate times their gradient.
+    optimizer.build(model.trainable_variables)
+    head, old = model.get_layer("predictions").kernel, model.get_layer("Conv_1").kernel
+    before = [keras.ops.convert_to_numpy(v).copy() for v in (head, old)]
+    ones = [np.ones(v.shape, "float32") for v in (head, old)]
+    rate = float(keras.ops.convert_to_numpy(optimizer.learning_rate))  # the schedule at step 0
+    assert rate == pytest.approx(config.scaled_learning_rate)
+    optimizer.apply(ones, [head, old])
+    moved = [before[i] - keras.ops.convert_to_numpy(v) for i, v in enumerate((head, old))]
+    np.testing.assert_allclose(moved[0], 8 * rate, rtol=1e-5)
+    np.testing.assert_allclose(moved[1], rate, rtol=1e-5)
+    # It travels with the saved model.
+    assert keras.optimizers.deserialize(keras.optimizers.serialize(optimizer)).lr_multipliers == \
+        optimizer.lr_multipliers
+
+
+def test_without_starting_weights_every_layer_learns_at_one_rate():
+    from keras_coordatt.training.trainer import classifier_for_config
+    from keras_coordatt.training.trainer import prepare_model
+
+    config = small_config(new_layer_lr_multiplier=8.0)
+    assert prepare_model(classifier_for_config(config, num_classes=4), config)[1] == []
 
 
 @pytest.mark.parametrize("name, match", [("missing.h5", "no weights file"), ("notes.txt", "neither")])

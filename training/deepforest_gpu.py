@@ -250,7 +250,8 @@ def train_one(args):
     os.makedirs(config.output_dir, exist_ok=True)
     keras.utils.set_random_seed(args.seed)
     print(f"backend {keras.backend.backend()}, devices {_devices()}", flush=True)
-    model = load_init_weights(task_model(config, 1), config)  # the trainer's network and start
+    model = task_model(config, 1)
+    load_init_weights(model, config)  # the trainer's network and start
     tiles = tile_examples(read_examples(args.data, "train"), TILE, OVERLAP)[:args.limit_tiles]
     images, classes, boxes = symmetric_variants(tiles, model.anchors.boxes(), config.match_iou)
     print(f"{len(tiles)} tiles x 8 variants, targets ready "

@@ -108,6 +108,9 @@ class TrainConfig:
     momentum: float = option(0.9, "SGD momentum")
     weight_decay: float = option(4e-5, "decoupled weight decay")
     warmup_epochs: float = option(0.0, "linear warm-up from 0 before the cosine decay, in epochs")
+    new_layer_lr_multiplier: float = option(
+        1.0, "with init_weights: the layers the weights lack (inserted attention, a new head) "
+        "learn at this multiple of the learning rate")
     label_smoothing: float = option(0.0, "label smoothing of the cross-entropy")
     mixup_alpha: float = option(0.0, "mixup Beta(alpha, alpha) parameter; 0 turns mixup off")
     # system

@@ -38,9 +38,14 @@ def task_model(config, num_classes):
 
 def load_init_weights(model, config):
     """The config's ``init_weights`` loaded by layer name (new attention layers start as
-    the identity with ``identity_init``); says what it did. Nothing without init_weights."""
+    the identity with ``identity_init``); says what it did.
+
+    Returns:
+        The layers with weights that ``init_weights`` did not provide (the
+        new attention layers and head); [] without init_weights.
+    """
     if not config.init_weights:
-        return model
+        return []
     copied, skipped = load_weights_by_name(model, config.init_weights)
     print(f"init_weights: copied {len(copied)} layers from {config.init_weights}"
           + (f"; kept the new {', '.join(skipped)} (shapes differ)" if skipped else ""))
@@ -48,4 +53,5 @@ def load_init_weights(model, config):
         new = start_new_attention_as_identity(model, copied)
         if new:
             print(f"init_weights: the {len(new)} new attention layers start as the identity")
-    return model
+    copied = set(copied)
+    return [layer for layer in model.layers if layer.weights and layer.name not in copied]

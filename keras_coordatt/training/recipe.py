@@ -3,8 +3,45 @@
 import keras
 
 
-def make_optimizer(config, steps_per_epoch):
-    """The config's SGD with momentum, decoupled weight decay and warm-up + cosine schedule."""
+@keras.saving.register_keras_serializable(package="keras_coordatt")
+class LayerwiseSGD(keras.optimizers.SGD):
+    """SGD whose step on some variables is a multiple of the learning rate.
+
+    ``lr_multipliers`` maps variable paths (``variable.path``, e.g.
+    ``"block_3_attention/conv_h/kernel"``) to a factor on the learning rate
+    for that variable; every other variable takes the learning rate as it
+    is. The trainer gives the layers a network's starting weights did not
+    provide (attention inserted into an ImageNet network, a new head)
+    ``new_layer_lr_multiplier``, so they learn faster than the pretrained
+    layers around them. Weight decay is unchanged.
+    """
+
+    def __init__(self, lr_multipliers=None, **kwargs):
+        super().__init__(**kwargs)
+        self.lr_multipliers = dict(lr_multipliers or {})
+
+    def build(self, variables):
+        super().build(variables)
+        # update_step may see a backend variable without .path: key by the optimizer's index.
+        self._multipliers = {self._get_variable_index(variable): self.lr_multipliers[variable.path]
+                             for variable in variables if variable.path in self.lr_multipliers}
+
+    def update_step(self, gradient, variable, learning_rate):
+        multiplier = self._multipliers.get(self._get_variable_index(variable))
+        if multiplier is not None:
+            learning_rate = learning_rate * multiplier
+        super().update_step(gradient, variable, learning_rate)
+
+    def get_config(self):
+        return {**super().get_config(), "lr_multipliers": self.lr_multipliers}
+
+
+def make_optimizer(config, steps_per_epoch, new_variables=()):
+    """The config's SGD with momentum, decoupled weight decay and warm-up + cosine schedule.
+
+    ``new_variables`` (those the starting weights did not provide) learn at
+    ``config.new_layer_lr_multiplier`` times the rate.
+    """
     total_steps = config.epochs * steps_per_epoch
     warmup_steps = int(config.warmup_epochs * steps_per_epoch)
     peak = config.scaled_learning_rate
@@ -16,18 +53,24 @@ def make_optimizer(config, steps_per_epoch):
     )
     # Keras' weight_decay is decoupled (w -= lr * wd * w); for SGD without
     # momentum that equals PyTorch's coupled L2 term of the paper's recipe.
-    return keras.optimizers.SGD(
-        learning_rate=schedule, momentum=config.momentum, weight_decay=config.weight_decay
+    multipliers = {}
+    if config.new_layer_lr_multiplier != 1.0:
+        multipliers = {variable.path: config.new_layer_lr_multiplier for variable in new_variables}
+    return LayerwiseSGD(
+        lr_multipliers=multipliers, learning_rate=schedule, momentum=config.momentum,
+        weight_decay=config.weight_decay
     )
 
 
-def compile_for_training(model, config, steps_per_epoch):
+def compile_for_training(model, config, steps_per_epoch, new_variables=()):
     """Compiles ``model`` with the config's SGD, cosine schedule, loss and accuracy.
+
+    ``new_variables``: what `make_optimizer` gives the new layers' rate to.
 
     Returns:
         Whether the labels must be one-hot (label smoothing or mixup).
     """
-    optimizer = make_optimizer(config, steps_per_epoch)
+    optimizer = make_optimizer(config, steps_per_epoch, new_variables)
     one_hot = config.label_smoothing > 0 or config.mixup_alpha > 0
     if one_hot:
         loss = keras.losses.CategoricalCrossentropy(

@@ -99,7 +99,12 @@ def train(config: TrainConfig, callbacks=()):
 
 
 def model_for_config(config, num_classes):
-    """The config's network with a logits head for ``num_classes``."""
+    """The config's network with a logits head for ``num_classes``, from its starting weights."""
+    return prepare_model(classifier_for_config(config, num_classes), config)[0]
+
+
+def classifier_for_config(config, num_classes):
+    """The config's network with a logits head for ``num_classes`` (random weights)."""
     model = build_model(
         config.model,
         alpha=config.alpha,
@@ -112,15 +117,18 @@ def model_for_config(config, num_classes):
     )
     if model.preprocessing != config.preprocessing:  # saved with the model, so exports follow
         model.backbone.preprocessing = config.preprocessing
-    return prepare_model(model, config)
+    return model
 
 
 def prepare_model(model, config):
-    """Synchronized BatchNorm and the config's starting weights (new attention as the identity)."""
+    """Synchronized BatchNorm and the config's starting weights (new attention as the identity).
+
+    Returns:
+        ``(model, new layers)``: the layers the starting weights did not provide.
+    """
     if config.sync_batchnorm:
         synchronize_batchnorm(model)
-    load_init_weights(model, config)
-    return model
+    return model, load_init_weights(model, config)
 
 
 def synchronize_batchnorm(model):
@@ -202,12 +210,16 @@ class Trainer:
     def _build_model(self):
         task, num_classes = self.config.task, self.datasets.num_classes
         with self.strategy.scope():
+            network = (classifier_for_config if task == "classification" else task_model)(
+                self.config, num_classes)
+            self.model, new_layers = prepare_model(network, self.config)
+            new_variables = [v for layer in new_layers for v in layer.trainable_weights]
             if task == "classification":
-                self.model = model_for_config(self.config, num_classes)
-                one_hot = compile_for_training(self.model, self.config, self.steps_per_epoch)
+                one_hot = compile_for_training(self.model, self.config, self.steps_per_epoch,
+                                               new_variables)
             else:
-                self.model = prepare_model(task_model(self.config, num_classes), self.config)
-                compile_task(self.model, self.config, self.steps_per_epoch, num_classes)
+                compile_task(self.model, self.config, self.steps_per_epoch, num_classes,
+                             new_variables)
                 one_hot = False
             self.model.optimizer.build(self.model.trainable_variables)
         self.transform = label_transform(self.config, num_classes, one_hot)
