@@ -270,6 +270,7 @@ def run_explain(args):
     """Grad-CAM and CA's gates per image with `keras_coordatt.visualize.explain_images`."""
     import keras
 
+    from keras_coordatt.visualize import attention_table
     from keras_coordatt.visualize import explain_images
 
     if not os.path.isfile(args.model) or not args.model.endswith(".keras"):
@@ -283,6 +284,11 @@ def run_explain(args):
     for row in rows:
         print(f"{row['image']}: class {row['class']} (model output {row['score']:.4g}) "
               f"-> {row['png']}")
+    table = attention_table(model, args.images)
+    if table:
+        print(f"\nThe attention's gates on these {len(args.images)} images (moved: mean |gate - "
+              "its identity-start value|; saturated: below 0.02 or above 0.98):")
+        print("\n".join(table))
     return 0
 
 

@@ -22,6 +22,8 @@ import numpy as np
 from keras import ops
 
 from keras_coordatt.layers import CoordAttention
+from keras_coordatt.models.attention_statistics import gate_statistics
+from keras_coordatt.models.identity import attention_layers
 from keras_coordatt.preprocessing import preprocessing_of
 
 
@@ -218,17 +220,13 @@ def read_image(path):
     return image.numpy()
 
 
-def explain_images(model, paths, output, layer=None, gate_layer=None, class_index=None):
-    """Writes ``<name>_explained.png`` per image into ``output``; returns one row per image.
+def model_inputs(model, paths):
+    """Image files as the model sees them, and as uint8 pictures of that.
 
     Each image gets the model's eval preprocessing (resize, center crop to
-    the model's input size, its pixel range); the figure shows the crop.
-    Rows: ``{"image", "png", "class", "score"}`` (the explained class and its
-    model output).
+    the model's input size, its pixel range). Returns ``(inputs, shown)``.
     """
     import tensorflow as tf
-
-    from keras_coordatt.plotting import pyplot
 
     size = model.input.shape[1]
     if size is None:
@@ -239,6 +237,39 @@ def explain_images(model, paths, output, layer=None, gate_layer=None, class_inde
     inputs = np.stack([preprocessing.for_eval(tf.constant(image), size).numpy()
                        for image in images])
     shown = np.clip((inputs - low) / (high - low) * 255, 0, 255).astype("uint8")
+    return inputs, shown
+
+
+def attention_table(model, paths):
+    """The attention layers' gate statistics on image files, as text lines (a table).
+
+    What `keras_coordatt.models.attention_statistics.gate_statistics` gives,
+    one line a layer: [] for a model without attention layers.
+    """
+    if not attention_layers(model):
+        return []
+    rows = gate_statistics(model, model_inputs(model, paths)[0])
+    lines = [f"{'layer':<22} {'type':<15} {'mean':>6} {'std':>6} {'along':>6} {'across':>6} "
+             f"{'moved':>6} {'saturated':>9}",
+             f"{'':<22} {'':<15} {'':>6} {'':>6} {'pos.':>6} {'chan.':>6} {'':>6}"]
+    for row in rows:
+        lines.append(f"{row['layer']:<22} {row['type']:<15} {row['mean']:6.3f} {row['std']:6.3f} "
+                     f"{row['position_std']:6.3f} {row['channel_std']:6.3f} "
+                     f"{row['from_start']:6.3f} {100 * row['saturated']:8.1f}%")
+    return lines
+
+
+def explain_images(model, paths, output, layer=None, gate_layer=None, class_index=None):
+    """Writes ``<name>_explained.png`` per image into ``output``; returns one row per image.
+
+    Each image gets the model's eval preprocessing (resize, center crop to
+    the model's input size, its pixel range); the figure shows the crop.
+    Rows: ``{"image", "png", "class", "score"}`` (the explained class and its
+    model output).
+    """
+    from keras_coordatt.plotting import pyplot
+
+    inputs, shown = model_inputs(model, paths)
     cams, classes, scores = _grad_cam(model, inputs, layer, class_index)
     gates = None
     if coord_attention_layers(model) and (gate_layer is not False):

@@ -65,6 +65,7 @@ def ca_model():
         if isinstance(layer, CoordAttention):
             for conv in (layer.conv_h, layer.conv_w):
                 conv.kernel.assign(np.random.default_rng(1).normal(0, 1, conv.kernel.shape))
+                conv.bias.assign(np.random.default_rng(2).normal(0, 1, conv.bias.shape))
     return model
 
 
@@ -110,6 +111,16 @@ def test_explain_command_writes_one_png_per_image(ca_model, tmp_path, capsys):
         assert f"-> {png}" in printed
         with Image.open(png) as picture:
             assert picture.size[0] > picture.size[1] > 200  # three panels side by side
+    # The gate statistics of every attention layer, as gate_statistics gives them.
+    lines = printed.split("The attention's gates on these 2 images")[1].strip().splitlines()[3:]
+    from keras_coordatt.models.attention_statistics import gate_statistics
+    from keras_coordatt.visualize import model_inputs
+
+    expected = gate_statistics(ca_model, model_inputs(ca_model, images)[0])
+    assert [line.split()[0] for line in lines] == [row["layer"] for row in expected]
+    assert [float(line.split()[6]) for line in lines] == pytest.approx(
+        [row["from_start"] for row in expected], abs=1e-3)
+    assert max(float(line.split()[6]) for line in lines) > 0.05  # ca_model's gates are not flat
 
 
 @pytest.mark.parametrize("arguments, message", [

@@ -32,7 +32,7 @@ RECIPES = {
 
 
 # The recipe fields the demo and the study let a command line override.
-OVERRIDES = ("epochs", "image_size", "alpha")
+OVERRIDES = ("epochs", "image_size", "alpha", "new_layer_lr_multiplier")
 
 
 def add_recipe_arguments(parser):
@@ -45,6 +45,9 @@ def add_recipe_arguments(parser):
     parser.add_argument("--alpha", type=float, default=None,
                         help="MobileNetV2 width multiplier (default: 1.0; the ImageNet start "
                         "needs 1.0)")
+    parser.add_argument("--new_layer_lr_multiplier", type=float, default=None,
+                        help="from ImageNet: the new layers' (attention, head) multiple of the "
+                        f"learning rate (default: {recipe.get('new_layer_lr_multiplier', 1.0):g})")
 
 
 def recipe_changes(args):

@@ -76,6 +76,8 @@ def main(argv=None):
 
 def run(args):
     from keras_coordatt.training import train
+    from keras_coordatt.training.attention_monitor import CSV_FILE
+    from keras_coordatt.training.attention_monitor import gate_movement
     from keras_coordatt.training.history import read_history
 
     changes = recipe_changes(args)
@@ -95,12 +97,15 @@ def run(args):
                       f"seed {seed} ({(time.time() - started) / 60:.1f} min so far) ===", flush=True)
                 metrics = train(config)
                 history = read_history(os.path.join(folder, "history.csv"))
+                moved = gate_movement(os.path.join(folder, CSV_FILE)) or {}
                 runs.append({
                     "start": start, "attention": attention, "seed": seed, "folder": folder,
                     "accuracy": metrics["eval_accuracy"],
                     "best_epoch_accuracy": metrics["best_eval_accuracy"],
                     "train_seconds": sum(float(row["seconds"]) for row in history),
                     "params": metrics["trainable_params"],
+                    "gate_from_start": moved.get("mean_from_start"),
+                    "layers_moved": moved.get("layers_moved"),
                 })
     summary = summarise(runs, args.seeds)
     recipe = {start: vars(elpv_config(start, "ca", 0, "", weights or "weights.keras", **changes))
@@ -160,6 +165,17 @@ def markdown(summary, runs, seeds):
         lines.append(f"| {start} | {attention} | {row[0]['params']:,} | "
                      + " | ".join(f"{100 * r['accuracy']:.2f}" for r in row)
                      + f" | {100 * cell['mean']:.2f} +- {100 * cell['std']:.2f} |")
+    moved = [r for r in runs if r["gate_from_start"] is not None]
+    if moved:
+        lines += ["", "How far the attention's gates moved by the last epoch (attention.csv): mean "
+                  "|gate - start| over the layers, and the share of layers whose gates moved 0.05 "
+                  "or more; mean over seeds:", "", "| Start | Attention | Mean |gate - start| | "
+                  "Layers moved >= 0.05 |", "|---|---|---:|---:|"]
+        for start, attention in dict.fromkeys((r["start"], r["attention"]) for r in moved):
+            own = [r for r in moved if (r["start"], r["attention"]) == (start, attention)]
+            lines.append(f"| {start} | {attention} | "
+                         f"{np.mean([r['gate_from_start'] for r in own]):.4f} | "
+                         f"{100 * np.mean([r['layers_moved'] for r in own]):.0f}% |")
     if summary["pairs"]:
         lines += ["", "Paired differences (same seed), percentage points:", "",
                   "| Start | Difference | Mean +- std | Range | Seeds won |", "|---|---|---:|---:|---:|"]
@@ -179,6 +195,8 @@ def write_tables(folder, summary, runs, command):
         {"start": r["start"], "attention": r["attention"], "seed": r["seed"], "params": r["params"],
          "accuracy": round(100 * r["accuracy"], 2),
          "best_epoch_accuracy": round(100 * r["best_epoch_accuracy"], 2),
+         "gate_from_start": _rounded(r["gate_from_start"], 4),
+         "attention_layers_moved": _rounded(r["layers_moved"], 3),
          "train_minutes": round(r["train_seconds"] / 60, 1)} for r in runs],
         command=command, notes=[note])
     if summary["pairs"]:
@@ -189,6 +207,10 @@ def write_tables(folder, summary, runs, command):
              "seeds_won": pair["wins"], "seeds": pair["n"]}
             for key, pair in summary["pairs"].items()],
             command=command, notes=["paired differences (same seed) in percentage points"])
+
+
+def _rounded(value, digits):
+    return None if value is None else round(value, digits)
 
 
 def plot(runs, starts, attentions, path):
