@@ -8,7 +8,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 LAYER_TESTS := tests/test_layers.py tests/test_factory.py tests/test_docstrings.py tests/test_tasks_any_backend.py
 
-.PHONY: demo test test-tensorflow test-jax test-torch install clean
+.PHONY: demo test test-tensorflow test-jax test-torch docs install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,7 +51,7 @@ install: $(STAMP)
 demo: $(DEMO_STAMP)
 	$(BIN)/python -m training.elpv_demo
 
-test: test-tensorflow test-jax test-torch
+test: test-tensorflow test-jax test-torch docs
 
 # Two pytest workers, one test file each at a time (module fixtures such as the
 # shared training runs are built once): 15 min instead of 25 on 2 cores, since
@@ -66,5 +66,10 @@ test-jax: $(STAMP)
 test-torch: $(STAMP)
 	KERAS_BACKEND=torch $(BIN)/python -m pytest -q $(LAYER_TESTS)
 
+# The documentation site; --strict fails on a broken link or anchor (mkdocs.yml's
+# validation settings make them warnings). The [test] extra installs MkDocs.
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --site-dir site
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build site *.egg-info
