@@ -24,6 +24,7 @@ from keras_coordatt.models import count_macs
 from keras_coordatt.models import count_trainable_params
 from keras_coordatt.models import feature_pyramid
 from keras_coordatt.models import start_attention_as_identity
+from keras_coordatt.optimizers import LayerwiseSGD
 
 __version__ = "0.1.0"
 
@@ -33,6 +34,7 @@ __all__ = [
     "EfficientNetB0",
     "EfficientNetB0Backbone",
     "ImageClassifier",
+    "LayerwiseSGD",
     "MobileNeXt",
     "MobileNeXtBackbone",
     "MobileNetV2",

@@ -107,7 +107,10 @@ def test_segmentation_trains_and_scores_miou_on_full_size_masks(tmp_path):
     report = json.loads((tmp_path / "exported" / "export_report.json").read_text())
     assert report["segmentation_float32.tflite"]["ok"]  # float32 masks equal Keras' on 99.9%
     assert (tmp_path / "exported" / "saved_model" / "saved_model.pb").exists()
-    scored = json.loads((tmp_path / "run" / "eval_default_last.json").read_text())
+    # The split the source evaluates on by name, not "default" (issue 26).
+    assert metrics["eval_split"] == "val"
+    scored = json.loads((tmp_path / "run" / "eval_val_last.json").read_text())
+    assert scored["split"] == "val"
     assert scored["mIoU"] == pytest.approx(metrics["mIoU"], abs=1e-6)  # same weights, same images
     with pytest.raises(SystemExit):
         main(["evaluate"])

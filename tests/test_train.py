@@ -169,7 +169,8 @@ def test_a_bad_experiment_file_is_one_line_naming_the_file_and_field(tmp_path, f
 # --- a run and what it leaves ------------------------------------------------
 
 @pytest.mark.slow
-def test_a_run_leaves_checkpoints_weights_model_metrics_and_plots(tmp_path, image_folder, capsys):
+def test_a_run_leaves_checkpoints_weights_model_metrics_and_plots(tmp_path, image_folder, capsys,
+                                                                 recwarn):
     """Also the mixed_float16 path (loss scaling), with label smoothing and mixup on."""
     import keras
 
@@ -177,6 +178,8 @@ def test_a_run_leaves_checkpoints_weights_model_metrics_and_plots(tmp_path, imag
 
     metrics = train(tiny(tmp_path, image_folder, precision="mixed_float16",
                          label_smoothing=0.1, mixup_alpha=0.2))
+    # Keras' "shuffle=True was passed, but will be ignored" was printed by every run (issue 26).
+    assert not [w for w in recwarn if "shuffle" in str(w.message)]
     run = tmp_path / "run"
     assert f"Saved {run / 'model.keras'} (held-out accuracy" in capsys.readouterr().out
     assert not [name for name in os.listdir(run) if name.startswith(".")], "temporary files left"
@@ -330,6 +333,26 @@ def test_layers_the_starting_weights_lack_learn_at_the_multiplied_rate(tmp_path)
     # It travels with the saved model.
     assert keras.optimizers.deserialize(keras.optimizers.serialize(optimizer)).lr_multipliers == \
         optimizer.lr_multipliers
+
+
+def test_a_model_saved_with_the_trainers_optimizer_loads_after_importing_the_package(tmp_path):
+    import subprocess
+    import sys
+
+    import keras
+
+    from keras_coordatt.optimizers import LayerwiseSGD
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="head")])
+    model.compile(LayerwiseSGD(lr_multipliers={"head/kernel": 8.0}, learning_rate=0.1), "mse")
+    model.fit(np.ones((4, 3)), np.ones((4, 2)), verbose=0)
+    model.save(tmp_path / "model.keras")
+    code = ("import keras, keras_coordatt; m = keras.saving.load_model('model.keras'); "
+            "print(type(m.optimizer).__name__, m.optimizer.lr_multipliers)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                            text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[0] == "LayerwiseSGD" and "'head/kernel': 8.0" in result.stdout
 
 
 def test_without_starting_weights_every_layer_learns_at_one_rate():

@@ -58,6 +58,8 @@ class TaskDatasets:
         eval_tiles: the eval examples as the model sees them (tiles or whole).
         options: the pipeline options.
         notes: where the data comes from.
+        category_ids: COCO's category ids of the classes (COCO sources).
+        eval_split: the split the eval examples come from.
     """
 
     task: str
@@ -69,6 +71,7 @@ class TaskDatasets:
     options: object
     notes: str = ""
     category_ids: list | None = None
+    eval_split: str = ""
 
     @property
     def num_classes(self):
@@ -238,7 +241,7 @@ def load_task_datasets(task, spec, options, train_split="train", eval_split=None
     notes = source.notes if eval_source is source else (
         f"{source.notes}; evaluated on {eval_spec}: {eval_source.notes}")
     return TaskDatasets(task, spec, list(source.class_names), train, evaluation, eval_tiles,
-                        options, notes, eval_source.category_ids)
+                        options, notes, eval_source.category_ids, eval_split)
 
 
 def _tile_segmentation(examples, tile, overlap):

@@ -162,9 +162,9 @@ def evaluate_run(run_dir, split=None, weights="last"):
     config, model, datasets = load_run(run_dir, weights, split)
     evaluate = evaluate_detection if config.task == "detection" else evaluate_segmentation
     scores, _ = evaluate(model, datasets, config)
-    metrics = {"run": run_dir, "split": config.eval_split or "default", "weights": weights,
+    metrics = {"run": run_dir, "split": datasets.eval_split, "weights": weights,
                "images": datasets.eval_count, **scores}
-    path = os.path.join(run_dir, f"eval_{config.eval_split or 'default'}_{weights}.json")
+    path = os.path.join(run_dir, f"eval_{datasets.eval_split}_{weights}.json")
     with open(path, "w") as f:
         json.dump(metrics, f, indent=2, default=lambda v: v.tolist())
     return metrics, path
