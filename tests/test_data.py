@@ -415,6 +415,19 @@ def test_elpv_has_only_train_and_test_splits(elpv_cache):
         elpv_datasets(eval_split="validation")
 
 
+def test_without_the_elpv_package_the_source_names_the_extra_that_installs_it(monkeypatch):
+    import importlib.metadata
+
+    from keras_coordatt.data.classification import elpv
+
+    def not_installed(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", not_installed)
+    with pytest.raises(ImportError, match=r"pip install 'keras-coordatt\[demo\]'"):
+        elpv._decoded_cells(32)
+
+
 # tensorflow-datasets: a tiny dataset prepared offline, and the failures.
 
 

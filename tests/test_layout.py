@@ -131,6 +131,20 @@ def test_import_keras_coordatt_stays_light():
     assert "keras_coordatt.models" in added and "keras_coordatt.layers" in added
 
 
+def test_the_elpv_images_come_with_the_demo_extra_not_with_train():
+    """Training on one's own data does not download the 91 MB ELPV wheel; make demo does."""
+    import configparser
+
+    setup = configparser.ConfigParser()
+    setup.read(ROOT / "setup.cfg")
+    extras = {name: value.split() for name, value in setup["options.extras_require"].items()}
+    assert not [r for r in extras["train"] if r.startswith("elpv-dataset")]
+    assert [r for r in extras["demo"] if r.startswith("elpv-dataset")]
+    makefile = (ROOT / "Makefile").read_text()
+    install = makefile.split("$(DEMO_STAMP):", 1)[1].splitlines()[1]
+    assert "demo" in install.split("-e", 1)[1], install
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory):
     out = tmp_path_factory.mktemp("wheel")

@@ -116,7 +116,9 @@ def _decoded_cells(size):
     try:
         version = importlib.metadata.version("elpv-dataset")
     except importlib.metadata.PackageNotFoundError:
-        raise ImportError("the 'elpv' source needs the package: pip install elpv-dataset") from None
+        raise ImportError("the 'elpv' source needs the ELPV images (a 91 MB package): "
+                          "pip install 'keras-coordatt[demo]' (or pip install elpv-dataset)"
+                          ) from None
     path = os.path.join(cache_dir(), f"elpv-{version}-{size}px.npz")
     if not os.path.exists(path):
         _write_cache(path, size)
