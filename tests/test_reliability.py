@@ -213,20 +213,40 @@ class SignalAt(keras.callbacks.Callback):
             self._send()
 
 
+class Validations(keras.callbacks.Callback):
+    """Counts the validation passes of a fit."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def on_test_begin(self, logs=None):
+        self.count += 1
+
+
 @pytest.fixture(scope="module")
 def unbroken(tmp_path_factory, image_folder):
     """A run of two epochs of 4 steps, never stopped: what every stopped run must reach."""
     from keras_coordatt.training import train
+    from keras_coordatt.training.history import read_history
 
     config = tiny(tmp_path_factory.mktemp("unbroken"), image_folder, limit_train=64)
-    return train(config), weights_of(os.path.join(config.output_dir, "last.weights.h5"))
+    metrics = train(config)
+    return (metrics, weights_of(os.path.join(config.output_dir, "last.weights.h5")),
+            read_history(os.path.join(config.output_dir, "history.csv")))
 
 
 def assert_ends_like(unbroken, config, metrics):
-    reference_metrics, reference_weights = unbroken
+    """The same steps, weights and history: each epoch's row covers the whole epoch."""
+    from keras_coordatt.training.history import read_history
+
+    reference_metrics, reference_weights, reference_history = unbroken
     assert metrics["global_steps"] == reference_metrics["global_steps"] == 8
-    history = open(os.path.join(config.output_dir, "history.csv")).read().splitlines()
-    assert [row.split(",")[0] for row in history[1:]] == ["1", "2"]
+    history = read_history(os.path.join(config.output_dir, "history.csv"))
+    assert [row["epoch"] for row in history] == ["1", "2"]
+    for row, reference in zip(history, reference_history):
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            assert float(row[key]) == pytest.approx(float(reference[key]), rel=1e-5), (row, key)
     for got, expected in zip(weights_of(os.path.join(config.output_dir, "last.weights.h5")),
                              reference_weights):
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
@@ -246,18 +266,30 @@ def test_interrupts_at_each_phase_then_the_same_command_ends_like_an_unbroken_ru
         os.kill(os.getpid(), signal.SIGINT)  # arrives while the checkpoint is written
         return real_save(self, *args)
 
-    # Two epochs of 4 steps: (epoch, step) where each interrupted run stops.
-    for moment, position in (("training step", (0, 3)), ("validation", (1, 0)),
-                             ("checkpoint write", (2, 0))):
+    # Two epochs of 4 steps: (epoch, step) of the checkpoint where each interrupted run stops,
+    # and where it says it stopped: epochs from 1, the steps done in the epoch.
+    resumed = None
+    for moment, position, (epoch, step) in (("training step", (0, 3), (1, 3)),
+                                            ("validation", (1, 0), (1, 4)),
+                                            ("checkpoint write", (2, 0), (2, 4))):
+        validations = Validations()
         callbacks = [SignalAt(moment)] if moment != "checkpoint write" else []
         if moment == "checkpoint write":
             monkeypatch.setattr(checkpoints.RunCheckpoint, "save", save_with_an_interrupt)
-        assert train(config, callbacks=callbacks)["interrupted"], moment
+        result = train(config, callbacks=[*callbacks, validations])
         monkeypatch.undo()
-        assert "stopping with a checkpoint" in capsys.readouterr().out
+        assert (result["interrupted"], result["epoch"], result["step"]) == (True, epoch, step)
+        where = f"after step {step} of 4 in epoch {epoch} of 2"
+        out = capsys.readouterr().out
+        assert "stopping with a checkpoint" in out and f"Stopped {where};" in out, out
+        assert resumed is None or f"Resumed from {resumed}" in out, out
         latest = open(os.path.join(config.output_dir, "checkpoints", "checkpoint")).readline()
         assert latest.strip().endswith(f'ckpt-{position[0] * 4 + position[1]}"'), (moment, latest)
+        # A part epoch, stopped in a training step, is not validated.
+        assert validations.count == (0 if moment == "training step" else 1), moment
+        resumed = f"{config.output_dir}/checkpoints/ckpt-{position[0] * 4 + position[1]}: {where}"
     assert_ends_like(unbroken, config, train(config))
+    assert f"Resumed from {resumed}" in capsys.readouterr().out
 
 
 @pytest.mark.slow

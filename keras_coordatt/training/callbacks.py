@@ -2,8 +2,10 @@
 
 import math
 import signal
+import time
 
 import keras
+import numpy as np
 
 from keras_coordatt.errors import CheckFailed
 
@@ -37,6 +39,39 @@ class StopRequests:
               flush=True)
 
 
+class StoppedMidEpoch(Exception):
+    """`StepWatch` ends ``fit`` with it at a stop request inside an epoch.
+
+    Left to itself, ``fit`` would validate the part epoch and end it (its
+    progress line, the callbacks' epoch records) as if it were whole; the
+    epoch is not over, so nothing of its end runs, and the step checkpoint
+    written before this is raised is where the same command continues.
+    """
+
+    def __init__(self, step_in_epoch):
+        super().__init__(f"stopped after step {step_in_epoch} of the epoch")
+        self.step_in_epoch = step_in_epoch
+
+
+def metric_state(model):
+    """The model's metric variables (``model.metrics_variables``) as one float64 array."""
+    return np.concatenate([np.asarray(keras.ops.convert_to_numpy(variable), np.float64).ravel()
+                           for variable in model.metrics_variables] or [np.zeros(0)])
+
+
+def add_metric_state(model, state):
+    """Adds a `metric_state` of the same model into its metric variables.
+
+    Every metric the trainer compiles keeps sums (a mean's total and count,
+    MeanIoU's confusion matrix), so the state of an epoch's first steps
+    added to that of the steps after them is the state of the whole epoch.
+    """
+    variables = model.metrics_variables
+    ends = np.cumsum([int(np.prod(variable.shape)) for variable in variables])
+    for variable, part in zip(variables, np.split(np.asarray(state), ends[:-1])):
+        variable.assign_add(part.reshape(variable.shape).astype(variable.dtype))
+
+
 class StepWatch(keras.callbacks.Callback):
     """Checks the loss, writes step checkpoints, honours stop requests.
 
@@ -44,13 +79,18 @@ class StepWatch(keras.callbacks.Callback):
     mixed_float16 the loss-scale optimizer skips the updates whose scaled
     gradients overflow, and those steps still happened.
 
-    A stop asked for during a training step ends the epoch there, with a
-    checkpoint at that step (``stopped_at``); one asked for on the last step
-    or during validation is left to the end of the epoch, which writes the
-    epoch's own checkpoint.
+    A stop asked for during a training step ends the epoch there: a
+    checkpoint at that step, then `StoppedMidEpoch`. One
+    asked for on the last step or during validation is left to the end of
+    the epoch, which writes the epoch's own checkpoint.
+
+    A step checkpoint carries the epoch so far (`metric_state` and seconds,
+    ``part``, `RunCheckpoint.epoch_part`: nothing at an epoch's start); an
+    epoch resumed from one adds them back after its first step, so its
+    logged metrics and `seconds` are the whole epoch's.
     """
 
-    def __init__(self, checkpoint, stops, epoch, start_step, steps_per_epoch, every_steps):
+    def __init__(self, checkpoint, stops, epoch, start_step, steps_per_epoch, every_steps, part):
         super().__init__()
         self.checkpoint = checkpoint
         self.stops = stops
@@ -58,9 +98,18 @@ class StepWatch(keras.callbacks.Callback):
         self.start_step = start_step
         self.steps_per_epoch = steps_per_epoch
         self.every_steps = every_steps
-        self.stopped_at = None
+        self.part_state, part_seconds = part
+        self.started = time.perf_counter() - part_seconds
+
+    @property
+    def seconds(self):
+        """The epoch's training and validation time, its part before a resume included."""
+        return time.perf_counter() - self.started
 
     def on_train_batch_end(self, batch, logs=None):
+        if batch == 0 and len(self.part_state):
+            # After the first step: Keras builds the metrics in it, and resets them before it.
+            add_metric_state(self.model, self.part_state)
         step_in_epoch = self.start_step + batch + 1
         global_step = self.epoch * self.steps_per_epoch + step_in_epoch
         loss = (logs or {}).get("loss")
@@ -76,10 +125,10 @@ class StepWatch(keras.callbacks.Callback):
         periodic = every and step_in_epoch % every == 0 and mid_epoch
         stop = self.stops.requested and mid_epoch
         if stop or periodic:
-            self.checkpoint.save(self.epoch, step_in_epoch, global_step)
+            self.checkpoint.save(self.epoch, step_in_epoch, global_step,
+                                 metric_state(self.model), self.seconds)
         if stop:
-            self.stopped_at = step_in_epoch
-            self.model.stop_training = True
+            raise StoppedMidEpoch(step_in_epoch)
 
 
 class EpochProgress(keras.callbacks.ProgbarLogger):

@@ -9,7 +9,10 @@ What a run leaves in ``output_dir``:
   at every epoch end, every ``checkpoint_every_steps`` steps, and when the run
   is interrupted (SIGINT / SIGTERM). A restarted run picks up from the newest
   one (``--resume false`` starts over); with ``--deterministic true`` it ends
-  with the same weights as a run that was never stopped.
+  with the same weights as a run that was never stopped. A stop inside an
+  epoch ends it at once, without validating the part epoch; the checkpoint
+  carries the part's metric sums and seconds, so the resumed epoch's history
+  row covers the whole epoch.
 - ``best.weights.h5`` (best held-out accuracy) and ``last.weights.h5``;
   ``model.keras`` and ``metrics.json`` at the end.
 - ``history.csv``, ``training_curves.png``, ``tensorboard/``, ``config.json``.
@@ -37,6 +40,7 @@ from keras_coordatt.training.attention_monitor import AttentionMonitor
 from keras_coordatt.training.callbacks import EpochProgress
 from keras_coordatt.training.callbacks import StepWatch
 from keras_coordatt.training.callbacks import StopRequests
+from keras_coordatt.training.callbacks import StoppedMidEpoch
 from keras_coordatt.training.checkpoints import RunCheckpoint
 from keras_coordatt.training.config import TrainConfig
 from keras_coordatt.training.config import config_from_args
@@ -172,11 +176,19 @@ class Trainer:
         with StopRequests() as stops:
             for epoch in range(start_epoch, self.config.epochs):
                 skip = start_step if epoch == start_epoch else 0
-                self._train_epoch(epoch, skip, stops)
+                step = self._train_epoch(epoch, skip, stops)
                 if stops.requested:
-                    print(f"Stopped in epoch {epoch + 1}; run the same command again to resume.")
-                    return {"interrupted": True, "epoch": epoch}
+                    print(f"Stopped {self._position(epoch, step)}; the same command continues "
+                          "from there.", flush=True)
+                    return {"interrupted": True, "epoch": epoch + 1, "step": step,
+                            "steps_per_epoch": self.steps_per_epoch}
         return self._finish()
+
+    def _position(self, epoch, step):
+        """Where the run stands, in the words every message uses: epochs from 1, and the
+        steps done in it (``epoch`` counts from 0, as Keras does)."""
+        return (f"after step {step} of {self.steps_per_epoch} in epoch {epoch + 1} of "
+                f"{self.config.epochs}")
 
     def _load_data(self):
         config = self.config
@@ -250,34 +262,42 @@ class Trainer:
         latest = self.checkpoint.restore_latest() if self.config.resume else None
         epoch, step = self.checkpoint.position
         if latest:
-            print(f"Resumed from {latest}: epoch {epoch + 1}, step {step} of {self.steps_per_epoch}")
+            # A checkpoint at an epoch's end is stored as the next epoch's step 0.
+            done = (epoch - 1, self.steps_per_epoch) if step == 0 and epoch else (epoch, step)
+            print(f"Resumed from {latest}: {self._position(*done)}", flush=True)
         if self.chief:
             truncate_history(self.history_path, epoch)
         return epoch, step
 
     def _train_epoch(self, epoch, skip, stops):
+        """Trains epoch ``epoch`` from step ``skip``; returns its steps done (all of them, or
+        those before a stop: then nothing of the epoch's end runs, not even validation)."""
         # Epoch k's shuffle and augmentation depend on (seed, k) only, so a
         # resumed epoch sees the batches an unbroken run would have.
         train_data = self._labelled(self.datasets.train_for_epoch(epoch))
         if skip:
             train_data = train_data.skip(skip)
         watch = StepWatch(self.checkpoint, stops, epoch, skip, self.steps_per_epoch,
-                          self.config.checkpoint_every_steps)
-        epoch_start = time.perf_counter()
-        fit = self.model.fit(
-            train_data, validation_data=self.eval_data, initial_epoch=epoch, epochs=epoch + 1,
-            callbacks=[watch, EpochProgress(self.config.epochs), self.tensorboard,
-                       *([self.monitor] if self.monitor else []), *self.callbacks],
-            verbose=_verbosity(self.config),
-        )
-        if watch.stopped_at is not None:
-            self.trained_steps += watch.stopped_at - skip
-            return
+                          self.config.checkpoint_every_steps, self.checkpoint.epoch_part)
+        try:
+            fit = self.model.fit(
+                # shuffle=False: the pipeline shuffles (by seed and epoch); Keras' default True
+                # only earned a warning that it is ignored for a tf.data.Dataset.
+                train_data, validation_data=self.eval_data, initial_epoch=epoch,
+                epochs=epoch + 1, shuffle=False,
+                callbacks=[watch, EpochProgress(self.config.epochs), self.tensorboard,
+                           *([self.monitor] if self.monitor else []), *self.callbacks],
+                verbose=_verbosity(self.config),
+            )
+        except StoppedMidEpoch as stop:
+            self.trained_steps += stop.step_in_epoch - skip
+            return stop.step_in_epoch
         # A stop asked for during validation (or on the last step) lets the
         # epoch finish: its checkpoint, weights and history row are written.
         self.trained_steps += self.steps_per_epoch - skip
         logs = {key: float(values[-1]) for key, values in fit.history.items()}
-        self._end_epoch(epoch, logs, time.perf_counter() - epoch_start)
+        self._end_epoch(epoch, logs, watch.seconds)
+        return self.steps_per_epoch
 
     def _end_epoch(self, epoch, logs, seconds):
         """Weights, history row, plot and one line of progress, then the epoch's checkpoint.
@@ -370,7 +390,7 @@ class Trainer:
         metrics = {
             "task": config.task,
             **self._run_facts(),
-            "eval_split": config.eval_split or "default",
+            "eval_split": datasets.eval_split,
             "seed": config.seed,
             "init_weights": config.init_weights,
             "eval_images": datasets.eval_count,
