@@ -10,79 +10,24 @@ regions (``iscrowd``) are not training boxes: they are kept apart in
 COCO sources also carry ``image_id``.
 """
 
-import dataclasses
-from typing import Callable
-from typing import Sequence
 
 import numpy as np
 import tensorflow as tf
 
+from keras_coordatt.data.core.examples import ExampleSource
+from keras_coordatt.data.core.examples import ExampleSplit
 from keras_coordatt.data.core.images import load_image
 from keras_coordatt.data.core.splits import limited
 from keras_coordatt.data.core.splits import unknown_split_error
 
 
-@dataclasses.dataclass(frozen=True)
-class DetectionSplit:
-    """One split of a detection source, in a fixed order.
-
-    Args:
-        name: the split's name as the user wrote it.
-        examples: the example dicts (see the module docstring): a list for
-            folder and COCO sources (images kept as paths), a
-            `StreamedExamples` for tensorflow-datasets (decoded as it is read).
-        dataset_fn: builds the split's ``tf.data.Dataset`` (``as_tf_dataset``).
-        notes: what the reader left out (COCO boxes without area), or "".
-    """
-
-    name: str
-    examples: Sequence[dict]
-    dataset_fn: Callable[[], tf.data.Dataset] = dataclasses.field(repr=False)
-    notes: str = ""
-
-    @property
-    def num_examples(self):
-        """How many examples the split holds."""
-        return len(self.examples)
-
-    def as_tf_dataset(self):
-        """``{"image": uint8 (H, W, 3), "boxes": float32 (N, 4) pixel xyxy, "labels":
-        int32 (N,)}`` per example, in the order of ``examples``."""
-        return self.dataset_fn()
+class DetectionSplit(ExampleSplit):
+    """A split of a detection source: ``as_tf_dataset`` gives ``{"image": uint8 (H, W, 3),
+    "boxes": float32 (N, 4) pixel xyxy, "labels": int32 (N,)}`` per example."""
 
 
-@dataclasses.dataclass(frozen=True)
-class DetectionSource:
-    """A named detection source: its classes and splits.
-
-    Args:
-        name: the spec it was opened with (``"voc:/data/trees"``).
-        class_names: label ``i`` is ``class_names[i]``.
-        splits: the split names.
-        read_split: ``read_split(split, limit=None)`` returns a
-            `DetectionSplit` of the first ``limit`` examples (all when None);
-            a ValueError listing ``splits`` for an unknown name.
-        default_eval_split: the split to evaluate on when none is named.
-        notes: provenance and layout, a line or two.
-        category_ids: for COCO sources, the category id of each label
-            (``category_ids[label]``) for writing results in COCO's ids;
-            None for others.
-    """
-
-    name: str
-    class_names: list[str]
-    splits: tuple[str, ...]
-    read_split: Callable[..., DetectionSplit] = dataclasses.field(repr=False)
-    default_eval_split: str
-    notes: str = ""
-    category_ids: list[int] | None = None
-
-    def as_tf_dataset(self, split, limit=None):
-        """The ``tf.data.Dataset`` of a split (a name or a `DetectionSplit`);
-        see `DetectionSplit.as_tf_dataset`."""
-        if not isinstance(split, DetectionSplit):
-            split = self.read_split(split, limit)
-        return split.as_tf_dataset()
+class DetectionSource(ExampleSource):
+    """A detection source; ``category_ids`` are set for COCO sources."""
 
 
 def detection_split(name, examples, notes=""):

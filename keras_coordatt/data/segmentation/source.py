@@ -14,74 +14,26 @@ is not its image's, a mask value outside ``[0, num_classes)`` other than
 decode. Mask PNGs need Pillow.
 """
 
-import dataclasses
 import os
-from typing import Callable
-from typing import Sequence
 
 import numpy as np
 import tensorflow as tf
 
+from keras_coordatt.data.core.examples import ExampleSource
+from keras_coordatt.data.core.examples import ExampleSplit
 from keras_coordatt.data.core.images import load_image
 
 # The mask value of pixels without a class: not scored, no loss.
 IGNORE_LABEL = 255
 
 
-@dataclasses.dataclass(frozen=True)
-class SegmentationSplit:
-    """One split of a segmentation source, in a fixed order.
-
-    Args:
-        name: the split's name as the user wrote it.
-        examples: ``{"image", "mask", "id"}`` dicts: a list (paths) for
-            folders, a `StreamedExamples` (arrays) for tensorflow-datasets.
-        dataset_fn: builds the split's ``tf.data.Dataset`` (``as_tf_dataset``).
-    """
-
-    name: str
-    examples: Sequence[dict]
-    dataset_fn: Callable[[], tf.data.Dataset] = dataclasses.field(repr=False)
-
-    @property
-    def num_examples(self):
-        """How many examples the split holds."""
-        return len(self.examples)
-
-    def as_tf_dataset(self):
-        """``{"image": uint8 (H, W, 3), "mask": uint8 (H, W)}`` per example, in
-        the order of ``examples``; mask values are class indices or 255."""
-        return self.dataset_fn()
+class SegmentationSplit(ExampleSplit):
+    """A split of a segmentation source: ``as_tf_dataset`` gives ``{"image": uint8 (H, W, 3),
+    "mask": uint8 (H, W)}`` per example, mask values class indices or 255."""
 
 
-@dataclasses.dataclass(frozen=True)
-class SegmentationSource:
-    """A named segmentation source: its classes and splits.
-
-    Args:
-        name: the spec it was opened with.
-        class_names: mask value ``i`` is ``class_names[i]``; 255 is ignored.
-        splits: the split names.
-        read_split: ``read_split(split, limit=None)`` returns a
-            `SegmentationSplit` of the first ``limit`` examples (all when
-            None); a ValueError listing ``splits`` for an unknown name.
-        default_eval_split: the split to evaluate on when none is named.
-        notes: provenance and layout, a line or two.
-    """
-
-    name: str
-    class_names: list[str]
-    splits: tuple[str, ...]
-    read_split: Callable[..., SegmentationSplit] = dataclasses.field(repr=False)
-    default_eval_split: str
-    notes: str = ""
-
-    def as_tf_dataset(self, split, limit=None):
-        """The ``tf.data.Dataset`` of a split (a name or a `SegmentationSplit`);
-        see `SegmentationSplit.as_tf_dataset`."""
-        if not isinstance(split, SegmentationSplit):
-            split = self.read_split(split, limit)
-        return split.as_tf_dataset()
+class SegmentationSource(ExampleSource):
+    """A segmentation source: mask value ``i`` is ``class_names[i]``; 255 is ignored."""
 
 
 def load_mask(example, num_classes=None):
