@@ -39,8 +39,12 @@ def test_elpv_demo_runs_end_to_end_on_a_slice(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "init_weights: the 16 new attention layers start as the identity" in out
     assert "from ImageNet (torchvision's MobileNetV2)" in out
-    assert "| Model | Params | M-Adds | Held-out accuracy (last epoch) | Best epoch | Train time |" in out
+    assert ("| Model | Params | M-Adds | Held-out accuracy (last epoch) | Best epoch | Train time "
+            "| Gates moved |") in out
     assert "| MobileNetV2 + ca |" in out and (tmp_path / "ca" / "model.keras").exists()
+    # How far CA's gates moved, from its attention.csv: a number, not the "-" of no attention.
+    ca_row = next(line for line in out.splitlines() if line.startswith("| MobileNetV2 + ca |"))
+    assert float(ca_row.rstrip(" |").split("|")[-1]) >= 0
     assert "| MobileNetV2 + se |" not in out and not (tmp_path / "se").exists()
     assert "ELPV, 4 classes, 64 training / 32 held-out cells" in out
     results = json.loads((tmp_path / "results.json").read_text())

@@ -132,6 +132,8 @@ def run(args):
     from keras_coordatt.models import MobileNetV2
     from keras_coordatt.models import count_macs
     from keras_coordatt.training import train
+    from keras_coordatt.training.attention_monitor import CSV_FILE
+    from keras_coordatt.training.attention_monitor import gate_movement
 
     attentions = list(dict.fromkeys(args.attentions + ["ca"]))
     changes = recipe_changes(args)
@@ -154,8 +156,10 @@ def run(args):
         macs = count_macs(MobileNetV2(input_shape=(config.image_size, config.image_size, 3),
                                       alpha=config.alpha, classes=4,
                                       attention=config.attention))
+        moved = gate_movement(os.path.join(config.output_dir, CSV_FILE))
         rows.append((name, metrics[name]["trainable_params"], macs / 1e6,
-                     metrics[name]["eval_accuracy"], metrics[name]["best_eval_accuracy"], seconds))
+                     metrics[name]["eval_accuracy"], metrics[name]["best_eval_accuracy"], seconds,
+                     moved["mean_from_start"] if moved else None))
 
     ca_model = keras.saving.load_model(os.path.join(args.output, "ca", "model.keras"))
     datasets = load_datasets("elpv", PipelineOptions(image_size=config.image_size, batch_size=64,
@@ -175,11 +179,14 @@ def run(args):
                f"{config.image_size}, {config.epochs} epochs from {start_name(args)}, "
                f"seed {args.seed}, one run each")
     print("\n" + setting)
-    print("| Model | Params | M-Adds | Held-out accuracy (last epoch) | Best epoch | Train time |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for name, params, madds, last, best, seconds in rows:
+    print("| Model | Params | M-Adds | Held-out accuracy (last epoch) | Best epoch | Train time "
+          "| Gates moved |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name, params, madds, last, best, seconds, moved in rows:
         print(f"| MobileNetV2 + {name} | {params:,} | {madds:.1f}M | {100 * last:.2f}% "
-              f"| {100 * best:.2f}% | {seconds / 60:.1f} min |")
+              f"| {100 * best:.2f}% | {seconds / 60:.1f} min | {_moved(moved)} |")
+    print("(gates moved: the mean over the attention layers of mean |gate - 0.5| after the last "
+          "epoch, from each run's attention.csv; they start at 0.5)")
     print(f"(always answering the largest class scores "
           f"{100 * exported['majority_class_accuracy']:.2f}%; for context, not like for like: "
           "Deitsch et al. report 82.44% (SVM) and 88.42% (fine-tuned VGG-19) on their own "
@@ -199,8 +206,9 @@ def run(args):
             {"model": f"MobileNetV2 + {name}", "params": params, "m_adds_millions": round(madds, 1),
              "held_out_accuracy_last_epoch": round(100 * last, 2),
              "held_out_accuracy_best_epoch": round(100 * best, 2),
-             "train_minutes": round(seconds / 60, 1)}
-            for name, params, madds, last, best, seconds in rows], command=args.command,
+             "train_minutes": round(seconds / 60, 1),
+             "gates_mean_distance_from_start": None if moved is None else round(moved, 4)}
+            for name, params, madds, last, best, seconds, moved in rows], command=args.command,
             notes=[setting, "majority-class accuracy "
                    f"{100 * exported['majority_class_accuracy']:.2f}%"])
         write_results(results, "tflite", [{
@@ -215,6 +223,10 @@ def run(args):
     print(f"\nWrote the runs, held_out_accuracy.png, the .tflite files and results.json "
           f"under {args.output}/")
     return 0
+
+
+def _moved(distance):
+    return "-" if distance is None else f"{distance:.4f}"
 
 
 if __name__ == "__main__":
