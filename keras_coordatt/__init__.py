@@ -24,7 +24,9 @@ from keras_coordatt.models import count_macs
 from keras_coordatt.models import count_trainable_params
 from keras_coordatt.models import feature_pyramid
 from keras_coordatt.models import start_attention_as_identity
+from keras_coordatt import tasks  # noqa: F401 (registers the task heads and SSD losses for files)
 from keras_coordatt.optimizers import LayerwiseSGD
+from keras_coordatt.prediction import predict
 
 __version__ = "0.1.0"
 
@@ -48,5 +50,6 @@ __all__ = [
     "feature_pyramid",
     "get_attention",
     "models",
+    "predict",
     "start_attention_as_identity",
 ]

@@ -13,6 +13,8 @@ Example:
     $ keras-coordatt table --families mobilenet_v2 --widths 1.0 --attentions none ca
     $ keras-coordatt export runs/ca/model.keras --output exported --data elpv
     $ keras-coordatt train --dataset elpv --model mobilenet_v2 --attention ca --image_size 96
+    $ keras-coordatt predict runs/ca cell.png --output predicted
+    $ keras-coordatt evaluate runs/ca --data folder:more_cells --split test
     $ keras-coordatt explain runs/ca/model.keras cell.png --output explained
 """
 
@@ -89,26 +91,97 @@ def run_table(args):
 
 
 def add_evaluate_arguments(parser):
-    parser.add_argument("run_dir", metavar="RUN",
-                        help="a detection or segmentation training run's folder")
+    parser.add_argument(
+        "model", metavar="MODEL_OR_RUN",
+        help="a training run's folder (any task), or a classifier's .keras or .tflite file "
+        "with --data")
+    parser.add_argument(
+        "--data", default=None,
+        help="the source to score on: folder:PATH (a folder per class; without split folders "
+        "it is split 80/20 into train and test), tfds:NAME, elpv, voc:PATH, coco:PATH, "
+        "masks:PATH, ... (default: the run's dataset)")
     parser.add_argument("--split", default=None,
-                        help="split to score (default: the run's eval split)")
+                        help="split to score (default: the run's eval split, else the "
+                        "source's)")
     parser.add_argument("--weights", choices=("last", "best"), default="last",
-                        help="which of the run's weights (default: last)")
+                        help="which of a run's weights (default: last)")
+    parser.add_argument("--data_dir", default=None, help="tensorflow-datasets data directory")
 
 
 def run_evaluate(args):
-    """COCO AP / VOC mAP / P-R at IoU 0.4, or mIoU, of a run on a split (`training.tasks.evaluate_run`)."""
+    """Accuracy, COCO AP / VOC mAP / P-R at IoU 0.4, or mIoU on a split (`prediction.evaluate`)."""
     import json
 
-    from keras_coordatt.training.tasks import evaluate_run
+    from keras_coordatt.prediction import evaluate
 
-    metrics, path = evaluate_run(args.run_dir, args.split, args.weights)
+    metrics, path = evaluate(args.model, args.data, args.split, args.weights, args.data_dir)
     shown = {key: value for key, value in metrics.items()
              if key not in ("coco", "confusion_matrix")}
     print(json.dumps(shown, indent=2, default=lambda v: v.tolist()))
-    print(f"wrote {path}")
+    if path:
+        print(f"wrote {path}")
     return 0
+
+
+def add_predict_arguments(parser):
+    from keras_coordatt.prediction import SCORE_THRESHOLD
+
+    parser.add_argument(
+        "model", metavar="MODEL_OR_RUN",
+        help="a .keras model, a training run's folder, or an exported .tflite file (with the "
+        "labels.txt and preprocessing.json written beside it)")
+    parser.add_argument("images", nargs="+", metavar="IMAGE",
+                        help="image files (JPEG, PNG, BMP, GIF, WebP)")
+    parser.add_argument(
+        "--output", default=None,
+        help="folder for predictions.json, the detections drawn (<image>_detections.png) and "
+        "the masks (<image>_mask.png, class indices in a palette PNG)")
+    parser.add_argument("--top_k", type=int, default=5,
+                        help="classes shown per image (classification; default: 5)")
+    parser.add_argument("--score_threshold", type=float, default=SCORE_THRESHOLD,
+                        help=f"lowest detection score kept (default: {SCORE_THRESHOLD})")
+    parser.add_argument("--tile_size", type=int, default=None,
+                        help="detect on tiles of this many pixels (default: the run's, else the "
+                        "whole image)")
+
+
+def run_predict(args):
+    """Class names and scores, boxes as JSON, or masks, per image (`prediction.predict`)."""
+    import json
+
+    from keras_coordatt.prediction import load_predictor
+    from keras_coordatt.prediction import write_predictions
+
+    _check_image_files(args.images)
+    predictor = load_predictor(args.model, args.tile_size)
+    for note in predictor.notes:
+        print(f"keras-coordatt predict: {note}", file=sys.stderr)
+    results = predictor(args.images, args.top_k, args.score_threshold)
+    if predictor.task == "detection":
+        print(json.dumps([{"image": r["image"], "detections": r["detections"]} for r in results],
+                         indent=2))
+    for result in results:
+        if predictor.task == "classification":
+            print(f"{result['image']}: " + ", ".join(
+                f"{top['name']} {top['score']:.3f}" for top in result["top"]))
+        elif predictor.task == "segmentation":
+            print(f"{result['image']}: " + ", ".join(
+                f"{name} {share:.1%}" for name, share in result["shares"].items()))
+    if args.output:
+        written = write_predictions(results, args.images, args.output)
+        print(f"wrote {len(written)} files in {args.output}/ ({os.path.basename(written[-1])} "
+              "holds every prediction)")
+    elif predictor.task != "classification":
+        drawn = "boxes drawn" if predictor.task == "detection" else "masks"
+        print(f"(--output DIR writes the {drawn} as PNG files)", file=sys.stderr)
+    return 0
+
+
+def _check_image_files(paths):
+    """Every image path is a file, before a model loads: a typo costs no wait."""
+    for path in paths:
+        if not os.path.isfile(path):
+            raise ValueError(f"no image file {path!r}")
 
 
 def add_convert_arguments(parser):
@@ -190,9 +263,9 @@ def add_export_arguments(parser):
     checks = parser.add_argument_group("checks")
     checks.add_argument("--atol", type=float, default=1e-4,
                         help="absolute part of the float32 tolerance (default: 1e-4)")
-    checks.add_argument("--rtol", type=float, default=1e-5,
+    checks.add_argument("--rtol", type=float, default=1e-4,
                         help="relative part: a float32 export may differ by atol + rtol x the "
-                        "largest |output| of Keras (default: 1e-5)")
+                        "largest |output| of Keras (default: 1e-4)")
     add_option(checks, "--min_agreement", type=float, default=None,
                help="fail quantized exports whose top-1 agreement with Keras is below this")
     add_option(parser, "--top_k", type=int, default=5,
@@ -262,34 +335,51 @@ def add_explain_arguments(parser):
     add_option(parser, "--attention_layer", default=None,
                help="CoordAttention layer whose gates to draw (default: the last at 1/16 of the "
                "input size or larger, block_12_attention in MobileNetV2)")
-    parser.add_argument("--class", dest="class_index", type=int, default=None,
-                        help="class to explain (default: each image's top class)")
+    parser.add_argument("--class", dest="class_name", default=None,
+                        help="class to explain, by name (as the run's metrics.json names it) or "
+                        "index (default: each image's top class)")
 
 
 def run_explain(args):
     """Grad-CAM and CA's gates per image with `keras_coordatt.visualize.explain_images`."""
     import keras
 
+    from keras_coordatt.export.loading import class_names
     from keras_coordatt.visualize import attention_table
     from keras_coordatt.visualize import explain_images
 
     if not os.path.isfile(args.model) or not args.model.endswith(".keras"):
         raise ValueError(f"model must be an existing .keras file, got {args.model!r}")
-    for path in args.images:  # before loading the model: a typo costs no wait
-        if not os.path.isfile(path):
-            raise ValueError(f"no image file {path!r}")
+    _check_image_files(args.images)
     model = keras.saving.load_model(args.model, compile=False)
+    names = class_names(None, args.model)
     rows = explain_images(model, args.images, args.output, layer=args.layer,
-                          gate_layer=args.attention_layer, class_index=args.class_index)
+                          gate_layer=args.attention_layer,
+                          class_index=_class_index(args.class_name, names, model),
+                          class_names=names)
     for row in rows:
-        print(f"{row['image']}: class {row['class']} (model output {row['score']:.4g}) "
-              f"-> {row['png']}")
+        print(f"{row['image']}: {row['name']} (class {row['class']}, model output "
+              f"{row['score']:.4g}) -> {row['png']}")
     table = attention_table(model, args.images)
     if table:
         print(f"\nThe attention's gates on these {len(args.images)} images (moved: mean |gate - "
               "its identity-start value|; saturated: below 0.02 or above 0.98):")
         print("\n".join(table))
     return 0
+
+
+def _class_index(value, names, model):
+    """``--class`` as an index of the model's classes: an index, or one of ``names``."""
+    if value is None:
+        return None
+    classes = int(model.output.shape[-1])
+    if value.isdigit() and int(value) < classes:
+        return int(value)
+    if names and value in names:
+        return names.index(value)
+    known = (f"a class name ({', '.join(names)})" if names else
+             "a class name: the run saved none beside the model (metrics.json)")
+    raise ValueError(f"--class {value!r}: neither a class index (0 to {classes - 1}) nor {known}")
 
 
 # name -> (help, add_arguments(parser), run(args) -> exit status)
@@ -315,9 +405,16 @@ COMMANDS = {
         run_train,
     ),
     "evaluate": (
-        "score a detection or segmentation run: COCO AP (pycocotools), VOC mAP, P/R, mIoU",
+        "score a run or classifier on any split or folder: accuracy, COCO AP (pycocotools), "
+        "VOC mAP, P/R, mIoU",
         add_evaluate_arguments,
         run_evaluate,
+    ),
+    "predict": (
+        "predict with a model, run or .tflite file: class names and scores, boxes (JSON and "
+        "drawn) or masks (PNG)",
+        add_predict_arguments,
+        run_predict,
     ),
     "explain": (
         "draw Grad-CAM and Coordinate Attention's gates over images, one PNG each",

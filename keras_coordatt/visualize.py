@@ -8,11 +8,13 @@
   ``g_h`` (one value per row) and ``g_w`` (per column), averaged over the
   channels, and their product on the image (the mean over channels of
   ``g_h * g_w``, which is what the layer multiplies its input by).
-- `explain_figure` draws both beside the image; `explain_images` reads image
-  files, runs both and writes one PNG per image (``keras-coordatt explain``).
+- `explain_figure` draws both beside the image, each on a fixed colour
+  scale with its colour bar; `explain_images` reads image files, runs both
+  and writes one PNG per image (``keras-coordatt explain``).
 
-Grad-CAM needs gradients and runs on the TensorFlow backend; the gates run
-on any backend.
+Grad-CAM takes gradients with the backend's own machinery: TensorFlow's tape
+(any layer), JAX's ``grad`` and PyTorch's autograd (a layer every path to
+the output passes, as the default one does); the gates run on any backend.
 """
 
 import os
@@ -58,31 +60,71 @@ def grad_cam(model, images, layer=None, class_index=None):
 
 def _grad_cam(model, images, layer, class_index):
     """`grad_cam`'s maps and classes, and the model's outputs ``(N, classes)`` it computed."""
-    import tensorflow as tf  # gradients: TensorFlow backend
-
     layer = _layer(model, layer) if layer is not None else feature_layer(model)
     if _rank(layer) != 4:
         raise ValueError(
             f"grad_cam: layer '{layer.name}' has output shape {tuple(layer.output.shape)}; "
             "Grad-CAM needs a 4D (batch, height, width, channels) feature map")
-    probe = keras.Model(model.input, [layer.output, model.output])
-    images = tf.convert_to_tensor(np.asarray(images, "float32"))
-    with tf.GradientTape() as tape:
-        features, scores = probe(images, training=False)
-        features = tf.cast(features, tf.float32)
-        scores = tf.cast(scores, tf.float32)
-        if class_index is None:
-            classes = tf.argmax(scores, axis=-1, output_type=tf.int32)
-        else:
-            classes = tf.broadcast_to(tf.constant(class_index, tf.int32), tf.shape(scores)[:1])
-        chosen = tf.gather(scores, classes, axis=1, batch_dims=1)
-    gradients = tape.gradient(chosen, features)
-    weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)
-    maps = tf.nn.relu(tf.reduce_sum(weights * features, axis=-1))
-    peak = tf.reduce_max(maps, axis=(1, 2), keepdims=True)
-    maps = tf.math.divide_no_nan(maps, peak)
-    maps = tf.image.resize(maps[..., None], tf.shape(images)[1:3], method="bilinear")[..., 0]
-    return np.clip(maps.numpy(), 0.0, 1.0), classes.numpy(), scores.numpy()
+    images = np.asarray(images, "float32")
+    features, scores, classes, gradients = _class_gradients(model, layer, images, class_index)
+    weights = gradients.mean(axis=(1, 2), keepdims=True)
+    maps = np.maximum((weights * features).sum(axis=-1), 0.0)
+    peak = maps.max(axis=(1, 2), keepdims=True)
+    maps = np.divide(maps, peak, out=np.zeros_like(maps), where=peak > 0)
+    maps = ops.image.resize(maps[..., None], images.shape[1:3], interpolation="bilinear")
+    return np.clip(ops.convert_to_numpy(maps)[..., 0], 0.0, 1.0), classes, scores
+
+
+def _class_gradients(model, layer, images, class_index):
+    """``(features, scores, classes, gradients)`` as float32 NumPy: the layer's feature maps,
+    the model's outputs, the class explained per image, and its score's gradient with
+    respect to the feature maps."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        probe = keras.Model(model.input, [layer.output, model.output])
+        with tf.GradientTape() as tape:
+            features, scores = (tf.cast(t, tf.float32) for t in probe(images, training=False))
+            classes = _classes(scores.numpy(), class_index)
+            chosen = tf.gather(scores, classes, axis=1, batch_dims=1)
+        gradients = tape.gradient(chosen, features)
+        return features.numpy(), scores.numpy(), classes, gradients.numpy()
+    if backend not in ("jax", "torch"):
+        raise ValueError(f"grad_cam needs gradients, which the {backend} backend does not "
+                         "take; run it with KERAS_BACKEND=tensorflow, jax or torch")
+    try:
+        rest = keras.Model(layer.output, model.output)
+    except ValueError:
+        raise ValueError(
+            f"grad_cam on {backend}: the model's output is reached around '{layer.name}' too "
+            "(a skip connection); pick a layer every path passes (--layer, e.g. the last "
+            "convolution's), or run on TensorFlow, which takes any layer") from None
+    features = keras.Model(model.input, layer.output)(images, training=False)
+    scores = ops.convert_to_numpy(ops.cast(rest(features, training=False), "float32"))
+    classes = _classes(scores, class_index)
+
+    def chosen_sum(maps):
+        return ops.sum(ops.take_along_axis(ops.cast(rest(maps, training=False), "float32"),
+                                           ops.convert_to_tensor(classes[:, None]), axis=1))
+
+    if backend == "jax":
+        import jax
+
+        gradients = jax.grad(chosen_sum)(features)
+    else:
+        features = features.detach().requires_grad_(True)
+        chosen_sum(features).backward()
+        gradients = features.grad
+    return (ops.convert_to_numpy(ops.cast(features, "float32")), scores, classes,
+            ops.convert_to_numpy(ops.cast(gradients, "float32")))
+
+
+def _classes(scores, class_index):
+    """Each image's class to explain: its top class, or ``class_index`` (one or one each)."""
+    if class_index is None:
+        return scores.argmax(axis=-1).astype("int32")
+    return np.broadcast_to(np.asarray(class_index, "int32"), scores.shape[:1]).copy()
 
 
 def coord_attention_layers(model):
@@ -149,15 +191,22 @@ def overlay(image, heat, colormap="jet", opacity=0.45):
     image = np.asarray(image)
     heat = np.asarray(heat, "float32")
     if heat.shape != image.shape[:2]:
-        import tensorflow as tf
-
-        heat = tf.image.resize(heat[..., None], image.shape[:2], method="bilinear")[..., 0].numpy()
+        heat = ops.convert_to_numpy(ops.image.resize(heat[..., None], image.shape[:2],
+                                                     interpolation="bilinear"))[..., 0]
     colours = colormaps[colormap](np.clip(heat, 0, 1))[..., :3] * 255
     return np.clip((1 - opacity) * image + opacity * colours, 0, 255).astype("uint8")
 
 
+# Grad-CAM's and the gates' colour maps; both scales are fixed at [0, 1].
+CAM_COLORMAP, GATE_COLORMAP = "jet", "viridis"
+
+
 def explain_figure(image, cam, gates=None, title=""):
     """A matplotlib figure: the image, its Grad-CAM and (with ``gates``) CA's gates.
+
+    Both maps are drawn on a fixed [0, 1] scale with a colour bar under
+    them: Grad-CAM as a share of its image's peak, the gates' product as the
+    factor it is (a flat product stays one colour; the title gives its range).
 
     Args:
         image: ``(H, W, 3)`` uint8, as shown (the model's crop).
@@ -170,15 +219,19 @@ def explain_figure(image, cam, gates=None, title=""):
 
     plt = pyplot()
     panels = 3 if gates is not None else 2
-    figure, axes = plt.subplots(1, panels, figsize=(3.3 * panels + 0.6, 4.2))
+    figure, axes = plt.subplots(1, panels, figsize=(3.3 * panels + 0.6, 4.6))
     axes[0].imshow(image)
     axes[0].set_title("image")
-    axes[1].imshow(overlay(image, cam))
+    axes[1].imshow(overlay(image, cam, colormap=CAM_COLORMAP))
     axes[1].set_title("Grad-CAM")
+    _colour_bar(figure, axes[1], CAM_COLORMAP, "share of the image's peak", -0.12)
     if gates is not None:
         axis = axes[2]
-        axis.imshow(overlay(image, _stretch(gates["product"]), colormap="viridis", opacity=0.55))
-        axis.set_title(f"CA gates ({gates['layer']})", fontsize=9)
+        product = np.asarray(gates["product"])
+        axis.imshow(overlay(image, product, colormap=GATE_COLORMAP, opacity=0.55))
+        axis.set_title(f"CA gates ({gates['layer']})\ng_h x g_w from {product.min():.3f} to "
+                       f"{product.max():.3f}", fontsize=8)
+        _colour_bar(figure, axis, GATE_COLORMAP, "g_h x g_w", -0.36)
         # g_h beside the map (one value per row), g_w under it (per column).
         rows = np.arange(len(gates["g_h"]))
         side = axis.inset_axes([1.03, 0.0, 0.18, 1.0])
@@ -201,8 +254,20 @@ def explain_figure(image, cam, gates=None, title=""):
         axis.set_yticks([])
     if title:
         figure.suptitle(title, fontsize=10)
-    figure.subplots_adjust(left=0.02, right=0.93, top=0.86, bottom=0.18, wspace=0.12)
+    figure.subplots_adjust(left=0.02, right=0.93, top=0.84, bottom=0.27, wspace=0.12)
     return figure
+
+
+def _colour_bar(figure, axis, colormap, label, below):
+    """A horizontal colour bar of ``colormap`` on [0, 1], ``below`` (axes units) under ``axis``."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    bar = axis.inset_axes([0.0, below, 1.0, 0.04])
+    figure.colorbar(ScalarMappable(Normalize(0.0, 1.0), colormap), cax=bar,
+                    orientation="horizontal")
+    bar.tick_params(labelsize=6)
+    bar.set_xlabel(label, fontsize=7, labelpad=1)
 
 
 def read_image(path):
@@ -259,13 +324,15 @@ def attention_table(model, paths):
     return lines
 
 
-def explain_images(model, paths, output, layer=None, gate_layer=None, class_index=None):
+def explain_images(model, paths, output, layer=None, gate_layer=None, class_index=None,
+                   class_names=None):
     """Writes ``<name>_explained.png`` per image into ``output``; returns one row per image.
 
     Each image gets the model's eval preprocessing (resize, center crop to
     the model's input size, its pixel range); the figure shows the crop.
-    Rows: ``{"image", "png", "class", "score"}`` (the explained class and its
-    model output).
+    Rows: ``{"image", "png", "class", "name", "score"}``: the explained
+    class, its name (from ``class_names``, else ``class_<i>``) and its model
+    output.
     """
     from keras_coordatt.plotting import pyplot
 
@@ -283,21 +350,17 @@ def explain_images(model, paths, output, layer=None, gate_layer=None, class_inde
         one = None if gates is None else {
             "g_h": gates["g_h"][index], "g_w": gates["g_w"][index],
             "product": gates["product"][index], "layer": gates["layer"]}
+        label = (class_names[classes[index]] if class_names is not None
+                 else f"class_{classes[index]}")
         figure = explain_figure(shown[index], cams[index], one,
-                                f"{os.path.basename(path)}: class {classes[index]} "
-                                f"(output {score:.3g})")
+                                f"{os.path.basename(path)}: {label} (class {classes[index]}, "
+                                f"output {score:.3g})")
         png = os.path.join(output, f"{name}_explained.png")
         figure.savefig(png, dpi=100)
         plt.close(figure)
         rows.append({"image": os.fspath(path), "png": png, "class": int(classes[index]),
-                     "score": score})
+                     "name": label, "score": score})
     return rows
-
-
-def _stretch(values):
-    values = np.asarray(values, "float32")
-    span = values.max() - values.min()
-    return (values - values.min()) / span if span > 0 else np.zeros_like(values)
 
 
 def _layer(model, layer):

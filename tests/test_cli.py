@@ -107,7 +107,8 @@ def test_an_unused_old_spelling_leaves_the_default(capsys):
     assert (args.input_size, args.random_attention, err) == (224, False, "")
 
 
-@pytest.mark.parametrize("command", ["table", "convert", "export", "train", "evaluate", "explain"])
+@pytest.mark.parametrize("command", ["table", "convert", "export", "train", "evaluate", "explain",
+                                     "predict"])
 def test_help_lists_every_option_with_underscores_only(capsys, command):
     import re
 

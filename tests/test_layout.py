@@ -21,6 +21,7 @@ TIERS = (
     ("tasks",),
     ("data",),
     ("training", "export", "visualize"),
+    ("prediction",),
     ("cli",),
 )
 

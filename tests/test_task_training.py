@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import keras_coordatt
 from keras_coordatt.cli import main
 from keras_coordatt.training.config import TrainConfig
 from keras_coordatt.training.trainer import train
@@ -80,14 +81,17 @@ def test_detection_trains_evaluates_and_exports_checked_phone_files(tmp_path):
     status = main(["export", str(tmp_path / "run"), "--output", str(tmp_path / "exported")])
     report = json.loads((tmp_path / "exported" / "export_report.json").read_text())
     # Two steps of training leave near-tied scores, where NMS may keep another of two equal
-    # boxes in TFLite than in Keras: most detections still match, and a file below its
-    # tolerance fails the command (status 1), keeping the files and the report.
-    float32 = report["detection_float32.tflite"]
-    assert float32["same_counts"] and float32["matched_share"] >= 0.9
+    # boxes in TFLite than in Keras; the float32 file is correct, and passes its check.
+    assert report["detection_float32.tflite"]["ok"]
     everything_ok = all(report[f"detection_{kind}.tflite"]["ok"] for kind in ("float32", "int8"))
     assert status == (0 if everything_ok else 1)
     assert (tmp_path / "exported" / "detection_int8.tflite").stat().st_size > 0
     assert (tmp_path / "exported" / "saved_model" / "saved_model.pb").exists()
+    # The run's model.keras loads (its losses and optimizer registered) and predicts named boxes.
+    image = str(tmp_path / "data" / "val" / "0.png")
+    (predicted,) = keras_coordatt.predict(tmp_path / "run", image, score_threshold=0.0)
+    assert {d["name"] for d in predicted["detections"]} <= {"bar", "box"}
+    assert predicted["detections"]
 
 
 @pytest.mark.slow

@@ -123,10 +123,80 @@ def test_explain_command_writes_one_png_per_image(ca_model, tmp_path, capsys):
     assert max(float(line.split()[6]) for line in lines) > 0.05  # ca_model's gates are not flat
 
 
+def test_explain_names_the_runs_classes_and_takes_a_class_by_name(ca_model, tmp_path, capsys):
+    import json
+
+    ca_model.save(tmp_path / "model.keras")
+    (tmp_path / "metrics.json").write_text(json.dumps({"class_names": ["shirt", "trouser",
+                                                                       "coat"]}))
+    image = str(tmp_path / "cell.png")
+    Image.fromarray(np.full((40, 40, 3), 90, np.uint8)).save(image)
+    for chosen in ("trouser", "1"):
+        assert main(["explain", str(tmp_path / "model.keras"), image, "--output",
+                     str(tmp_path / "out"), "--class", chosen]) == 0
+        assert capsys.readouterr().out.startswith(f"{image}: trouser (class 1, model output ")
+    assert main(["explain", str(tmp_path / "model.keras"), image, "--output",
+                 str(tmp_path / "out"), "--class", "hat"]) == 2
+    assert "--class 'hat': neither a class index (0 to 2) nor a class name (shirt, trouser, " \
+           "coat)" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_grad_cam_runs_on_jax_and_torch_as_on_tensorflow(backend):
+    """It failed on JAX with 'Attempt to convert a value (None)': TensorFlow's tape saw no
+    JAX computation. Each backend takes the gradient its own way."""
+    import json
+    import subprocess
+    import sys
+
+    pytest.importorskip(backend)
+    code = ("import json, sys; sys.path.insert(0, sys.argv[1]); import numpy as np; "
+            "from test_visualize import square_detector, square_image; "
+            "from keras_coordatt.visualize import grad_cam; "
+            "maps, classes = grad_cam(square_detector(), square_image()); "
+            "print(json.dumps([classes.tolist(), float(maps[0, 5:11, 19:27].min()), "
+            "float(np.delete(maps[0], np.s_[2:14], axis=0).max())]))")
+    result = subprocess.run([sys.executable, "-c", code, os.path.dirname(__file__)],
+                            capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "KERAS_BACKEND": backend,
+                                 "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert result.returncode == 0, result.stderr
+    classes, inside, outside = json.loads(result.stdout.splitlines()[-1])
+    assert classes == [0] and inside > 0.9 and outside < 0.05  # as test_grad_cam_covers_...
+
+
+def test_grad_cam_names_a_layer_it_cannot_reach_the_output_through_on_jax(ca_model, monkeypatch):
+    from keras_coordatt import visualize
+
+    monkeypatch.setattr(visualize.keras.backend, "backend", lambda: "jax")
+    with pytest.raises(ValueError, match="grad_cam on jax: the model's output is reached around "
+                                         "'block_12_project_BN' too"):
+        grad_cam(ca_model, np.zeros((1, 64, 64, 3), "float32"), layer="block_12_project_BN")
+
+
+def test_the_figure_keeps_a_flat_gate_product_flat_and_shows_both_scales():
+    from keras_coordatt.visualize import explain_figure
+
+    image = np.full((32, 32, 3), 128, np.uint8)
+    cam = np.linspace(0, 1, 32 * 32).reshape(32, 32)
+    product = 0.25 + 1e-3 * np.linspace(-1, 1, 16).reshape(4, 4)  # flat, to rounding
+    gates = {"g_h": np.full(4, 0.5), "g_w": np.full(4, 0.5), "product": product, "layer": "ca"}
+    figure = explain_figure(image, cam, gates)
+    drawn = np.asarray(figure.axes[2].images[0].get_array(), "float32")
+    assert np.ptp(drawn, axis=(0, 1)).max() <= 2  # it was stretched over the whole colour map
+    bars = [inset.get_xlabel() for axis in figure.axes for inset in axis.child_axes
+            if inset.get_xlabel()]
+    assert bars == ["share of the image's peak", "g_h x g_w"]
+    assert "from 0.249 to 0.251" in figure.axes[2].get_title()
+
+
 @pytest.mark.parametrize("arguments, message", [
     (["missing.png"], "no image file '.*missing.png'"),
     (["notes.png"], "'.*notes.png' is not an image TensorFlow can read"),
     (["cell.png", "--layer", "bogus"], "no layer 'bogus'; layers with 4D outputs end with .*out_relu"),
+    (["cell.png", "--class", "trouser"], "--class 'trouser': neither a class index \\(0 to 2\\) nor "
+                                         "a class name: the run saved none"),
 ])
 def test_explain_errors_name_the_problem(ca_model, tmp_path, capsys, arguments, message):
     model_path = str(tmp_path / "model.keras")

@@ -251,7 +251,7 @@ def export_detector_serving(ssd_model, path, class_names, **postprocess_kwargs):
     archive.add_endpoint("serving_default", serve, input_signature=[
         tf.TensorSpec((None, None, None, 3), tf.uint8, name="images")])
     archive.write_out(str(path), verbose=False)
-    _write_extra(path, names, _stretched(preprocessing, image_size), {
+    _write_extra(path, names, stretched_spec(preprocessing, image_size), {
         "boxes": "float32 (B, N, 4) [xmin, ymin, xmax, ymax], pixels of the input image",
         "classes": "int32 (B, N), 0-based object class", "class_names": "string (B, N)",
         "scores": "float32 (B, N), descending, 0 on padding rows",
@@ -292,7 +292,7 @@ def export_segmenter_serving(deeplab_model, path, class_names):
     archive.add_endpoint("serving_default", serve, input_signature=[
         tf.TensorSpec((None, None, None, 3), tf.uint8, name="images")])
     archive.write_out(str(path), verbose=False)
-    _write_extra(path, names, _stretched(preprocessing, image_size), {
+    _write_extra(path, names, stretched_spec(preprocessing, image_size), {
         "mask": f"{mask_type.name} (B, H, W), class index per pixel at the input's size"})
     return path
 
@@ -315,8 +315,8 @@ def _write_extra(path, names, inside_the_signature, outputs=None):
         json.dump(spec, f, indent=2)
 
 
-def _stretched(preprocessing, image_size):
-    """The preprocessing spec of the task signatures: the whole image stretched, no crop."""
+def stretched_spec(preprocessing, image_size):
+    """The preprocessing spec of the task models: the whole image stretched, no crop."""
     spec = preprocessing.spec(image_size)
     spec["resize"] = {"to": [image_size, image_size], "interpolation": "bilinear, antialiased",
                       "then": "no crop: the whole image, aspect ratio not kept"}

@@ -8,6 +8,10 @@
                                    `export_segmenter_serving`)
 ``<task>_float32.tflite``          fixed (1, S, S, 3), builtin ops only
 ``<task>_int8.tflite``             the network int8, calibrated on training images
+``labels.txt``                     the class names, one a line (detection: the
+                                   objects, class 0 first; segmentation: by index)
+``preprocessing.json``             the task, the input size and pixel range: what
+                                   `keras_coordatt.predict` reads beside a file
 ``export_report.json``             what was written and how each check went
 =================================  ===============================================
 
@@ -30,6 +34,7 @@ from keras_coordatt.export.saved_model import export_detector_serving
 from keras_coordatt.export.saved_model import export_segmenter_serving
 from keras_coordatt.export.saved_model import image_size_of
 from keras_coordatt.export.saved_model import model_input
+from keras_coordatt.export.saved_model import stretched_spec
 from keras_coordatt.export.tflite import TASK_QUANTIZATIONS
 from keras_coordatt.export.tflite import detector_tflite
 from keras_coordatt.export.tflite import segmenter_tflite
@@ -70,6 +75,11 @@ def export_task_model(model, task, output_dir, class_names, check_examples, cali
     checks = _model_inputs(model, check_examples, check_images)
     calibration = _model_inputs(model, calibration_examples, calibration_images)
     os.makedirs(output_dir, exist_ok=True)
+    with open(os.path.join(output_dir, "labels.txt"), "w") as f:
+        f.write("\n".join(class_names) + "\n")
+    with open(os.path.join(output_dir, "preprocessing.json"), "w") as f:
+        json.dump({"task": task, **stretched_spec(preprocessing_of(model), image_size_of(model)),
+                   **postprocess_kwargs}, f, indent=2)
     report = {"run": run, "task": task, "check_images": len(checks)}
     serving = os.path.join(output_dir, "saved_model")
     if task == "detection":

@@ -21,13 +21,16 @@ from keras_coordatt.tasks.evaluation import precision_recall
 from keras_coordatt.tasks.evaluation import voc_map
 from keras_coordatt.tasks.postprocess import SSDPostprocess
 from keras_coordatt.tasks.postprocess import detector
+from keras_coordatt.tasks.ssd_loss import SSDBoxLoss
+from keras_coordatt.tasks.ssd_loss import SSDClassificationLoss
 from keras_coordatt.tasks.ssdlite import SSDLite
+from keras_coordatt.tasks.ssdlite import anchors_of
 from keras_coordatt.tasks.tiling import class_nms
 from keras_coordatt.tasks.tiling import predict_detections
 from keras_coordatt.tasks.tiling import tile_examples
 from keras_coordatt.tasks.tiling import tile_windows
 
 __all__ = ["DeepLabV3", "SSDAnchors", "SSDLite", "decode_boxes", "encode_boxes", "match_anchors"]
-__all__ += ["SSDPostprocess", "detector"]
+__all__ += ["SSDBoxLoss", "SSDClassificationLoss", "SSDPostprocess", "anchors_of", "detector"]
 __all__ += ["coco_metrics", "mean_iou", "plot_precision_recall", "precision_recall", "voc_map"]
 __all__ += ["class_nms", "detection_scores", "predict_detections", "tile_examples", "tile_windows"]

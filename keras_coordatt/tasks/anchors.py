@@ -98,6 +98,27 @@ class SSDAnchors:
         return anchors
 
 
+def anchors_config(anchors):
+    """An `SSDAnchors` as a JSON-able dict of its fields."""
+    fields = dataclasses.asdict(anchors)
+    fields["aspect_ratios"] = [list(r) for r in fields["aspect_ratios"]]
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()}
+
+
+def anchors_from_config(config):
+    """`anchors_config` undone (lists back to tuples); an `SSDAnchors` passes through."""
+    if isinstance(config, SSDAnchors):
+        return config
+    if not isinstance(config, dict):
+        raise TypeError(f"anchors must be an SSDAnchors or a dict of its fields, "
+                        f"got {type(config).__name__}")
+    fields = dict(config)
+    if "aspect_ratios" in fields:
+        fields["aspect_ratios"] = tuple(tuple(r) for r in fields["aspect_ratios"])
+    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
+    return SSDAnchors(**fields)
+
+
 def match_anchors(boxes, labels, anchors, iou_threshold=0.5):
     """Each anchor's ground truth: ``(matched boxes (A, 4) xyxy, labels (A,))``.
 

@@ -22,42 +22,21 @@ is a tiled while-loop instead, which converts to a WHILE graph). On JAX and
 PyTorch a `keras.ops` greedy NMS does the same (slower; same results).
 """
 
-import dataclasses
-
 import keras
 import numpy as np
 from keras import ops
 
 from keras_coordatt.tasks.anchors import VARIANCES
-from keras_coordatt.tasks.anchors import SSDAnchors
+from keras_coordatt.tasks.anchors import anchors_config
+from keras_coordatt.tasks.anchors import anchors_from_config
 from keras_coordatt.tasks.anchors import decode_boxes
 from keras_coordatt.tasks.boxes import box_iou
+from keras_coordatt.tasks.ssdlite import anchors_of
 
 ACTIVATIONS = ("softmax", "sigmoid")
 OUTPUTS = ("boxes", "classes", "scores", "count")
 # Each class's boxes are moved this far (boxes are relative, within [0, 1]).
 CLASS_OFFSET = 2.0
-
-
-def anchors_config(anchors):
-    """An `SSDAnchors` as a JSON-able dict of its fields."""
-    fields = dataclasses.asdict(anchors)
-    fields["aspect_ratios"] = [list(r) for r in fields["aspect_ratios"]]
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()}
-
-
-def anchors_from_config(config):
-    """`anchors_config` undone (lists back to tuples); an `SSDAnchors` passes through."""
-    if isinstance(config, SSDAnchors):
-        return config
-    if not isinstance(config, dict):
-        raise TypeError(f"SSDPostprocess: anchors must be an SSDAnchors or a dict of its fields, "
-                        f"got {type(config).__name__}")
-    fields = dict(config)
-    if "aspect_ratios" in fields:
-        fields["aspect_ratios"] = tuple(tuple(r) for r in fields["aspect_ratios"])
-    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
-    return SSDAnchors(**fields)
 
 
 @keras.saving.register_keras_serializable(package="keras_coordatt")
@@ -90,6 +69,7 @@ class SSDPostprocess(keras.layers.Layer):
     Example:
 
     >>> import numpy as np
+    >>> from keras_coordatt.tasks import SSDAnchors
     >>> anchors = SSDAnchors(image_size=4, feature_sizes=(1,), steps=(4,), min_sizes=(2,),
     ...                      max_sizes=(2,), aspect_ratios=((),))
     >>> logits = np.array([[[0.0, 5.0, 0.0], [0.0, 0.0, 4.0]]], "float32")  # 2 anchors, 2 classes
@@ -125,7 +105,9 @@ class SSDPostprocess(keras.layers.Layer):
         self.variances = tuple(float(v) for v in variances)
         self._anchor_boxes = self.anchors.boxes()
 
-    def call(self, inputs):
+    def candidates_of(self, inputs):
+        """Steps 1 and 2: every anchor's box ``(B, A, 4)`` and class scores ``(B, A, C)``,
+        what the suppression chooses from."""
         offsets, logits = self._split(inputs)
         offsets = ops.cast(offsets, "float32")
         logits = ops.cast(logits, "float32")
@@ -137,8 +119,11 @@ class SSDPostprocess(keras.layers.Layer):
         # A box clipped to nothing (outside the image) is no detection; TFLite's
         # NMS kernel would also select a zero-area box again and again.
         solid = ops.logical_and(boxes[..., 2] > boxes[..., 0], boxes[..., 3] > boxes[..., 1])
-        scores = ops.where(solid[..., None], scores, 0.0)
-        num_anchors, num_classes = self._anchor_boxes.shape[0], int(logits.shape[-1]) - 1
+        return boxes, ops.where(solid[..., None], scores, 0.0)
+
+    def call(self, inputs):
+        boxes, scores = self.candidates_of(inputs)
+        num_anchors, num_classes = self._anchor_boxes.shape[0], int(scores.shape[-1])
         # The best (anchor, class) pairs: flat index = anchor * C + class.
         flat = ops.reshape(scores, (-1, num_anchors * num_classes))
         top_scores, top_index = ops.top_k(flat, min(self.candidates, num_anchors * num_classes))
@@ -248,7 +233,7 @@ def detector(ssd_model, name=None, **postprocess_kwargs):
     """An `SSDLite` model with `SSDPostprocess` on top: image -> detections dict.
 
     Args:
-        ssd_model: an `SSDLite` model (``ssd_model.anchors`` is read).
+        ssd_model: an `SSDLite` model, built or loaded from a file (`anchors_of`).
         name: the model's name; default ``<ssd name>_detector``.
         **postprocess_kwargs: `SSDPostprocess`'s arguments.
 
@@ -257,7 +242,7 @@ def detector(ssd_model, name=None, **postprocess_kwargs):
         "count"}`` (see `SSDPostprocess`); ``model.anchors`` and
         ``model.preprocessing`` are carried over when present.
     """
-    anchors = getattr(ssd_model, "anchors", None)
+    anchors = anchors_of(ssd_model)
     if anchors is None:
         raise ValueError(f"detector: '{ssd_model.name}' has no .anchors; build it with "
                          "keras_coordatt.tasks.SSDLite")

@@ -9,7 +9,9 @@ at 320x320. Each map gets a class and a box predictor: a 3x3 depthwise
 convolution + BatchNorm + ReLU6 + a 1x1 convolution, the last (1x1) map a
 plain 1x1 convolution. The outputs are per anchor (`SSDAnchors` order):
 ``"boxes"`` the coded offsets, ``"classes"`` logits over background (0) and
-the classes.
+the classes. The ``"boxes"`` layer (`AnchorOffsets`) keeps the anchors in
+its config, so a model loaded from a ``.keras`` file still decodes its
+boxes (`anchors_of`).
 """
 
 import math
@@ -19,6 +21,8 @@ import keras
 from keras_coordatt.models.common import Norm
 from keras_coordatt.models.common import conv_bn
 from keras_coordatt.tasks.anchors import SSDAnchors
+from keras_coordatt.tasks.anchors import anchors_config
+from keras_coordatt.tasks.anchors import anchors_from_config
 
 # (output channels, expansion of the input channels) of the four extra layers
 EXTRA_LAYERS = ((512, 0.2), (256, 0.5), (256, 0.5), (64, 0.5))
@@ -82,12 +86,44 @@ def SSDLite(backbone, num_classes, anchors=None, extra_layers=EXTRA_LAYERS, bn_m
             y = _predictor(feature_map, count * width, last, f"ssd_{kind}_{level}", norm)
             outputs.append(keras.layers.Reshape((-1, width), name=f"ssd_{kind}_{level}_flat")(y))
     outputs = {
-        "boxes": keras.layers.Concatenate(axis=1, name="boxes")(boxes),
+        "boxes": AnchorOffsets(anchors, name="boxes")(boxes),
         "classes": keras.layers.Concatenate(axis=1, name="classes")(classes),
     }
     model = keras.Model(backbone.input, outputs, name=name or f"ssdlite{side}_{backbone.name}")
     model.anchors = anchors
     return model
+
+
+@keras.saving.register_keras_serializable(package="keras_coordatt")
+class AnchorOffsets(keras.layers.Concatenate):
+    """The head's box output: every map's offsets, one row per anchor, in `SSDAnchors` order.
+
+    A concatenation that also holds the anchors the offsets are coded
+    against, in its config: they are what makes the offsets boxes, and a
+    `keras.Model` keeps no other attribute through a ``.keras`` file.
+
+    Args:
+        anchors: the `SSDAnchors`, or a dict of their fields.
+        **kwargs: `keras.layers.Concatenate`'s (``axis`` is 1, the anchors).
+    """
+
+    def __init__(self, anchors, **kwargs):
+        kwargs.pop("axis", None)
+        super().__init__(axis=1, **kwargs)
+        self.anchors = anchors_from_config(anchors)
+
+    def get_config(self):
+        return {**super().get_config(), "anchors": anchors_config(self.anchors)}
+
+
+def anchors_of(model):
+    """An SSD model's `SSDAnchors`: its ``.anchors``, or those its ``"boxes"`` layer keeps
+    (a model loaded from a ``.keras`` file); None for another model."""
+    anchors = getattr(model, "anchors", None)
+    if anchors is not None:
+        return anchors
+    boxes = next((layer for layer in model.layers if layer.name == "boxes"), None)
+    return getattr(boxes, "anchors", None)
 
 
 def feature_sizes(side, levels=6):

@@ -105,7 +105,7 @@ def model_tiles(image, side, pixel_range, tile_size=None):
 
 def predict_detections(model, examples, preprocessing, tile_size=None, score_threshold=SCORE_THRESHOLD,
                        batch_size=8, activation="softmax", max_detections=100, load=None,
-                       predictor=None):
+                       predictor=None, side=None):
     """Each example's detections in its own pixels: ``[{"boxes" xyxy, "labels", "scores"}]``.
 
     Whole images are resized to the model's input; with ``tile_size`` they
@@ -115,7 +115,8 @@ def predict_detections(model, examples, preprocessing, tile_size=None, score_thr
 
     Args:
         model: an `SSDLite` model (raw outputs; decoding and NMS are added
-            with `keras_coordatt.tasks.detector`).
+            with `keras_coordatt.tasks.detector`); None with ``predictor``
+            and ``side``.
         examples: dicts with an ``"image"`` (uint8 ``(H, W, 3)``), or what
             ``load`` reads.
         preprocessing: the model's `Preprocessing` (its pixel range is used).
@@ -132,11 +133,12 @@ def predict_detections(model, examples, preprocessing, tile_size=None, score_thr
             ``lambda x: run_detector_tflite(content, x)`` for a file converted
             with the same ``score_threshold``, ``activation`` and
             ``max_detections``.
+        side: the detector's input side (default: ``model``'s).
     """
     from keras_coordatt.tasks.postprocess import detector
 
     load = load or _array_image
-    side = model.input.shape[1]
+    side = side or model.input.shape[1]
     if predictor is None:
         keras_detector = detector(model, score_threshold=score_threshold, activation=activation,
                                   max_detections=max_detections)

@@ -114,14 +114,16 @@ def evaluate_segmentation(model, datasets, config):
     return scores, predicted
 
 
-def load_run(run_dir, weights="last", split=None, train=False):
+def load_run(run_dir, weights="last", split=None, train=False, data=None):
     """A finished detection or segmentation run: ``(config, model with its weights, datasets)``.
 
     Args:
         run_dir: the run's folder (its ``config.json`` and weights).
         weights: ``"last"`` or ``"best"`` (``<weights>.weights.h5`` in the folder).
-        split: the eval split to load (default: the run's).
+        split: the eval split to load (default: the run's, or ``data``'s).
         train: also read the training examples (int8 calibration needs them).
+        data: another source of the run's classes to load instead of its own
+            (``voc:PATH``, ``coco:PATH``, ``masks:PATH``, ...).
     """
     import dataclasses
     import json
@@ -141,17 +143,23 @@ def load_run(run_dir, weights="last", split=None, train=False):
     if not os.path.isfile(weights_path):
         raise ValueError(f"{weights_path}: no such weights file (weights: 'last' or 'best', "
                          "written at the end of each epoch)")
-    if split:
+    if data:
+        config = dataclasses.replace(config, dataset=data, eval_dataset=None, eval_split=split)
+    elif split:
         config = dataclasses.replace(config, eval_split=split)
     datasets = load_task_data(config, train)
+    trained_on = _class_names(run_dir)
+    if data and trained_on is not None and list(datasets.class_names) != trained_on:
+        raise ValueError(f"{data} has the classes {list(datasets.class_names)}, the run "
+                         f"{trained_on}; score it on data of its own classes")
     model = task_model(config, datasets.num_classes)
     model.load_weights(weights_path)
     return config, model, datasets
 
 
-def evaluate_run(run_dir, split=None, weights="last"):
-    """Scores a finished detection or segmentation run on one split; writes
-    ``eval_<split>_<weights>.json`` in its folder.
+def evaluate_run(run_dir, split=None, weights="last", data=None):
+    """Scores a finished detection or segmentation run on one split of its data (or of
+    ``data``, another source of its classes); writes `eval_file` in its folder.
 
     Returns:
         ``(metrics, path)``.
@@ -159,12 +167,35 @@ def evaluate_run(run_dir, split=None, weights="last"):
     import json
     import os
 
-    config, model, datasets = load_run(run_dir, weights, split)
+    config, model, datasets = load_run(run_dir, weights, split, data=data)
     evaluate = evaluate_detection if config.task == "detection" else evaluate_segmentation
     scores, _ = evaluate(model, datasets, config)
-    metrics = {"run": run_dir, "split": datasets.eval_split, "weights": weights,
-               "images": datasets.eval_count, **scores}
-    path = os.path.join(run_dir, f"eval_{datasets.eval_split}_{weights}.json")
+    metrics = {"run": run_dir, "data": config.dataset, "split": datasets.eval_split,
+               "weights": weights, "images": datasets.eval_count, **scores}
+    path = os.path.join(run_dir, eval_file(datasets.eval_split, weights, data))
     with open(path, "w") as f:
         json.dump(metrics, f, indent=2, default=lambda v: v.tolist())
     return metrics, path
+
+
+def eval_file(split, weights, data=None):
+    """The name of a run's scores: ``eval_<split>_<weights>.json`` on its own data, with the
+    other source first on another (``eval_folder_data_test_<split>_<weights>.json``)."""
+    import re
+
+    if not data:
+        return f"eval_{split}_{weights}.json"
+    source = re.sub(r"[^\w.-]+", "_", data).strip("_")
+    return f"eval_{source}_{split}_{weights}.json"
+
+
+def _class_names(run_dir):
+    """The class names a finished run's ``metrics.json`` records, or None."""
+    import json
+    import os
+
+    path = os.path.join(run_dir, "metrics.json")
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f).get("class_names")
