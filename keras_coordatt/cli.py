@@ -250,8 +250,8 @@ def add_export_arguments(parser):
     data = parser.add_argument_group("check and calibration images")
     data.add_argument(
         "--data", default=None,
-        help="elpv, tfds:NAME or folder:PATH (elpv and tfds need the [train] extra); without it "
-        "the checks run on 16 seeded random images")
+        help="elpv, tfds:NAME or folder:PATH (elpv needs the [demo] extra, tfds [train]); "
+        "without it the checks run on 16 seeded random images")
     add_option(data, "--check_split", default=None,
                help="held-out split (default: the source's eval split)")
     add_option(data, "--check_examples", type=int, default=256,

@@ -20,8 +20,9 @@
 - `core`: what they share: split names, image decoding, folder listing,
   tensorflow-datasets.
 
-Needs TensorFlow; the ``elpv`` and ``tfds:`` sources need the ``[train]``
-extra (``elpv-dataset``, ``tensorflow-datasets``), mask PNGs Pillow.
+Needs TensorFlow; the ``elpv`` source needs the ``[demo]`` extra
+(``elpv-dataset``), ``tfds:`` the ``[train]`` extra (``tensorflow-datasets``),
+mask PNGs Pillow.
 """
 
 from keras_coordatt.data.classification.pipeline import SOURCE_FORMS
