@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-test
 DEMO_STAMP := $(VENV)/.installed-cpu
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-LAYER_TESTS := tests/test_layers.py tests/test_factory.py tests/test_docstrings.py tests/test_tasks_any_backend.py
+LAYER_TESTS := tests/test_layers.py tests/test_factory.py tests/test_docstrings.py tests/test_tasks_any_backend.py tests/test_attention_monitor.py
 
 .PHONY: demo test test-tensorflow test-jax test-torch docs install clean
 

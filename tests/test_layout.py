@@ -16,7 +16,7 @@ PACKAGE = ROOT / "keras_coordatt"
 # tiers below; within a tier, only its own subpackage (data, training and
 # export are peers that do not know each other).
 TIERS = (
-    ("layers", "preprocessing", "startup", "plotting", "errors"),
+    ("layers", "preprocessing", "startup", "plotting", "errors", "optimizers"),
     ("models",),
     ("tasks",),
     ("data",),
@@ -165,7 +165,7 @@ def test_the_wheel_installs_one_top_level_package(wheel):
         (top_level,) = [n for n in names if n.endswith(".dist-info/top_level.txt")]
         assert archive.read(top_level).decode().split() == ["keras_coordatt"]
     assert {name.split("/")[0] for name in names if not ".dist-info/" in name} == {"keras_coordatt"}
-    assert "keras_coordatt/training/trainer.py" in names and "keras_coordatt/data/elpv.py" in names
+    assert "keras_coordatt/training/trainer.py" in names and "keras_coordatt/data/classification/elpv.py" in names
 
 
 @pytest.mark.slow
