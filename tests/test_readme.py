@@ -57,6 +57,11 @@ NOT_RUN = {
                                                           "test_deepforest_gpu.py tests its parts",
     "python benchmarks/": "benchmarks: minutes of an idle machine each, and they rewrite "
                           "docs/results/",
+    "keras-coordatt predict runs/forest": "the reader's own detection and segmentation runs; "
+                                          "test_predict.py predicts with every kind of model "
+                                          "and test_task_training.py with a trained detector",
+    "(result,) = keras_coordatt.predict(\"runs/forest\"": "the reader's own runs, as the "
+                                                          "block above",
 }
 # Blocks not run, by language.
 NOT_RUN_LANGUAGES = {
