@@ -244,11 +244,15 @@ def assert_ends_like(unbroken, config, metrics):
     assert metrics["global_steps"] == reference_metrics["global_steps"] == 8
     history = read_history(os.path.join(config.output_dir, "history.csv"))
     assert [row["epoch"] for row in history] == ["1", "2"]
-    # rel 1e-4: float32 means summed in another order, in another process under load, differed
+    # Losses at rel 1e-4: float32 sums in another order, in another process under load, differed
     # by 1.6e-5 in a fresh-clone run; a row that covered only part of the epoch is off by %.
+    # Accuracies within one example of 64: that rounding can flip a near-tied prediction (seen
+    # once: 16/64 against 17/64, the loss equal to 8 digits).
     for row, reference in zip(history, reference_history):
-        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        for key in ("loss", "val_loss"):
             assert float(row[key]) == pytest.approx(float(reference[key]), rel=1e-4), (row, key)
+        for key in ("accuracy", "val_accuracy"):
+            assert float(row[key]) == pytest.approx(float(reference[key]), abs=1 / 64), (row, key)
     for got, expected in zip(weights_of(os.path.join(config.output_dir, "last.weights.h5")),
                              reference_weights):
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
