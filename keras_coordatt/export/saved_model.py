@@ -224,8 +224,6 @@ def export_detector_serving(ssd_model, path, class_names, **postprocess_kwargs):
         and returns ``boxes`` (pixels, ``xyxy``), ``classes``, ``class_names``,
         ``scores`` and ``count``; labels and preprocessing go to ``assets.extra/``.
     """
-    import keras
-
     tf = require_tensorflow("SavedModel export")
     image_size = image_size_of(ssd_model)
     preprocessing = preprocessing_of(ssd_model)
@@ -246,17 +244,11 @@ def export_detector_serving(ssd_model, path, class_names, **postprocess_kwargs):
             "count": out["count"],
         }
 
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.add_endpoint("serving_default", serve, input_signature=[
-        tf.TensorSpec((None, None, None, 3), tf.uint8, name="images")])
-    archive.write_out(str(path), verbose=False)
-    _write_extra(path, names, stretched_spec(preprocessing, image_size), {
+    return _write_serving(model, serve, path, names, stretched_spec(preprocessing, image_size), {
         "boxes": "float32 (B, N, 4) [xmin, ymin, xmax, ymax], pixels of the input image",
         "classes": "int32 (B, N), 0-based object class", "class_names": "string (B, N)",
         "scores": "float32 (B, N), descending, 0 on padding rows",
         "count": "int32 (B,), detections per image"})
-    return path
 
 
 def export_segmenter_serving(deeplab_model, path, class_names):
@@ -272,8 +264,6 @@ def export_segmenter_serving(deeplab_model, path, class_names):
         and returns ``mask`` ``(B, H, W)``: the argmax of the logits resized
         (bilinear) to each image's size, uint8 (int32 beyond 256 classes).
     """
-    import keras
-
     tf = require_tensorflow("SavedModel export")
     image_size = image_size_of(deeplab_model)
     preprocessing = preprocessing_of(deeplab_model)
@@ -287,13 +277,22 @@ def export_segmenter_serving(deeplab_model, path, class_names):
                                  method="bilinear")
         return {"mask": tf.cast(tf.argmax(logits, axis=-1, output_type=tf.int32), mask_type)}
 
+    return _write_serving(deeplab_model, serve, path, names,
+                          stretched_spec(preprocessing, image_size), {
+        "mask": f"{mask_type.name} (B, H, W), class index per pixel at the input's size"})
+
+
+def _write_serving(model, serve, path, names, spec, outputs):
+    """A SavedModel whose ``serving_default`` is ``serve`` on uint8 ``images``, and its extras."""
+    import keras
+    import tensorflow as tf
+
     archive = keras.export.ExportArchive()
-    archive.track(deeplab_model)
+    archive.track(model)
     archive.add_endpoint("serving_default", serve, input_signature=[
         tf.TensorSpec((None, None, None, 3), tf.uint8, name="images")])
     archive.write_out(str(path), verbose=False)
-    _write_extra(path, names, stretched_spec(preprocessing, image_size), {
-        "mask": f"{mask_type.name} (B, H, W), class index per pixel at the input's size"})
+    _write_extra(path, names, spec, outputs)
     return path
 
 
