@@ -236,6 +236,27 @@ def unbroken(tmp_path_factory, image_folder):
             read_history(os.path.join(config.output_dir, "history.csv")))
 
 
+@pytest.fixture(scope="module")
+def unbroken_command(tmp_path_factory, image_folder):
+    """The same unbroken run as the train command, in a fresh process of its own.
+
+    The killed command is compared with this one, not with the in-process run:
+    in CI's long-lived pytest worker the in-process run's epoch 2 differed
+    (loss 1.5069 against 1.3237; epoch 1 equal), while every fresh process,
+    killed and resumed or not, gave 1.3237 (this file alone passes either way).
+    """
+    from keras_coordatt.training.history import read_history
+
+    config = tiny(tmp_path_factory.mktemp("unbroken_command"), image_folder, limit_train=64,
+                  checkpoint_every_steps=2)
+    code, output = run_cli(config)
+    assert code == 0, output
+    with open(os.path.join(config.output_dir, "metrics.json")) as f:
+        metrics = json.load(f)
+    return (metrics, weights_of(os.path.join(config.output_dir, "last.weights.h5")),
+            read_history(os.path.join(config.output_dir, "history.csv")))
+
+
 def assert_ends_like(unbroken, config, metrics):
     """The same steps, weights and history: each epoch's row covers the whole epoch."""
     from keras_coordatt.training.history import read_history
@@ -326,7 +347,7 @@ def test_a_run_killed_while_ending_its_last_epoch_ends_like_an_unbroken_run(
 
 @pytest.mark.slow
 def test_sigkill_mid_epoch_then_the_same_command_ends_like_an_unbroken_run(
-        tmp_path, image_folder, unbroken):
+        tmp_path, image_folder, unbroken_command):
     config = tiny(tmp_path, image_folder, limit_train=64, checkpoint_every_steps=2)
     process = run_cli(config, wait=False)
     index = tmp_path / "run" / "checkpoints" / "checkpoint"
@@ -342,7 +363,8 @@ def test_sigkill_mid_epoch_then_the_same_command_ends_like_an_unbroken_run(
     assert not (tmp_path / "run" / "metrics.json").exists(), "killed too late"
     code, output = run_cli(config)
     assert code == 0 and "Resumed from" in output, output
-    assert_ends_like(unbroken, config, json.loads((tmp_path / "run" / "metrics.json").read_text()))
+    assert_ends_like(unbroken_command, config,
+                     json.loads((tmp_path / "run" / "metrics.json").read_text()))
 
 
 @pytest.mark.slow
