@@ -357,3 +357,30 @@ def test_without_torch_a_pickled_module_is_refused_naming_the_class(tmp_path, mo
         convert(path)
     with pytest.raises(ValueError, match="notes.pth.*neither a zip archive nor a legacy"):
         convert(text)
+
+
+@pytest.mark.parametrize("task", ["detection", "segmentation"])
+def test_the_official_checkpoint_starts_the_dense_tasks_with_its_trained_attention(
+        task, coordatt_checkpoint, tmp_path):
+    """`keras-coordatt convert mbv2_ca.pth` then `train --task ... --init_weights`: the whole
+    backbone, its 16 CA layers included, comes from the checkpoint; only the head is new."""
+    from keras_coordatt.cli import main
+    from keras_coordatt.models.identity import attention_layers
+    from keras_coordatt.training import TrainConfig
+    from keras_coordatt.training.networks import load_init_weights
+    from keras_coordatt.training.networks import task_model
+
+    converted = tmp_path / "mbv2_ca.keras"
+    assert main(["convert", str(coordatt_checkpoint), str(converted)]) == 0
+    source = keras.saving.load_model(converted)
+    config = TrainConfig(task=task, model="mobilenet_v2", alpha=0.5, attention="ca",
+                         image_size=128, init_weights=str(converted))
+    model = task_model(config, num_classes=3)
+    new = {layer.name for layer in load_init_weights(model, config)}
+    attention = attention_layers(model)
+    assert len(attention) == 16 and not new & {layer.name for layer in attention}
+    assert not new & {layer.name for layer in source.layers}
+    for layer in attention:  # the checkpoint's gates, not an identity start
+        for got, expected in zip(layer.get_weights(), source.get_layer(layer.name).get_weights()):
+            np.testing.assert_array_equal(got, expected)
+    assert np.abs(attention[5].get_weights()[-1]).max() > 0

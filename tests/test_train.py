@@ -316,7 +316,7 @@ def test_layers_the_starting_weights_lack_learn_at_the_multiplied_rate(tmp_path)
     assert "predictions" in names and "block_3_attention" in names
     assert not names & {"Conv1", "block_3_project", "block_3_project_BN"}
     new_variables = [v for layer in new_layers for v in layer.trainable_weights]
-    compile_for_training(model, config, steps_per_epoch=10, new_variables=new_variables)
+    compile_for_training(model, config, steps_per_epoch=10, new_layers=new_layers)
     optimizer = model.optimizer
     assert set(optimizer.lr_multipliers) == {v.path for v in new_variables}
     # One SGD step by hand: the new layers move 8x the learning rate times their gradient.
@@ -333,6 +333,29 @@ def test_layers_the_starting_weights_lack_learn_at_the_multiplied_rate(tmp_path)
     # It travels with the saved model.
     assert keras.optimizers.deserialize(keras.optimizers.serialize(optimizer)).lr_multipliers == \
         optimizer.lr_multipliers
+
+
+def test_the_inserted_attention_can_learn_at_its_own_multiple(tmp_path):
+    from keras_coordatt.layers.base import AttentionLayer
+    from keras_coordatt.training.recipe import new_layer_multipliers
+    from keras_coordatt.training.trainer import classifier_for_config
+    from keras_coordatt.training.trainer import prepare_model
+
+    path = tmp_path / "plain.keras"
+    classifier_for_config(small_config(attention=None), num_classes=10).save(path)
+    config = small_config(init_weights=str(path), attention_lr_multiplier=5.0)
+    _, new_layers = prepare_model(classifier_for_config(config, num_classes=4), config)
+    multipliers = new_layer_multipliers(config, new_layers)
+    attention = [v.path for layer in new_layers if isinstance(layer, AttentionLayer)
+                 for v in layer.trainable_weights]
+    # The 16 CA layers at 5x; the head keeps new_layer_lr_multiplier (1x: left out).
+    assert len({path.split("/")[0] for path in attention}) == 16
+    assert multipliers == {path: 5.0 for path in attention}
+    both = new_layer_multipliers(
+        dataclasses.replace(config, new_layer_lr_multiplier=2.0), new_layers)
+    assert both["predictions/kernel"] == 2.0 and both[attention[0]] == 5.0
+    with pytest.raises(ValueError, match="attention_lr_multiplier=0.0: must be positive"):
+        dataclasses.replace(config, attention_lr_multiplier=0.0).validate()
 
 
 def test_a_model_saved_with_the_trainers_optimizer_loads_after_importing_the_package(tmp_path):

@@ -32,7 +32,7 @@ RECIPES = {
 
 
 # The recipe fields the demo and the study let a command line override.
-OVERRIDES = ("epochs", "image_size", "alpha", "new_layer_lr_multiplier")
+OVERRIDES = ("epochs", "image_size", "alpha", "new_layer_lr_multiplier", "attention_lr_multiplier")
 
 
 def add_recipe_arguments(parser):
@@ -48,6 +48,9 @@ def add_recipe_arguments(parser):
     parser.add_argument("--new_layer_lr_multiplier", type=float, default=None,
                         help="from ImageNet: the new layers' (attention, head) multiple of the "
                         f"learning rate (default: {recipe.get('new_layer_lr_multiplier', 1.0):g})")
+    parser.add_argument("--attention_lr_multiplier", type=float, default=None,
+                        help="from ImageNet: the inserted attention's own multiple of the learning "
+                        "rate (default: the new layers')")
 
 
 def recipe_changes(args):

@@ -111,6 +111,9 @@ class TrainConfig:
     new_layer_lr_multiplier: float = option(
         1.0, "with init_weights: the layers the weights lack (inserted attention, a new head) "
         "learn at this multiple of the learning rate")
+    attention_lr_multiplier: Optional[float] = option(
+        None, "with init_weights: the inserted attention layers' multiple of the learning rate, "
+        "apart from the other new layers (default: new_layer_lr_multiplier)")
     label_smoothing: float = option(0.0, "label smoothing of the cross-entropy")
     mixup_alpha: float = option(0.0, "mixup Beta(alpha, alpha) parameter; 0 turns mixup off")
     # system
@@ -156,6 +159,10 @@ class TrainConfig:
             (self.epochs > 0, f"epochs={self.epochs}: must be positive"),
             (self.batch_size > 0, f"batch_size={self.batch_size}: must be positive"),
             (self.learning_rate > 0, f"learning_rate={self.learning_rate}: must be positive"),
+            (self.new_layer_lr_multiplier > 0,
+             f"new_layer_lr_multiplier={self.new_layer_lr_multiplier}: must be positive"),
+            (self.attention_lr_multiplier is None or self.attention_lr_multiplier > 0,
+             f"attention_lr_multiplier={self.attention_lr_multiplier}: must be positive"),
             (0 < self.crop_scale_min <= 1, f"crop_scale_min={self.crop_scale_min}: must be in (0, 1]"),
             (0 < self.eval_crop_fraction <= 1,
              f"eval_crop_fraction={self.eval_crop_fraction}: must be in (0, 1]"),

@@ -2,14 +2,32 @@
 
 import keras
 
+from keras_coordatt.layers.base import AttentionLayer
 from keras_coordatt.optimizers import LayerwiseSGD
 
 
-def make_optimizer(config, steps_per_epoch, new_variables=()):
+def new_layer_multipliers(config, new_layers):
+    """``{variable path: multiple of the learning rate}`` of the layers the start lacked.
+
+    Inserted attention layers take ``config.attention_lr_multiplier`` (when
+    set), the other new layers (a new head) ``config.new_layer_lr_multiplier``;
+    a multiple of 1 is left out.
+    """
+    multipliers = {}
+    for layer in new_layers:
+        multiple = config.new_layer_lr_multiplier
+        if isinstance(layer, AttentionLayer) and config.attention_lr_multiplier is not None:
+            multiple = config.attention_lr_multiplier
+        if multiple != 1.0:
+            multipliers.update({variable.path: multiple for variable in layer.trainable_weights})
+    return multipliers
+
+
+def make_optimizer(config, steps_per_epoch, new_layers=()):
     """The config's SGD with momentum, decoupled weight decay and warm-up + cosine schedule.
 
-    ``new_variables`` (those the starting weights did not provide) learn at
-    ``config.new_layer_lr_multiplier`` times the rate.
+    ``new_layers`` (those the starting weights did not provide) learn at the
+    multiples `new_layer_multipliers` gives them.
     """
     total_steps = config.epochs * steps_per_epoch
     warmup_steps = int(config.warmup_epochs * steps_per_epoch)
@@ -22,24 +40,21 @@ def make_optimizer(config, steps_per_epoch, new_variables=()):
     )
     # Keras' weight_decay is decoupled (w -= lr * wd * w); for SGD without
     # momentum that equals PyTorch's coupled L2 term of the paper's recipe.
-    multipliers = {}
-    if config.new_layer_lr_multiplier != 1.0:
-        multipliers = {variable.path: config.new_layer_lr_multiplier for variable in new_variables}
     return LayerwiseSGD(
-        lr_multipliers=multipliers, learning_rate=schedule, momentum=config.momentum,
-        weight_decay=config.weight_decay
+        lr_multipliers=new_layer_multipliers(config, new_layers), learning_rate=schedule,
+        momentum=config.momentum, weight_decay=config.weight_decay
     )
 
 
-def compile_for_training(model, config, steps_per_epoch, new_variables=()):
+def compile_for_training(model, config, steps_per_epoch, new_layers=()):
     """Compiles ``model`` with the config's SGD, cosine schedule, loss and accuracy.
 
-    ``new_variables``: what `make_optimizer` gives the new layers' rate to.
+    ``new_layers``: what `make_optimizer` gives the new layers' rates to.
 
     Returns:
         Whether the labels must be one-hot (label smoothing or mixup).
     """
-    optimizer = make_optimizer(config, steps_per_epoch, new_variables)
+    optimizer = make_optimizer(config, steps_per_epoch, new_layers)
     one_hot = config.label_smoothing > 0 or config.mixup_alpha > 0
     if one_hot:
         loss = keras.losses.CategoricalCrossentropy(

@@ -52,9 +52,9 @@ def load_task_data(config, train=True):
         tile_size=config.tile_size, tile_overlap=config.tile_overlap, eval_spec=config.eval_dataset)
 
 
-def compile_task(model, config, steps_per_epoch, num_classes, new_variables=()):
+def compile_task(model, config, steps_per_epoch, num_classes, new_layers=()):
     """Compiles with the config's SGD and schedule and the task's losses (and mIoU)."""
-    optimizer = make_optimizer(config, steps_per_epoch, new_variables)
+    optimizer = make_optimizer(config, steps_per_epoch, new_layers)
     if config.task == "detection":
         loss = {"classes": SSDClassificationLoss(config.detection_loss), "boxes": SSDBoxLoss()}
         metrics = None

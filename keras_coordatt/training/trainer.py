@@ -225,13 +225,12 @@ class Trainer:
             network = (classifier_for_config if task == "classification" else task_model)(
                 self.config, num_classes)
             self.model, new_layers = prepare_model(network, self.config)
-            new_variables = [v for layer in new_layers for v in layer.trainable_weights]
             if task == "classification":
                 one_hot = compile_for_training(self.model, self.config, self.steps_per_epoch,
-                                               new_variables)
+                                               new_layers)
             else:
                 compile_task(self.model, self.config, self.steps_per_epoch, num_classes,
-                             new_variables)
+                             new_layers)
                 one_hot = False
             self.model.optimizer.build(self.model.trainable_variables)
         self.transform = label_transform(self.config, num_classes, one_hot)
