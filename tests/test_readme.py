@@ -46,6 +46,9 @@ NOT_RUN = {
     "keras-coordatt export demo_output/elpv/ca/model.keras": "needs make demo's CA model (about "
                                                              "13 minutes); the deployment page "
                                                              "runs the same command on its model",
+    "python -m training.train --config voc0712_ssdlite320_mobilenet_v2_ca --init_weights":
+        "the paper's VOC run from the official checkpoint (VOC and days of GPU); test_convert.py "
+        "checks the start it loads, for detection and segmentation",
     "keras-coordatt train --task detection": "trains on the reader's own VOC folder; "
                                              "test_task_training.py trains, evaluates and "
                                              "exports both tasks on files it writes",
