@@ -7,6 +7,9 @@ with quiet_tensorflow_startup():
 
 from keras_coordatt.layers import CBAM
 from keras_coordatt.layers import CoordAttention
+from keras_coordatt.layers import EfficientChannelAttention
+from keras_coordatt.layers import EfficientLocalAttention
+from keras_coordatt.layers import SimAM
 from keras_coordatt.layers import SqueezeExcite
 from keras_coordatt.layers import attention_names
 from keras_coordatt.layers import get_attention
@@ -33,6 +36,8 @@ __version__ = "0.1.0"
 __all__ = [
     "CBAM",
     "CoordAttention",
+    "EfficientChannelAttention",
+    "EfficientLocalAttention",
     "EfficientNetB0",
     "EfficientNetB0Backbone",
     "ImageClassifier",
@@ -41,6 +46,7 @@ __all__ = [
     "MobileNeXtBackbone",
     "MobileNetV2",
     "MobileNetV2Backbone",
+    "SimAM",
     "SqueezeExcite",
     "add_attention",
     "attention_names",

@@ -24,6 +24,7 @@ import sys
 
 from keras_coordatt import models
 from keras_coordatt.errors import run_reporting_errors
+from keras_coordatt.layers import attention_names
 from keras_coordatt.models import paper_tables
 
 
@@ -57,10 +58,10 @@ def add_table_arguments(parser):
         "--widths", nargs="+", type=float, default=list(paper_tables.WIDTHS),
         help="MobileNetV2 and MobileNeXt width multipliers (default: 1.0 0.75 0.5)")
     parser.add_argument(
-        "--attentions", nargs="+", choices=paper_tables.TABLE_ATTENTIONS,
+        "--attentions", nargs="+", choices=["none", *attention_names()],
         default=list(paper_tables.TABLE_ATTENTIONS),
-        help="attention blocks to compare (default: none se cbam ca; EfficientNet-B0 also "
-        "lists its own SE)")
+        help="attention blocks to compare (default: the paper's none se cbam ca; also CA's "
+        "successors eca simam ela ela_t; EfficientNet-B0 also lists its own SE)")
     add_option(parser, "--input_size", type=int, default=224,
                help="square input size (default: 224)")
     parser.add_argument("--classes", type=int, default=1000,

@@ -119,7 +119,8 @@ def run_layer_test(
 
     inputs = keras.Input((None, None, channels))
     model = keras.Model(inputs, layer(inputs))
-    gradients = trainable_gradients(model, x)
+    # A layer without weights (SimAM) has nothing to differentiate.
+    gradients = trainable_gradients(model, x) if model.trainable_variables else []
     for weight, gradient in zip(model.trainable_variables, gradients):
         assert gradient is not None and np.abs(gradient).sum() > 0, (
             f"no gradient reaches {weight.path}"

@@ -91,3 +91,43 @@ def cbam(x, w):
     )
     gate = sigmoid(conv2d_same(maps, w["conv_spatial/kernel"], w["conv_spatial/bias"]))
     return refined * gate
+
+
+def eca(x, w):
+    """ECA (Wang et al. 2020): a k-tap 1D conv across the pooled channels, zero padded."""
+    taps = w["conv/kernel"].reshape(-1)
+    k = len(taps)
+    pooled = x.mean(axis=(1, 2))  # (N, C)
+    padded = np.pad(pooled, ((0, 0), (k // 2, k // 2)))
+    channels = pooled.shape[1]
+    logits = sum(taps[i] * padded[:, i : i + channels] for i in range(k))
+    return x * sigmoid(logits)[:, None, None, :]
+
+
+def simam(x, e_lambda=1e-4):
+    """SimAM (Yang et al. 2021), its Eq. for the inverse minimal energy of each neuron."""
+    n = x.shape[1] * x.shape[2] - 1
+    d = (x - x.mean(axis=(1, 2), keepdims=True)) ** 2
+    v = d.sum(axis=(1, 2), keepdims=True) / n
+    return x * sigmoid(d / (4 * (v + e_lambda)) + 0.5)
+
+
+def ela(x, w, groups, eps=1e-5):
+    """ELA (Xu and Wan 2024): strip pooling, one depthwise 1D conv and one GroupNorm for both."""
+    kernel = w["conv/kernel"][:, 0, :, 0]  # (k, C)
+    k = kernel.shape[0]
+
+    def gate(strips):  # (N, L, C)
+        length = strips.shape[1]
+        padded = np.pad(strips, ((0, 0), (k // 2, k // 2), (0, 0)))
+        conv = sum(kernel[i] * padded[:, i : i + length, :] for i in range(k))
+        n, _, c = conv.shape
+        grouped = conv.reshape(n, length, groups, c // groups)
+        mean = grouped.mean(axis=(1, 3), keepdims=True)
+        var = grouped.var(axis=(1, 3), keepdims=True)
+        normed = ((grouped - mean) / np.sqrt(var + eps)).reshape(n, length, c)
+        return sigmoid(normed * w["norm/gamma"] + w["norm/beta"])
+
+    g_h = gate(x.mean(axis=2))  # a descriptor per row
+    g_w = gate(x.mean(axis=1))  # per column
+    return x * g_h[:, :, None, :] * g_w[:, None, :, :]

@@ -36,7 +36,7 @@ def test_names_give_the_named_layer(spec, cls, directions):
 
 
 def test_every_listed_name_builds_a_layer():
-    assert attention_names() == ["ca", "ca_h", "ca_w", "cbam", "se"]
+    assert attention_names() == ["ca", "ca_h", "ca_w", "cbam", "eca", "ela", "ela_t", "se", "simam"]
     for name in attention_names():
         assert isinstance(get_attention(name), keras.layers.Layer)
 
@@ -74,8 +74,8 @@ def test_a_callable_returning_a_layer_is_used():
 
 
 def test_unknown_name_is_refused_with_the_choices():
-    with pytest.raises(ValueError, match="unknown attention 'eca'.*'ca', 'ca_h'"):
-        get_attention("eca")
+    with pytest.raises(ValueError, match="unknown attention 'gct'.*'ca', 'ca_h'"):
+        get_attention("gct")
 
 
 def test_a_dict_without_type_is_refused():

@@ -1,4 +1,4 @@
-"""CoordAttention, SqueezeExcite and CBAM against the paper, on every backend."""
+"""CA, SE, CBAM, ECA, SimAM and ELA against their papers, on every backend."""
 
 import functools
 
@@ -14,12 +14,21 @@ from harness import run_tflite_test
 from harness import to_numpy
 from keras_coordatt import CBAM
 from keras_coordatt import CoordAttention
+from keras_coordatt import EfficientChannelAttention
+from keras_coordatt import EfficientLocalAttention
+from keras_coordatt import SimAM
 from keras_coordatt import SqueezeExcite
+
+ALL_LAYERS = [CoordAttention, SqueezeExcite, CBAM, EfficientChannelAttention, SimAM,
+              EfficientLocalAttention]
+# The layers with the bottleneck of reduction and min_channels.
+BOTTLENECK_LAYERS = [CoordAttention, SqueezeExcite, CBAM]
 
 # Trainable parameter counts, worked out by hand:
 #   CA:   F1 C*mip + mip, BN 2*mip, F_h and F_w mip*C + C each, mip = max(8, C // r)
 #   SE:   C*s + s + s*C + C with s = C // r
 #   CBAM: the SE count + k*k*2 + 1 for the spatial conv
+#   ECA:  k (one conv shared by all channels); SimAM: none; ELA: k*C depthwise + 2*C GroupNorm
 LAYER_CASES = {
     # 96 channels, r=32: mip=8, 3*96*8 + 3*8 + 2*96 (a MobileNetV2 block-2 width)
     "ca": (CoordAttention, {}, 96, 2520, reference.coord_attention),
@@ -47,6 +56,23 @@ LAYER_CASES = {
     "cbam": (CBAM, {}, 96, 967, lambda x, w, training: reference.cbam(x, w)),
     # 48 channels, k=3: s=2, 48*2 + 2 + 2*48 + 48 + 3*3*2 + 1
     "cbam_k3": (CBAM, {"kernel_size": 3}, 48, 261, None),
+    # 96 channels: k = |(log2 96 + 1) / 2|_odd = 3
+    "eca": (EfficientChannelAttention, {}, 96, 3, lambda x, w, training: reference.eca(x, w)),
+    # an explicit kernel
+    "eca_k5": (EfficientChannelAttention, {"kernel_size": 5}, 64, 5,
+               lambda x, w, training: reference.eca(x, w)),
+    "simam": (SimAM, {}, 96, 0, lambda x, w, training: reference.simam(x)),
+    "simam_lambda": (SimAM, {"e_lambda": 0.1}, 32, 0,
+                     lambda x, w, training: reference.simam(x, 0.1)),
+    # ELA-B: 7*96 + 2*96, 16 groups
+    "ela": (EfficientLocalAttention, {}, 96, 864,
+            lambda x, w, training: reference.ela(x, w, groups=16)),
+    # ELA-T: 5*96 + 2*96, 32 groups
+    "ela_t": (EfficientLocalAttention, {"variant": "t"}, 96, 672,
+              lambda x, w, training: reference.ela(x, w, groups=32)),
+    # 144 channels, 32 groups asked: 24 (the largest divisor below 32)
+    "ela_t_144": (EfficientLocalAttention, {"variant": "t"}, 144, 5 * 144 + 2 * 144,
+                  lambda x, w, training: reference.ela(x, w, groups=24)),
 }
 
 
@@ -59,7 +85,7 @@ def test_layer_contract(case, tmp_path, rng):
     )
 
 
-@pytest.mark.parametrize("layer_cls", [CoordAttention, SqueezeExcite, CBAM])
+@pytest.mark.parametrize("layer_cls", ALL_LAYERS)
 def test_channels_first_matches_channels_last(layer_cls, rng):
     x = rng.normal(size=(2, 7, 4, 32)).astype("float32")
     last = layer_cls()
@@ -138,19 +164,19 @@ def test_layers_compose_in_a_sequential_cnn(rng):
 
 # --- bad input --------------------------------------------------------------
 
-@pytest.mark.parametrize("layer_cls", [CoordAttention, SqueezeExcite, CBAM])
+@pytest.mark.parametrize("layer_cls", ALL_LAYERS)
 def test_rank_other_than_four_is_refused(layer_cls):
     with pytest.raises(ValueError, match="4D input"):
         layer_cls()(np.zeros((2, 8, 16), "float32"))
 
 
-@pytest.mark.parametrize("layer_cls", [CoordAttention, SqueezeExcite, CBAM])
+@pytest.mark.parametrize("layer_cls", ALL_LAYERS)
 def test_unknown_channel_dimension_is_refused(layer_cls):
     with pytest.raises(ValueError, match="known channel dimension"):
         layer_cls()(keras.Input((None, None, None)))
 
 
-@pytest.mark.parametrize("layer_cls", [CoordAttention, SqueezeExcite, CBAM])
+@pytest.mark.parametrize("layer_cls", ALL_LAYERS)
 def test_a_different_channel_count_than_built_for_is_refused(layer_cls):
     layer = layer_cls()
     layer(np.zeros((1, 4, 4, 32), "float32"))
@@ -158,7 +184,7 @@ def test_a_different_channel_count_than_built_for_is_refused(layer_cls):
         layer(np.zeros((1, 4, 4, 16), "float32"))
 
 
-@pytest.mark.parametrize("layer_cls", [CoordAttention, SqueezeExcite, CBAM])
+@pytest.mark.parametrize("layer_cls", BOTTLENECK_LAYERS)
 @pytest.mark.parametrize("argument", ["reduction", "min_channels"])
 @pytest.mark.parametrize("value", [0, -4, 2.5])
 def test_non_positive_or_non_integer_sizes_are_refused(layer_cls, argument, value):
@@ -175,6 +201,11 @@ def test_non_positive_or_non_integer_sizes_are_refused(layer_cls, argument, valu
         (CBAM, {"kernel_size": 4}, "kernel_size must be odd"),
         (CoordAttention, {"data_format": "NHWC"}, "unknown data_format='NHWC'"),
         (SqueezeExcite, {"data_format": "channels_middle"}, "unknown data_format"),
+        (EfficientChannelAttention, {"kernel_size": 4}, "kernel_size must be a positive odd"),
+        (EfficientLocalAttention, {"variant": "x"}, "unknown variant='x'"),
+        (EfficientLocalAttention, {"groups": 0}, "groups must be a positive integer"),
+        (SimAM, {"e_lambda": 0}, "e_lambda must be a positive number"),
+        (SimAM, {"data_format": "NCHW"}, "unknown data_format='NCHW'"),
     ],
 )
 def test_unknown_options_are_refused(layer_cls, kwargs, message):
@@ -190,7 +221,7 @@ def small_model(layer):
 
 
 @pytest.mark.requires_tensorflow
-@pytest.mark.parametrize("layer_cls", [CoordAttention, SqueezeExcite, CBAM])
+@pytest.mark.parametrize("layer_cls", ALL_LAYERS)
 def test_saved_model_round_trip(layer_cls, tmp_path, rng):
     model = small_model(layer_cls())
     x = rng.normal(size=(2, 7, 6, 24)).astype("float32")
@@ -199,7 +230,7 @@ def test_saved_model_round_trip(layer_cls, tmp_path, rng):
 
 
 @pytest.mark.requires_tensorflow
-@pytest.mark.parametrize("layer_cls", [CoordAttention, SqueezeExcite, CBAM])
+@pytest.mark.parametrize("layer_cls", ALL_LAYERS)
 def test_tflite_builtin_ops_match_keras_and_int8_stays_close(layer_cls, rng):
     model = small_model(layer_cls())
     x = rng.uniform(-1, 1, size=(16, 7, 6, 24)).astype("float32")
@@ -209,7 +240,7 @@ def test_tflite_builtin_ops_match_keras_and_int8_stays_close(layer_cls, rng):
     run_tflite_test(model, x, atol=1e-5, int8_max_error=0.05 * output_range)
 
 
-@pytest.mark.parametrize("case", ["ca", "se", "cbam"])
+@pytest.mark.parametrize("case", ["ca", "se", "cbam", "eca", "ela", "ela_t"])
 def test_start_as_constant_multiplies_by_its_factor_on_every_backend(case):
     """Zeroed gates make the layer a constant scaling by the factor it returns (the
     identity start of inserted attention), on the backend under test."""
@@ -219,6 +250,32 @@ def test_start_as_constant_multiplies_by_its_factor_on_every_backend(case):
     layer(x)
     randomize_weights(layer, np.random.default_rng(1))
     factor = layer.start_as_constant()
-    assert factor == {"ca": 0.25, "se": 0.5, "cbam": 0.25}[case]
+    assert factor == {"ca": 0.25, "se": 0.5, "cbam": 0.25, "eca": 0.5, "ela": 0.25,
+                      "ela_t": 0.25}[case]
     np.testing.assert_allclose(to_numpy(layer(x, training=False)), factor * x, rtol=1e-6,
                                atol=1e-6)
+
+
+def test_simam_has_no_gates_to_start_and_says_so():
+    layer = SimAM(name="block_2_attention")
+    layer(np.ones((1, 4, 4, 8), "float32"))
+    with pytest.raises(ValueError, match="SimAM 'block_2_attention' has no weights"):
+        layer.start_as_constant()
+
+
+def test_simam_gates_the_neurons_far_from_their_channel_mean_more(rng):
+    x = np.zeros((1, 5, 5, 2), "float32")
+    x[0, 2, 2, 0] = 3.0  # one outlier in channel 0
+    gates = to_numpy(SimAM().gates(x)["energy"])
+    assert gates[0, 2, 2, 0] > gates[0, 0, 0, 0] > 0.5
+    np.testing.assert_allclose(gates[..., 1], 1 / (1 + np.exp(-0.5)), rtol=1e-6)  # flat channel
+
+
+def test_ela_gates_vary_along_height_and_width_like_ca(rng):
+    layer = EfficientLocalAttention()
+    x = rng.normal(size=(1, 9, 7, 32)).astype("float32")
+    layer(x)
+    randomize_weights(layer, rng)
+    gates = {key: to_numpy(value) for key, value in layer.gates(x).items()}
+    assert gates["h"].shape == (1, 9, 1, 32) and gates["w"].shape == (1, 1, 7, 32)
+    assert gates["h"].std(axis=1).mean() > 0.01 and gates["w"].std(axis=2).mean() > 0.01

@@ -5,6 +5,9 @@ import pytest
 
 from keras_coordatt.layers import CBAM
 from keras_coordatt.layers import CoordAttention
+from keras_coordatt.layers import EfficientChannelAttention
+from keras_coordatt.layers import EfficientLocalAttention
+from keras_coordatt.layers import SimAM
 from keras_coordatt.layers import SqueezeExcite
 from keras_coordatt.models import MobileNetV2
 from keras_coordatt.models import count_macs
@@ -52,6 +55,27 @@ def test_one_direction_coord_attention_counts_only_that_direction():
 def test_squeeze_excite_counts_its_two_1x1_convs_once():
     # C = 48, C // 24 = 2.
     assert single_layer_macs(SqueezeExcite(), (5, 5, 48)) == 48 * 2 * 2
+
+
+def test_eca_counts_k_taps_per_channel_simam_nothing_ela_its_strips():
+    # C = 48: k = |(log2 48 + 1) / 2|_odd = 3.
+    assert single_layer_macs(EfficientChannelAttention(), (5, 5, 48)) == 48 * 3
+    assert single_layer_macs(SimAM(), (5, 5, 48)) == 0
+    # ELA-B: the 7-tap depthwise conv at the 4 rows and 6 columns of each of 48 channels.
+    assert single_layer_macs(EfficientLocalAttention(), (4, 6, 48)) == (4 + 6) * 48 * 7
+
+
+def test_the_successors_cost_less_than_ca_in_mobilenet_v2():
+    plain = count_macs(MobileNetV2())
+    extra = {name: count_macs(MobileNetV2(attention=name)) - plain
+             for name in ("ca", "eca", "simam", "ela")}
+    assert extra["simam"] == 0 < extra["eca"] < extra["ela"] < extra["ca"]
+    params = {name: count_trainable_params(MobileNetV2(attention=name))
+              for name in ("none", "eca", "ela")}
+    # ECA: k parameters per block; ELA-B: 7 C + 2 C per block (C the expanded width).
+    assert 16 * 3 <= params["eca"] - params["none"] <= 16 * 7
+    expanded = [96, 144, 144, 192, 192, 192, 384, 384, 384, 384, 576, 576, 576, 960, 960, 960]
+    assert params["ela"] - params["none"] == 9 * sum(expanded)
 
 
 def test_cbam_counts_the_shared_mlp_twice_and_the_7x7_spatial_conv():

@@ -12,7 +12,7 @@ difference to the plain network, and writes ``options.csv`` / ``options.json``
 (one row per run) and ``summary.csv`` / ``summary.json`` to ``--results``
 (docs/results/attention-options/). Finished runs under ``--output`` are reused.
 
-    python -m training.attention_options                       # 4 options x 3 seeds
+    python -m training.attention_options                       # 5 options x 3 seeds
     python -m training.attention_options --options none ca ca_attention_3x --seeds 0
 """
 
@@ -38,6 +38,8 @@ OPTIONS = {
                         "CA, the inserted attention at 3x the rate"),
     "ca_attention_10x": ("ca", {"attention_lr_multiplier": 10.0},
                          "CA, the inserted attention at 10x the rate"),
+    "ca_attention_30x": ("ca", {"attention_lr_multiplier": 30.0},
+                         "CA, the inserted attention at 30x the rate"),
 }
 # The issue's bar for attention that learned: mean |g - 0.5| >= 0.05 in half the CA layers.
 MOVED = 0.05
@@ -72,7 +74,8 @@ def main(argv=None):
 def run(args):
     from keras_coordatt.training import train
 
-    changes = {key: getattr(args, key) for key in ("epochs", "image_size", "limit_train", "limit_eval")
+    changes = {key: getattr(args, key)
+               for key in ("epochs", "image_size", "limit_train", "limit_eval")
                if getattr(args, key) is not None}
     weights = imagenet_weights(os.path.join(args.output, "weights"))
     runs, started = [], time.time()
@@ -87,6 +90,10 @@ def run(args):
             print(f"\n=== [{len(runs) + 1}/{total}] {name}, seed {seed} "
                   f"({(time.time() - started) / 60:.1f} min so far) ===", flush=True)
             metrics = train(config)
+            if metrics.get("interrupted"):
+                print(f"\nStopped in {folder}; the same command resumes it (finished runs are "
+                      "kept).")
+                return 130
             runs.append(dict(option=name, seed=seed, accuracy=100 * metrics["eval_accuracy"],
                              **gate_summary(os.path.join(folder, "attention.csv"))))
     summary = summarise(runs, args.options)

@@ -9,6 +9,9 @@ import keras
 from keras_coordatt.layers.cbam import CBAM
 from keras_coordatt.layers.coord_attention import CoordAttention
 from keras_coordatt.layers.squeeze_excite import SqueezeExcite
+from keras_coordatt.layers.successors import EfficientChannelAttention
+from keras_coordatt.layers.successors import EfficientLocalAttention
+from keras_coordatt.layers.successors import SimAM
 
 # name -> (class, defaults that the name implies)
 ATTENTION_LAYERS = {
@@ -17,6 +20,10 @@ ATTENTION_LAYERS = {
     "ca": (CoordAttention, {}),
     "ca_h": (CoordAttention, {"directions": "h"}),
     "ca_w": (CoordAttention, {"directions": "w"}),
+    "eca": (EfficientChannelAttention, {}),
+    "simam": (SimAM, {}),
+    "ela": (EfficientLocalAttention, {}),
+    "ela_t": (EfficientLocalAttention, {"variant": "t"}),
 }
 ALIASES = {
     "squeeze_excite": "se",
@@ -24,6 +31,9 @@ ALIASES = {
     "coord_attention": "ca",
     "coordattention": "ca",
     "coordatt": "ca",
+    "efficient_channel_attention": "eca",
+    "ela_b": "ela",
+    "efficient_local_attention": "ela",
 }
 NO_ATTENTION = (None, "none", "")
 
@@ -41,7 +51,8 @@ def get_attention(spec, **kwargs):
             - ``None`` or ``"none"``: no attention (returns None);
             - a name: ``"se"``, ``"cbam"``, ``"ca"``, ``"ca_h"``, ``"ca_w"``
               (``"ca_h"``/``"ca_w"`` are Coordinate Attention along one
-              direction, the paper's ablation);
+              direction, the paper's ablation), and CA's successors
+              ``"eca"``, ``"simam"``, ``"ela"`` (ELA-B) and ``"ela_t"``;
             - a dict: ``{"type": "ca", "reduction": 16}``, or a Keras
               serialization dict (``{"class_name": ..., "config": ...}``, as
               ``keras.saving.serialize_keras_object`` writes);

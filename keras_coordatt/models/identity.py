@@ -31,7 +31,9 @@ def start_new_attention_as_identity(model, loaded):
     names of the layers that got weights); returns the layers it set.
     """
     loaded = set(loaded)
-    new = [layer for layer in attention_layers(model) if layer.name not in loaded]
+    # A layer without weights (SimAM) has no gates to set: it stays as it is.
+    new = [layer for layer in attention_layers(model)
+           if layer.name not in loaded and layer.weights]
     if new:
         start_attention_as_identity(model, new)
     return new

@@ -2,9 +2,10 @@
 
 What is counted: one multiply-add per weight use in ``Conv2D``,
 ``DepthwiseConv2D`` and ``Dense`` layers (grouped and dilated convs
-included), and in the 1x1 convs inside `CoordAttention`, `SqueezeExcite` and
-`CBAM` (EfficientNet's own SE is made of plain ``Conv2D`` layers, so it is
-counted as such). Biases, BatchNorm, activations, pooling, additions and the
+included), and in the convs inside `CoordAttention`, `SqueezeExcite`,
+`CBAM`, `EfficientChannelAttention` and `EfficientLocalAttention` (SimAM has
+none: it is element-wise throughout; EfficientNet's own SE is made of plain
+``Conv2D`` layers, so it is counted as such). Biases, BatchNorm, activations, pooling, additions and the
 element-wise products that apply attention gates are not counted, as in the
 usual MobileNet accounting (torchvision, keras.applications, the MobileNetV2
 paper's 300M).
@@ -21,6 +22,8 @@ import keras
 
 from keras_coordatt.layers import CBAM
 from keras_coordatt.layers import CoordAttention
+from keras_coordatt.layers import EfficientChannelAttention
+from keras_coordatt.layers import EfficientLocalAttention
 from keras_coordatt.layers import SqueezeExcite
 
 
@@ -127,6 +130,17 @@ def _cbam_macs(layer, input_shape, output_shape):
     return mlp + spatial
 
 
+def _eca_macs(layer, input_shape, output_shape):
+    # k taps for each of the C pooled channels.
+    return layer.channels * layer.kernel_size_used
+
+
+def _ela_macs(layer, input_shape, output_shape):
+    # The depthwise k-tap conv at each of the H + W pooled positions and C channels.
+    height, width = _spatial_size(layer, input_shape)
+    return (height + width) * layer.channels * layer.kernel_size_used
+
+
 # Checked in order: DepthwiseConv2D before anything it could subclass.
 _COUNTERS = (
     (keras.layers.DepthwiseConv2D, _depthwise_conv_macs),
@@ -135,6 +149,8 @@ _COUNTERS = (
     (CoordAttention, _coord_attention_macs),
     (SqueezeExcite, _squeeze_excite_macs),
     (CBAM, _cbam_macs),
+    (EfficientChannelAttention, _eca_macs),
+    (EfficientLocalAttention, _ela_macs),
 )
 
 
