@@ -144,7 +144,7 @@ def test_weights_from_a_weights_file_are_carried_over(tmp_path, rng):
 
 
 @pytest.mark.parametrize("attention, factor", [("ca", 0.25), ("se", 0.5), ("cbam", 0.25),
-                                               ("ca_h", 0.5)])
+                                               ("ca_h", 0.5), ("eca", 0.5), ("ela", 0.25)])
 def test_attention_starts_as_the_identity_of_the_trained_network(attention, factor, rng):
     base = mobilenet_v2(classifier_activation=None)
     randomize_batch_norms(base, rng)
@@ -166,6 +166,17 @@ def test_attention_starts_as_the_identity_of_the_trained_network(attention, fact
         (to_numpy(before.moving_variance) + before.epsilon) * factor**2, rtol=1e-6)
     without = add_attention(base, attention, identity_init=False)
     assert np.abs(to_numpy(without(images, training=False)) - expected).max() > 1e-3
+
+
+def test_simam_is_inserted_as_it_is_having_no_gates_to_open(rng):
+    base = mobilenet_v2(classifier_activation=None)
+    randomize_batch_norms(base, rng)
+    model = add_attention(base, "simam")
+    assert len([layer for layer in model.layers if type(layer).__name__ == "SimAM"]) == 16
+    images = rng.uniform(-1, 1, (2, 96, 96, 3)).astype("float32")
+    # Parameter-free: it changes the trained network's outputs from the start.
+    assert np.abs(to_numpy(model(images, training=False))
+                  - to_numpy(base(images, training=False))).max() > 1e-3
 
 
 def test_the_projection_learns_as_fast_as_without_attention(rng):

@@ -5,9 +5,9 @@ What is counted: one multiply-add per weight use in ``Conv2D``,
 included), and in the convs inside `CoordAttention`, `SqueezeExcite`,
 `CBAM`, `EfficientChannelAttention` and `EfficientLocalAttention` (SimAM has
 none: it is element-wise throughout; EfficientNet's own SE is made of plain
-``Conv2D`` layers, so it is counted as such). Biases, BatchNorm, activations, pooling, additions and the
-element-wise products that apply attention gates are not counted, as in the
-usual MobileNet accounting (torchvision, keras.applications, the MobileNetV2
+``Conv2D`` layers, so it is counted as such). Biases, BatchNorm, activations,
+pooling, additions and the element-wise products that apply attention gates are
+not counted, as in the usual MobileNet accounting (torchvision, keras.applications, the MobileNetV2
 paper's 300M).
 
 That choice is the one consistent with the paper's Table 2 at 224x224:
