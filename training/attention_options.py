@@ -12,7 +12,7 @@ difference to the plain network, and writes ``options.csv`` / ``options.json``
 (one row per run) and ``summary.csv`` / ``summary.json`` to ``--results``
 (docs/results/attention-options/). Finished runs under ``--output`` are reused.
 
-    python -m training.attention_options                       # 5 options x 3 seeds
+    python -m training.attention_options                       # 6 options x 3 seeds
     python -m training.attention_options --options none ca ca_attention_3x --seeds 0
 """
 
@@ -40,6 +40,8 @@ OPTIONS = {
                          "CA, the inserted attention at 10x the rate"),
     "ca_attention_30x": ("ca", {"attention_lr_multiplier": 30.0},
                          "CA, the inserted attention at 30x the rate"),
+    "ca_attention_100x": ("ca", {"attention_lr_multiplier": 100.0},
+                          "CA, the inserted attention at 100x the rate"),
 }
 # The issue's bar for attention that learned: mean |g - 0.5| >= 0.05 in half the CA layers.
 MOVED = 0.05
