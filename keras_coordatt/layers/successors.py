@@ -18,6 +18,7 @@ import keras
 from keras import ops
 
 from keras_coordatt.layers.base import AttentionLayer
+from keras_coordatt.layers.base import check_positive_int
 
 
 class _ParameterLightAttention(AttentionLayer):
@@ -37,6 +38,16 @@ class _ParameterLightAttention(AttentionLayer):
 
     def spatial_axes(self):
         return (1, 2) if self.data_format == "channels_last" else (2, 3)
+
+
+def _optional_odd_kernel(kernel_size, layer_name):
+    """``kernel_size`` if it is None or a positive odd int; else a ValueError naming it."""
+    if kernel_size is not None and (isinstance(kernel_size, bool)
+                                    or not isinstance(kernel_size, int)
+                                    or kernel_size <= 0 or kernel_size % 2 == 0):
+        raise ValueError(f"{layer_name}: kernel_size must be a positive odd integer or None "
+                         f"(the default rule), got {kernel_size!r}.")
+    return kernel_size
 
 
 def eca_kernel_size(channels, gamma=2, b=1):
@@ -83,12 +94,7 @@ class EfficientChannelAttention(_ParameterLightAttention):
 
     def __init__(self, kernel_size=None, gamma=2, b=1, data_format=None, **kwargs):
         super().__init__(data_format, **kwargs)
-        if kernel_size is not None and (isinstance(kernel_size, bool)
-                                        or not isinstance(kernel_size, int)
-                                        or kernel_size <= 0 or kernel_size % 2 == 0):
-            raise ValueError(f"EfficientChannelAttention: kernel_size must be a positive odd "
-                             f"integer or None (the adaptive rule), got {kernel_size!r}.")
-        self.kernel_size = kernel_size
+        self.kernel_size = _optional_odd_kernel(kernel_size, "EfficientChannelAttention")
         self.gamma = gamma
         self.b = b
 
@@ -242,15 +248,9 @@ class EfficientLocalAttention(_ParameterLightAttention):
         if variant not in ELA_VARIANTS:
             raise ValueError(f"EfficientLocalAttention: unknown variant={variant!r}; expected one "
                              f"of {sorted(ELA_VARIANTS)}.")
-        if kernel_size is not None and (isinstance(kernel_size, bool)
-                                        or not isinstance(kernel_size, int)
-                                        or kernel_size <= 0 or kernel_size % 2 == 0):
-            raise ValueError(f"EfficientLocalAttention: kernel_size must be a positive odd "
-                             f"integer or None, got {kernel_size!r}.")
-        if groups is not None and (isinstance(groups, bool) or not isinstance(groups, int)
-                                   or groups <= 0):
-            raise ValueError(f"EfficientLocalAttention: groups must be a positive integer or "
-                             f"None, got {groups!r}.")
+        _optional_odd_kernel(kernel_size, "EfficientLocalAttention")
+        if groups is not None:
+            check_positive_int(groups, "groups", "EfficientLocalAttention")
         self.variant = variant
         self.kernel_size = kernel_size
         self.groups = groups
