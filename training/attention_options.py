@@ -118,18 +118,13 @@ def run(args):
 
 def gate_summary(path):
     """The CA gates of a run at its last epoch: mean distance, share moved, worst saturation."""
-    from keras_coordatt.training.attention_monitor import read_records
+    from keras_coordatt.training.attention_monitor import gate_movement
 
-    rows = read_records(path) if os.path.exists(path) else []
-    rows = [row for row in rows if row["type"] == "CoordAttention"]
-    if not rows:
-        return {"gates_from_half": None, "layers_moved": None, "most_saturated": None}
-    last = max(row["epoch"] for row in rows)
-    rows = [row for row in rows if row["epoch"] == last]
-    distances = np.array([row["from_start"] for row in rows])
-    return {"gates_from_half": float(distances.mean()),
-            "layers_moved": float((distances >= MOVED).mean()),
-            "most_saturated": float(max(row["saturated"] for row in rows))}
+    moved = gate_movement(path, MOVED, kind="CoordAttention") if os.path.exists(path) else None
+    moved = moved or {}
+    return {"gates_from_half": moved.get("mean_from_start"),
+            "layers_moved": moved.get("layers_moved"),
+            "most_saturated": moved.get("most_saturated")}
 
 
 def summarise(runs, options):

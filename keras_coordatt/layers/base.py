@@ -140,6 +140,10 @@ class AttentionLayer(keras.layers.Layer):
             return tensor
         return ops.transpose(tensor, (0, 3, 1, 2))
 
+    def spatial_axes(self):
+        """The input's height and width axes in this layer's data format."""
+        return (1, 2) if self.data_format == "channels_last" else (2, 3)
+
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
 
@@ -163,7 +167,7 @@ class AttentionLayer(keras.layers.Layer):
         raise NotImplementedError
 
     def start_as_constant(self):
-        """Zeroes the gates' last convolutions (kernel and bias); returns the factor.
+        """Zeroes the gates' last convolutions (kernel and any bias); returns the factor.
 
         Every gate then takes its value at logit 0 (0.5 for the sigmoid and
         the hard sigmoid) at every position and channel, so the layer
@@ -182,7 +186,8 @@ class AttentionLayer(keras.layers.Layer):
             )
         for conv in self.gate_convs():
             conv.kernel.assign(ops.zeros(conv.kernel.shape, conv.kernel.dtype))
-            conv.bias.assign(ops.zeros(conv.bias.shape, conv.bias.dtype))
+            if conv.bias is not None:
+                conv.bias.assign(ops.zeros(conv.bias.shape, conv.bias.dtype))
         factor = 1.0
         for midpoint in self.gate_midpoints():
             factor *= midpoint

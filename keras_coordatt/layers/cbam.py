@@ -100,7 +100,7 @@ class CBAM(AttentionLayer):
 
     def refine(self, inputs):
         """The channel-gated input and both gates (channels-last)."""
-        spatial_axes = (1, 2) if self.data_format == "channels_last" else (2, 3)
+        spatial_axes = self.spatial_axes()
         average = self.to_channels_last(ops.mean(inputs, axis=spatial_axes, keepdims=True))
         maximum = self.to_channels_last(ops.max(inputs, axis=spatial_axes, keepdims=True))
         channel_gate = ops.sigmoid(self.shared_mlp(average) + self.shared_mlp(maximum))

@@ -65,9 +65,8 @@ class SqueezeExcite(AttentionLayer):
         return [float(self.gate_fn(0.0))]  # 0.5 for the sigmoid and the hard sigmoid
 
     def gates(self, inputs, training=False):
-        spatial_axes = (1, 2) if self.data_format == "channels_last" else (2, 3)
         squeezed = self.to_channels_last(
-            ops.mean(inputs, axis=spatial_axes, keepdims=True)
+            ops.mean(inputs, axis=self.spatial_axes(), keepdims=True)
         )
         gate = self.gate_fn(
             self.conv_expand(self.activation_fn(self.conv_reduce(squeezed)))

@@ -36,9 +36,6 @@ class _ParameterLightAttention(AttentionLayer):
         config["data_format"] = self.data_format
         return config
 
-    def spatial_axes(self):
-        return (1, 2) if self.data_format == "channels_last" else (2, 3)
-
 
 def _optional_odd_kernel(kernel_size, layer_name):
     """``kernel_size`` if it is None or a positive odd int; else a ValueError naming it."""
@@ -109,13 +106,6 @@ class EfficientChannelAttention(_ParameterLightAttention):
 
     def gate_midpoints(self):
         return [0.5]
-
-    def start_as_constant(self):
-        if not self.built:
-            return super().start_as_constant()  # its error
-        kernel = self.gate_conv.kernel
-        kernel.assign(ops.zeros(kernel.shape, kernel.dtype))
-        return 0.5
 
     def gates(self, inputs, training=False):
         pooled = self.to_channels_last(ops.mean(inputs, axis=self.spatial_axes(), keepdims=True))
@@ -278,12 +268,9 @@ class EfficientLocalAttention(_ParameterLightAttention):
 
     def start_as_constant(self):
         """Zeroes the conv and the GroupNorm's offset: both gates 0.5, the factor 1/4."""
-        if not self.built:
-            return super().start_as_constant()  # its error
-        kernel = self.gate_conv.kernel
-        kernel.assign(ops.zeros(kernel.shape, kernel.dtype))
+        factor = super().start_as_constant()
         self.norm.beta.assign(ops.zeros(self.norm.beta.shape, self.norm.beta.dtype))
-        return 0.25
+        return factor
 
     def _gate(self, descriptor):
         return ops.sigmoid(self.norm(self.gate_conv(descriptor)))

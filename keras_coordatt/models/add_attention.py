@@ -126,8 +126,7 @@ def add_attention(model, attention="ca", attention_kwargs=None, identity_init=Tr
                 "of keras_coordatt's attention layers, so it cannot start as the identity; "
                 "pass identity_init=False to keep its own initialisation."
             )
-        # A layer without weights (SimAM) has no gates to open: it stays as it is.
-        start_attention_as_identity(new_model, [layer for layer in added if layer.weights])
+        start_attention_as_identity(new_model, added)
     return new_model
 
 

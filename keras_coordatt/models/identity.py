@@ -31,12 +31,9 @@ def start_new_attention_as_identity(model, loaded):
     names of the layers that got weights); returns the layers it set.
     """
     loaded = set(loaded)
-    # A layer without weights (SimAM) has no gates to set: it stays as it is.
-    new = [layer for layer in attention_layers(model)
-           if layer.name not in loaded and layer.weights]
-    if new:
-        start_attention_as_identity(model, new)
-    return new
+    new = [layer for layer in attention_layers(model) if layer.name not in loaded]
+    factors = start_attention_as_identity(model, new) if new else {}
+    return [layer for layer in new if layer.name in factors]
 
 
 def start_attention_as_identity(model, layers=None):
@@ -72,17 +69,20 @@ def start_attention_as_identity(model, layers=None):
 
     Args:
         model: a built functional model.
-        layers: the attention layers to set (default: every one in ``model``).
+        layers: the attention layers to set (default: every one in ``model``);
+            those without weights (SimAM) have no gates and are left as they are.
 
     Returns:
-        ``{layer name: factor}``.
+        ``{layer name: factor}`` of the layers it set.
 
     Raises:
         ValueError: a layer's output goes anywhere but into exactly one
             convolution or Dense layer (nothing could absorb the factor then);
             nothing is changed in that case.
     """
-    layers = attention_layers(model) if layers is None else list(layers)
+    # A layer without weights (SimAM) has no gates to set: it stays as it is.
+    layers = [layer for layer in (attention_layers(model) if layers is None else layers)
+              if layer.weights]
     plans = [(layer, reader_of(layer)) for layer in layers]
     factors = {}
     for layer, reader in plans:

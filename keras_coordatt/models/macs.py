@@ -7,8 +7,8 @@ included), and in the convs inside `CoordAttention`, `SqueezeExcite`,
 none: it is element-wise throughout; EfficientNet's own SE is made of plain
 ``Conv2D`` layers, so it is counted as such). Biases, BatchNorm, activations,
 pooling, additions and the element-wise products that apply attention gates are
-not counted, as in the usual MobileNet accounting (torchvision, keras.applications, the MobileNetV2
-paper's 300M).
+not counted, as in the usual MobileNet accounting (torchvision,
+keras.applications, the MobileNetV2 paper's 300M).
 
 That choice is the one consistent with the paper's Table 2 at 224x224:
 MobileNetV2 300.8M, + SE 301.2M, + CBAM 302.5M, + CA 306.7M, which round to

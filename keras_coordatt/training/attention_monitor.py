@@ -124,19 +124,22 @@ def write_records(path, epoch, rows):
 def gate_movement(path, threshold=0.05, kind=None):
     """How far a run's gates moved by its last recorded epoch, from its ``attention.csv``.
 
-    Returns ``{"epoch", "layers", "mean_from_start", "layers_moved"}``: the
-    mean over layers (of class ``kind``, e.g. "CoordAttention"; all by
-    default) of the mean |gate - start|, and the share of those layers whose
-    gates moved at least ``threshold`` on average. None without records.
+    Returns ``{"epoch", "layers", "mean_from_start", "layers_moved",
+    "most_saturated"}``: the mean over layers (of class ``kind``, e.g.
+    "CoordAttention"; all by default) of the mean |gate - start|, the share of
+    those layers whose gates moved at least ``threshold`` on average, and the
+    largest share of saturated gates in any of them. None without records.
     """
     rows = [row for row in read_records(path) if kind in (None, row["type"])]
     if not rows:
         return None
     last = max(row["epoch"] for row in rows)
-    distances = np.array([row["from_start"] for row in rows if row["epoch"] == last])
+    rows = [row for row in rows if row["epoch"] == last]
+    distances = np.array([row["from_start"] for row in rows])
     return {"epoch": int(last), "layers": int(len(distances)),
             "mean_from_start": float(distances.mean()),
-            "layers_moved": float((distances >= threshold).mean())}
+            "layers_moved": float((distances >= threshold).mean()),
+            "most_saturated": float(max(row["saturated"] for row in rows))}
 
 
 def plot_records(csv_path, png_path):
