@@ -26,6 +26,9 @@ from keras_coordatt.models import convert
 from keras_coordatt.models import count_macs
 from keras_coordatt.models import count_trainable_params
 from keras_coordatt.models import feature_pyramid
+from keras_coordatt.models import from_preset
+from keras_coordatt.models import save_to_preset
+from keras_coordatt.models import upload_preset
 from keras_coordatt.models import start_attention_as_identity
 from keras_coordatt import tasks  # noqa: F401 (registers the task heads and SSD losses for files)
 from keras_coordatt.optimizers import LayerwiseSGD
@@ -54,8 +57,11 @@ __all__ = [
     "count_macs",
     "count_trainable_params",
     "feature_pyramid",
+    "from_preset",
     "get_attention",
     "models",
     "predict",
+    "save_to_preset",
     "start_attention_as_identity",
+    "upload_preset",
 ]

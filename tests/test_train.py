@@ -208,6 +208,16 @@ def test_a_run_leaves_checkpoints_weights_model_metrics_and_plots(tmp_path, imag
     assert model.output_shape == (None, 4)
     assert model.get_layer("block_1_attention").dtype_policy.name == "mixed_float16"
     assert {w.dtype for w in model.weights} == {"float32"}
+    # The run's model as a preset, its held-out accuracy and classes in the model card.
+    import keras_coordatt
+
+    preset = keras_coordatt.from_preset(run / "preset")
+    images = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(preset(images, training=False), model(images, training=False),
+                               atol=1e-5)
+    assert preset.class_names == metrics["class_names"]
+    card = (run / "preset" / "README.md").read_text()
+    assert f"| eval_accuracy | {metrics['eval_accuracy']:.4g} |" in card
 
 
 def test_eval_crop_fraction_reaches_the_pipeline_the_saved_model_and_its_export(

@@ -19,6 +19,9 @@ from keras_coordatt.models.mobilenet_v2 import MobileNetV2
 from keras_coordatt.models.mobilenet_v2 import MobileNetV2Backbone
 from keras_coordatt.models.mobilenext import MobileNeXt
 from keras_coordatt.models.mobilenext import MobileNeXtBackbone
+from keras_coordatt.models.presets import from_preset
+from keras_coordatt.models.presets import save_to_preset
+from keras_coordatt.models.presets import upload_preset
 from keras_coordatt.models.pyramid import feature_pyramid
 from keras_coordatt.models.pytorch import convert
 from keras_coordatt.models.weights import load_weights_by_name
@@ -41,9 +44,12 @@ __all__ = [
     "count_macs",
     "count_trainable_params",
     "feature_pyramid",
+    "from_preset",
     "get_family",
     "load_weights_by_name",
     "make_divisible",
     "rebuild",
+    "save_to_preset",
     "start_attention_as_identity",
+    "upload_preset",
 ]

@@ -156,6 +156,23 @@ class Backbone(keras.Model):
             backbone.preprocessing = Preprocessing(**preprocessing)
         return backbone
 
+    @classmethod
+    def from_preset(cls, handle, load_weights=True):
+        """This backbone from a preset (a folder, ``hf://`` or ``kaggle://``; see `from_preset`).
+
+        A classifier's or a task's preset gives its backbone; a preset of
+        another class is an error naming both.
+        """
+        from keras_coordatt.models.presets import load_backbone_preset
+
+        return load_backbone_preset(cls, handle, load_weights)
+
+    def save_to_preset(self, preset_dir, **card):
+        """Writes this backbone as a preset folder; see `keras_coordatt.models.save_to_preset`."""
+        from keras_coordatt.models.presets import save_to_preset
+
+        return save_to_preset(self, preset_dir, **card)
+
     def with_config(self, **changes):
         """A new backbone of the same class with some arguments changed (new weights)."""
         config = self.get_config()

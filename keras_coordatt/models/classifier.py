@@ -101,6 +101,19 @@ class ImageClassifier(keras.Model):
         }
 
     @classmethod
+    def from_preset(cls, handle, load_weights=True):
+        """A classifier from a preset (a folder, ``hf://`` or ``kaggle://``; see `from_preset`)."""
+        from keras_coordatt.models.presets import load_backbone_preset
+
+        return load_backbone_preset(cls, handle, load_weights)
+
+    def save_to_preset(self, preset_dir, **card):
+        """Writes this classifier as a preset folder; see `keras_coordatt.models.save_to_preset`."""
+        from keras_coordatt.models.presets import save_to_preset
+
+        return save_to_preset(self, preset_dir, **card)
+
+    @classmethod
     def from_config(cls, config):
         config = dict(config)
         backbone = config.pop("backbone")

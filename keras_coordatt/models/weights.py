@@ -109,3 +109,22 @@ def load_weights_by_name(model, path):
     if not copied:
         raise ValueError(f"no layer of {os.fspath(path)!r} matches the model by name and shape")
     return copied, skipped
+
+
+def save_layer_weights(path, layer_weights):
+    """Writes ``{layer name: [arrays]}`` in the layout `legacy_h5_layers` reads.
+
+    One HDF5 group per layer, its arrays as datasets ``0``, ``1``, ... listed
+    in the group's ``weight_names``; the file's ``layer_names`` lists the
+    groups. A preset's ``task.weights.h5`` (a detector's or segmenter's
+    layers beyond its backbone) is such a file.
+    """
+    import h5py
+
+    with h5py.File(os.fspath(path), "w") as f:
+        f.attrs["layer_names"] = [name.encode("utf8") for name in layer_weights]
+        for name, arrays in layer_weights.items():
+            group = f.create_group(name)
+            group.attrs["weight_names"] = [str(i).encode("utf8") for i in range(len(arrays))]
+            for i, array in enumerate(arrays):
+                group.create_dataset(str(i), data=np.asarray(array))

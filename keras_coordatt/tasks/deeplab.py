@@ -10,6 +10,8 @@ depthwise-separable (``separable=True``, the default); ``separable=False``
 gives the original regular convolutions.
 """
 
+import json
+
 import keras
 
 from keras_coordatt.models.common import Norm
@@ -79,7 +81,9 @@ def DeepLabV3(backbone, num_classes, separable=True, rates=None, feature=None,
     y = keras.layers.Conv2D(num_classes, 1, name="segmentation_logits")(y)
     y = keras.layers.Resizing(int(height), int(width), interpolation="bilinear",
                               name="upsample_to_input")(y)
-    return keras.Model(backbone.input, y, name=name or f"deeplabv3_{backbone.name}")
+    model = keras.Model(backbone.input, y, name=name or f"deeplabv3_{backbone.name}")
+    model.backbone_config = json.dumps(keras.saving.serialize_keras_object(backbone))
+    return model
 
 
 def _conv_bn_relu(x, kernel_size, prefix, norm, dilation_rate=1):

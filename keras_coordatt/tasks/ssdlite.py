@@ -14,6 +14,7 @@ its config, so a model loaded from a ``.keras`` file still decodes its
 boxes (`anchors_of`).
 """
 
+import json
 import math
 
 import keras
@@ -91,6 +92,7 @@ def SSDLite(backbone, num_classes, anchors=None, extra_layers=EXTRA_LAYERS, bn_m
     }
     model = keras.Model(backbone.input, outputs, name=name or f"ssdlite{side}_{backbone.name}")
     model.anchors = anchors
+    model.backbone_config = json.dumps(keras.saving.serialize_keras_object(backbone))
     return model
 
 

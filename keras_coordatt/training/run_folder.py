@@ -14,7 +14,7 @@ OPERATIONAL_FIELDS = frozenset({
 })
 # What the trainer writes into a run folder; --overwrite removes these and nothing else.
 RUN_FILES = ("checkpoints", "tensorboard", "config.json", "history.csv", "metrics.json",
-             "model.keras", "best.weights.h5", "last.weights.h5", "training_curves.png")
+             "model.keras", "best.weights.h5", "last.weights.h5", "training_curves.png", "preset")
 CONFIG_FILE = "config.json"
 
 
@@ -76,6 +76,23 @@ def save_weights(model, path):
     """``model.save_weights(path)`` likewise."""
     with _replacing(path) as temporary:
         model.save_weights(temporary)
+
+
+def save_preset(model, path, **card):
+    """`save_to_preset` into a temporary folder renamed onto ``path``: never half written."""
+    from keras_coordatt.models.presets import save_to_preset
+
+    folder = os.path.abspath(path)
+    temporary = tempfile.mkdtemp(prefix=f".{os.path.basename(folder)}.", dir=os.path.dirname(folder))
+    try:
+        save_to_preset(model, temporary, **card)
+        if os.path.exists(folder):
+            shutil.rmtree(folder)
+        os.replace(temporary, folder)
+    finally:
+        if os.path.exists(temporary):
+            shutil.rmtree(temporary)
+    return folder
 
 
 def copy_file(source, path):

@@ -377,9 +377,32 @@ class Trainer:
         if self.chief:
             run_folder.write_text(os.path.join(self.config.output_dir, "metrics.json"),
                                   json.dumps(metrics, indent=2, default=_plain))
-            print(f"Saved {model_path} ({headline}); metrics.json, history.csv and "
-                  "training_curves.png are beside it.")
+            preset = self._save_preset(metrics)
+            print(f"Saved {model_path} ({headline}); metrics.json, history.csv, "
+                  f"training_curves.png{' and the preset folder' if preset else ''} are beside it.")
         return metrics
+
+    def _save_preset(self, metrics):
+        """The final model as ``preset/`` (`keras_coordatt.from_preset`), the run's metrics in
+        its model card; a failure is one line, the run's other files stay."""
+        config = self.config
+        card_metrics = {key: metrics[key] for key in (
+            "eval_accuracy", "best_eval_accuracy", "AP", "AP50", "mIoU", "eval_loss")
+            if isinstance(metrics.get(key), (int, float))}
+        split = "eval split" if config.task == "classification" else metrics.get("eval_split")
+        try:
+            return run_folder.save_preset(
+                self.model, os.path.join(config.output_dir, "preset"),
+                class_names=list(self.datasets.class_names), metrics=card_metrics,
+                source=f"keras-coordatt train, run folder {os.path.abspath(config.output_dir)} "
+                       f"(its config.json has every setting)",
+                description=f"Trained on {config.dataset} for {config.epochs} epochs from "
+                            f"{config.init_weights or 'random weights'}; metrics on the "
+                            f"{split} ({metrics.get('eval_examples', metrics.get('eval_images'))} "
+                            f"images) at the end of the run.")
+        except (OSError, ValueError, TypeError) as error:
+            print(f"preset/ not written: {error}")
+            return None
 
     def _finish_task(self, evaluation, train_seconds, epoch, step):
         """Scores the eval images with the task's tools, saves the model, writes metrics.json."""
