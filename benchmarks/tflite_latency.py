@@ -82,6 +82,10 @@ MODELS = {
     "se": "MobileNetV2 + se",
     "cbam": "MobileNetV2 + cbam",
     "ca": "MobileNetV2 + ca",
+    # CA's successors (issue 25): ECA, SimAM (no weights) and ELA-B.
+    "eca": "MobileNetV2 + eca",
+    "simam": "MobileNetV2 + simam",
+    "ela": "MobileNetV2 + ela",
 }
 REFERENCE = "none"
 FORMATS = ("float32", "int8")

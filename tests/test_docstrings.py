@@ -21,6 +21,7 @@ MODULES = [
     "keras_coordatt.models.macs",
     "keras_coordatt.models.pyramid",
     "keras_coordatt.models.families",
+    "keras_coordatt.models.presets",
     "keras_coordatt.preprocessing",
     "keras_coordatt.tasks.anchors",
     "keras_coordatt.tasks.postprocess",
