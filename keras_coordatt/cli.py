@@ -211,14 +211,17 @@ def add_convert_arguments(parser):
 
 def run_convert(args):
     """Converts a PyTorch checkpoint with `keras_coordatt.models.convert`."""
+    from keras_coordatt.models.pytorch import load_state_dict
+
     size = args.input_size
     to_preset = not args.output.endswith(".keras")
+    state = load_state_dict(args.checkpoint)  # read once: the preset's card names its layout
     model = models.convert(
-        args.checkpoint, None if to_preset else args.output, layout=args.layout,
+        state, None if to_preset else args.output, layout=args.layout,
         classes=args.classes, input_shape=(size, size, 3), attention=args.attention,
         identity_init=not args.random_attention)
     if to_preset:
-        _save_converted_preset(model, args)
+        _save_converted_preset(model, args, state)
     added = "" if args.attention == "checkpoint" else (
         f", attention {args.attention} added"
         f"{' (random)' if args.random_attention else ' (starting as the identity)'}")
@@ -234,15 +237,14 @@ PUBLISHED_TOP1 = {
 }
 
 
-def _save_converted_preset(model, args):
+def _save_converted_preset(model, args, state):
     """A converted checkpoint as a preset: source, input normalisation and the photo check."""
     from keras_coordatt.models.photo_check import IMAGENET_MEAN
     from keras_coordatt.models.photo_check import IMAGENET_STD
     from keras_coordatt.models.photo_check import photo_check
     from keras_coordatt.models.pytorch import detect_layout
-    from keras_coordatt.models.pytorch import load_state_dict
 
-    layout = args.layout if args.layout != "auto" else detect_layout(load_state_dict(args.checkpoint))
+    layout = args.layout if args.layout != "auto" else detect_layout(state)
     metrics, notes = {}, []
     if int(model.output.shape[-1]) == 1000 and args.attention == "checkpoint":
         notes.append(f"Published ImageNet top-1 of these weights: {PUBLISHED_TOP1[layout]}.")

@@ -39,10 +39,10 @@ import json
 import os
 
 import keras
-import numpy as np
 
 from keras_coordatt.models.backbone import Backbone
 from keras_coordatt.models.classifier import ImageClassifier
+from keras_coordatt.models.macs import count_trainable_params
 from keras_coordatt.models.weights import copy_weights_by_name
 from keras_coordatt.models.weights import legacy_h5_layers
 from keras_coordatt.models.weights import save_layer_weights
@@ -102,8 +102,8 @@ def save_to_preset(model, preset_dir, backbone=None, class_names=None, metrics=N
         "classifier" if isinstance(model, ImageClassifier) else "task")
     if kind == "task":
         base = _task_backbone(model, backbone)
-        copied, _ = copy_weights_by_name(
-            {layer.name: layer.get_weights() for layer in model.layers}, base)
+        layer_weights = {layer.name: layer.get_weights() for layer in model.layers if layer.weights}
+        copied, _ = copy_weights_by_name(layer_weights, base)
         missing = sorted({layer.name for layer in base.layers if layer.weights} - set(copied))
         if missing:
             raise ValueError(f"save_to_preset: the backbone's layers {missing[:5]} are not in "
@@ -111,8 +111,8 @@ def save_to_preset(model, preset_dir, backbone=None, class_names=None, metrics=N
         base_names = {layer.name for layer in base.layers}
         _write_json(os.path.join(preset_dir, TASK_CONFIG_FILE), _serialized(model))
         save_layer_weights(os.path.join(preset_dir, TASK_WEIGHTS_FILE),
-                           {layer.name: layer.get_weights() for layer in model.layers
-                            if layer.weights and layer.name not in base_names})
+                           {name: weights for name, weights in layer_weights.items()
+                            if name not in base_names})
     else:
         base = model
     _write_json(os.path.join(preset_dir, CONFIG_FILE), _serialized(base))
@@ -126,7 +126,7 @@ def save_to_preset(model, preset_dir, backbone=None, class_names=None, metrics=N
         "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S"),
         "tasks": [kind if kind != "task" else _task_kind(model)],
         "class": type(model).__name__ if kind != "task" else model.name,
-        "trainable_parameter_count": int(sum(int(np.prod(w.shape)) for w in model.trainable_weights)),
+        "trainable_parameter_count": count_trainable_params(model),
         "backbone": _architecture(base),
         "input_shape": [int(d) if d is not None else None for d in model.input.shape[1:]],
         "preprocessing": {"pixel_range": list(preprocessing.pixel_range),
@@ -164,11 +164,11 @@ def from_preset(handle, load_weights=True):
     """
     folder = preset_folder(handle)
     metadata = _read_json(folder, METADATA_FILE, handle, required=False) or {}
-    base = _load_base(folder, handle, load_weights)
+    base, base_config = _load_base(folder, handle, load_weights)
     model = base
     if os.path.exists(os.path.join(folder, TASK_CONFIG_FILE)):
         model = keras.saving.deserialize_keras_object(_read_json(folder, TASK_CONFIG_FILE, handle))
-        model.backbone_config = json.dumps(_read_json(folder, CONFIG_FILE, handle))
+        model.backbone_config = base_config
         if load_weights:
             layers = {layer.name: layer.get_weights() for layer in base.layers}
             layers.update(legacy_h5_layers(_file(folder, TASK_WEIGHTS_FILE, handle)) or {})
@@ -188,7 +188,7 @@ def load_backbone_preset(cls, handle, load_weights=True):
     backbone; a task preset gives its backbone (``config.json``).
     """
     folder = preset_folder(handle)
-    model = _load_base(folder, handle, load_weights)
+    model, _ = _load_base(folder, handle, load_weights)
     if isinstance(model, ImageClassifier) and issubclass(cls, Backbone):
         model = model.backbone
     if not isinstance(model, cls):
@@ -323,7 +323,9 @@ def _architecture(model):
 
 
 def _load_base(folder, handle, load_weights):
+    """The model of ``config.json`` (weights loaded if asked) and that file's JSON text."""
     config = _read_json(folder, CONFIG_FILE, handle)
+    text = json.dumps(config)
     try:
         model = keras.saving.deserialize_keras_object(config)
     except (TypeError, ValueError) as error:
@@ -331,7 +333,7 @@ def _load_base(folder, handle, load_weights):
                          f"({type(error).__name__}: {str(error).splitlines()[0]})") from error
     if load_weights:
         model.load_weights(_file(folder, WEIGHTS_FILE, handle))
-    return model
+    return model, text
 
 
 def _attach(model, metadata):
