@@ -32,6 +32,22 @@ def test_summary_pairs_the_same_seeds():
     assert "scratch/ca-se" not in summary["pairs"]  # SE was not run
 
 
+def test_pairs_put_ca_against_every_other_attention_and_each_against_none():
+    assert elpv_study.pairs_of(["none", "se", "ca"]) == [("ca", "none"), ("ca", "se"), ("se", "none")]
+    assert elpv_study.pairs_of(["none", "ca", "eca", "ela"]) == [
+        ("ca", "none"), ("ca", "eca"), ("ca", "ela"), ("eca", "none"), ("ela", "none")]
+    assert elpv_study.pairs_of(["eca", "simam"]) == []  # neither CA nor none ran
+    rows = runs({("imagenet", "none"): [0.5, 0.6], ("imagenet", "simam"): [0.55, 0.58]})
+    pair = elpv_study.summarise(rows, [0, 1])["pairs"]["imagenet/simam-none"]
+    assert pair["mean"] == pytest.approx(0.015) and pair["wins"] == 1
+
+
+def test_study_takes_any_attention_name_and_refuses_others(capsys):
+    with pytest.raises(SystemExit):
+        elpv_study.main(["--attentions", "none", "transformer"])
+    assert "invalid choice: 'transformer'" in capsys.readouterr().err
+
+
 def test_recipes_differ_only_in_the_start_and_learning_rate():
     weights = "weights.keras"
     imagenet = elpv_recipe.elpv_config("imagenet", "ca", 3, "a", weights)
@@ -46,22 +62,22 @@ def test_recipes_differ_only_in_the_start_and_learning_rate():
 @pytest.mark.slow
 @pytest.mark.requires_tensorflow
 def test_study_runs_pairs_and_exports_on_a_slice(tmp_path, capsys):
-    common = ["--output", str(tmp_path), "--seeds", "0", "1", "--epochs", "1",
-              "--image_size", "32", "--limit_train", "64", "--limit_eval", "24"]
+    # One start (the scratch recipe differs only in its start and rate: the test above).
+    common = ["--output", str(tmp_path), "--seeds", "0", "1", "--epochs", "1", "--starts",
+              "imagenet", "--image_size", "32", "--limit_train", "64", "--limit_eval", "24"]
     assert elpv_study.main(common + ["--attentions", "none", "ca"]) == 0
     out = capsys.readouterr().out
     study = json.loads((tmp_path / "study.json").read_text())
-    assert len(study["runs"]) == 8 and study["deterministic"] is True
-    assert set(study["summary"]["pairs"]) == {"imagenet/ca-none", "scratch/ca-none"}
-    assert "| imagenet | ca |" in out and "| scratch | ca - none |" in out
+    assert len(study["runs"]) == 4 and study["deterministic"] is True
+    assert set(study["summary"]["pairs"]) == {"imagenet/ca-none"}
+    assert "| imagenet | ca |" in out and "| imagenet | ca - none |" in out
     assert (tmp_path / "study.png").stat().st_size > 1000
     assert (tmp_path / "weights" / "mobilenet_v2_1.0_224_torchvision_imagenet.keras").exists()
     seconds = {r["folder"]: r["train_seconds"] for r in study["runs"]}
 
     # Again with an export: the finished runs are reused (no new epochs), the best
     # imagenet/ca run is written as TF Hub models checked on the held-out cells.
-    assert elpv_study.main(common + ["--attentions", "ca", "--starts", "imagenet",
-                                     "--export", "best"]) == 0
+    assert elpv_study.main(common + ["--attentions", "ca", "--export", "best"]) == 0
     again = json.loads((tmp_path / "study.json").read_text())
     for run in again["runs"]:
         assert run["train_seconds"] == seconds[run["folder"]]

@@ -1,10 +1,10 @@
-"""Does attention help on ELPV? none / SE / CA x {from ImageNet, from scratch} x seeds.
+"""Does attention help on ELPV? none / SE / CA (or any attention) x {from ImageNet, from scratch} x seeds.
 
 Trains every combination with the recipes of `training.elpv_recipe` in
 deterministic mode (same seed, same numbers), tests each on the fixed 656
 held-out cells, and prints per start and attention the mean and standard
-deviation over seeds, and the paired differences (CA - none, CA - SE,
-SE - none: same seed, same data order) with their spread. Writes
+deviation over seeds, and the paired differences (every attention - none,
+CA - every other attention: same seed, same data order) with their spread. Writes
 ``study.json``, ``study.md`` and ``study.png`` (every run's accuracy) under
 ``--output`` (finished runs there are reused, unfinished ones resumed) and its
 tables as CSV / JSON in ``--results`` (docs/results/elpv-study/). With
@@ -15,6 +15,7 @@ the held-out cells, with its accuracy in ``export_report.json``.
     python -m training.elpv_study                          # 18 runs; docs/results/elpv-study.md gives the time
     python -m training.elpv_study --seeds 0 1 2 3 4 --starts imagenet
     python -m training.elpv_study --export best            # + TF Hub exports of the best runs
+    python -m training.elpv_study --attentions none ca eca simam ela --starts imagenet
 """
 
 import argparse
@@ -26,6 +27,7 @@ import time
 import numpy as np
 
 from keras_coordatt.errors import run_reporting_errors
+from keras_coordatt.layers import attention_names
 from keras_coordatt.plotting import pyplot
 from training.elpv_recipe import STARTS
 from training.elpv_recipe import add_recipe_arguments
@@ -38,8 +40,7 @@ from training.results import command_line
 from training.results import results_destination
 from training.results import write_results
 
-ATTENTIONS = ("none", "se", "ca")
-PAIRS = (("ca", "none"), ("ca", "se"), ("se", "none"))
+ATTENTIONS = ("none", "se", "ca")  # the default; --attentions takes any name of get_attention
 HUB_FORMATS = ("hub_classification", "hub_feature_vector")
 
 
@@ -50,7 +51,10 @@ def main(argv=None):
                         help="folder for the runs and the results (default: study_output/elpv)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
                         help="seeds; every start and attention runs once per seed (default: 0 1 2)")
-    parser.add_argument("--attentions", nargs="+", choices=ATTENTIONS, default=list(ATTENTIONS))
+    parser.add_argument("--attentions", nargs="+", choices=["none"] + attention_names(),
+                        default=list(ATTENTIONS),
+                        help="attentions to compare (default: none se ca); CA's successors: "
+                             "eca simam ela ela_t")
     parser.add_argument("--starts", nargs="+", choices=STARTS, default=list(STARTS))
     add_recipe_arguments(parser)
     parser.add_argument("--deterministic", type=lambda s: s.lower() in ("1", "true", "yes"),
@@ -138,13 +142,22 @@ def summarise(runs, seeds):
         values = np.array([accuracy[start, attention, s] for s in seeds])
         cells[f"{start}/{attention}"] = _spread(values)
     for start in dict.fromkeys(r["start"] for r in runs):
-        for a, b in PAIRS:
+        for a, b in pairs_of(dict.fromkeys(r["attention"] for r in runs)):
             if all((start, name, s) in accuracy for name in (a, b) for s in seeds):
                 difference = np.array([accuracy[start, a, s] - accuracy[start, b, s] for s in seeds])
                 pairs[f"{start}/{a}-{b}"] = dict(_spread(difference),
                                                  wins=int((difference > 0).sum()),
                                                  ties=int((difference == 0).sum()))
     return {"cells": cells, "pairs": pairs}
+
+
+def pairs_of(attentions):
+    """(a, b) pairs whose difference a - b the study reports: CA against every other
+    attention that ran (none first), then every other attention against none."""
+    attentions = list(attentions)
+    pairs = [("ca", b) for b in ["none"] + [a for a in attentions if a not in ("ca", "none")]]
+    pairs += [(a, "none") for a in attentions if a not in ("ca", "none")]
+    return [(a, b) for a, b in pairs if a in attentions and b in attentions]
 
 
 def _spread(values):
