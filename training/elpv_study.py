@@ -141,8 +141,9 @@ def summarise(runs, seeds):
     for start, attention in dict.fromkeys((r["start"], r["attention"]) for r in runs):
         values = np.array([accuracy[start, attention, s] for s in seeds])
         cells[f"{start}/{attention}"] = _spread(values)
+    compared = pairs_of(dict.fromkeys(r["attention"] for r in runs))
     for start in dict.fromkeys(r["start"] for r in runs):
-        for a, b in pairs_of(dict.fromkeys(r["attention"] for r in runs)):
+        for a, b in compared:
             if all((start, name, s) in accuracy for name in (a, b) for s in seeds):
                 difference = np.array([accuracy[start, a, s] - accuracy[start, b, s] for s in seeds])
                 pairs[f"{start}/{a}-{b}"] = dict(_spread(difference),
@@ -155,8 +156,8 @@ def pairs_of(attentions):
     """(a, b) pairs whose difference a - b the study reports: CA against every other
     attention that ran (none first), then every other attention against none."""
     attentions = list(attentions)
-    pairs = [("ca", b) for b in ["none"] + [a for a in attentions if a not in ("ca", "none")]]
-    pairs += [(a, "none") for a in attentions if a not in ("ca", "none")]
+    others = [a for a in attentions if a not in ("ca", "none")]
+    pairs = [("ca", b) for b in ["none", *others]] + [(a, "none") for a in others]
     return [(a, b) for a, b in pairs if a in attentions and b in attentions]
 
 
