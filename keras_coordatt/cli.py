@@ -238,9 +238,8 @@ PUBLISHED_TOP1 = {
 
 
 def _save_converted_preset(model, args, state):
-    """A converted checkpoint as a preset: source, input normalisation and the photo check."""
-    from keras_coordatt.models.photo_check import IMAGENET_MEAN
-    from keras_coordatt.models.photo_check import IMAGENET_STD
+    """A converted checkpoint as a preset: source and the photo check (the model carries
+    PyTorch's input normalisation, which the card shows)."""
     from keras_coordatt.models.photo_check import photo_check
     from keras_coordatt.models.pytorch import detect_layout
 
@@ -263,8 +262,7 @@ def _save_converted_preset(model, args, state):
     models.save_to_preset(
         model, args.output, license=args.license, metrics=metrics, description=" ".join(notes) or None,
         source=f"{os.path.basename(args.checkpoint)} ({layout} layout), converted by "
-               f"keras-coordatt convert",
-        input_normalization={"mean": IMAGENET_MEAN, "std": IMAGENET_STD})
+               f"keras-coordatt convert")
     if metrics:
         print(f"photo check: {metrics['photos top-1 (of 2)']} of 2 photos top-1")
 

@@ -16,7 +16,10 @@ so the data pipeline, the serving SavedModel's signature and the
 - both: greyscale becomes three channels (RGB order), and uint8 [0, 255] maps
   linearly onto the network's ``pixel_range``: (-1, 1) for MobileNet-style
   networks (``mobilenet_v2.preprocess_input``), (0, 255) for EfficientNet,
-  which rescales and normalises inside the model.
+  which rescales and normalises inside the model. A range may be per channel
+  (three lows, three highs): weights converted from PyTorch expect RGB / 255
+  minus a mean, divided by a std, per channel, which is the linear map
+  `Preprocessing.from_mean_std` builds.
 
 Because the eval resize rounds to uint8, an image cached at the resize size
 (`shrink_to`) and the original give identical eval inputs.
@@ -28,11 +31,16 @@ data, so models carry it on any backend.
 
 import dataclasses
 
+import numpy as np
+
 # The share of the resized image that eval keeps: 224 of 256.
 CROP_FRACTION = 0.875
 ASPECT_RATIO_RANGE = (3 / 4, 4 / 3)
 MOBILENET_PIXEL_RANGE = (-1.0, 1.0)
 RAW_PIXEL_RANGE = (0.0, 255.0)
+# torchvision's (and the official CA code's) ImageNet input: RGB / 255, then this mean and std.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,7 +48,8 @@ class Preprocessing:
     """What a network expects of its input images.
 
     Args:
-        pixel_range: ``(low, high)`` that uint8 0 and 255 map to.
+        pixel_range: ``(low, high)`` that uint8 0 and 255 map to; each of
+            them a number, or three numbers (R, G, B) for a per-channel map.
         crop_fraction: the share of the resized image's shorter side the
             eval center crop keeps (0.875: 224 of 256; 1: all of it).
 
@@ -50,21 +59,80 @@ class Preprocessing:
     (256, 'x = pixel * 1 + 0')
     >>> Preprocessing(crop_fraction=1.0).resize_size(224)
     224
+    >>> torchvision = Preprocessing.from_mean_std((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    >>> [round(value, 3) for value in torchvision.mean_std()[0]]
+    [0.485, 0.456, 0.406]
     """
 
     pixel_range: tuple = MOBILENET_PIXEL_RANGE
     crop_fraction: float = CROP_FRACTION
 
     def __post_init__(self):
-        low, high = (float(value) for value in self.pixel_range)
-        if not low < high:
-            raise ValueError(f"Preprocessing: pixel_range must be (low, high) with low < high, "
-                             f"got {self.pixel_range!r}")
+        try:
+            low, high = self.pixel_range
+            low, high = _bound(low), _bound(high)
+        except (TypeError, ValueError):
+            raise ValueError(f"Preprocessing: pixel_range must be (low, high), each a number or "
+                             f"three numbers (R, G, B), got {self.pixel_range!r}") from None
+        if isinstance(low, tuple) != isinstance(high, tuple) or not np.all(
+                np.less(low, high)):
+            raise ValueError(f"Preprocessing: pixel_range must be (low, high) with low < high "
+                             f"(per channel: both three numbers), got {self.pixel_range!r}")
         object.__setattr__(self, "pixel_range", (low, high))
         if not 0 < float(self.crop_fraction) <= 1:
             raise ValueError(f"Preprocessing: crop_fraction must be in (0, 1], "
                              f"got {self.crop_fraction!r}")
         object.__setattr__(self, "crop_fraction", float(self.crop_fraction))
+
+    @classmethod
+    def from_mean_std(cls, mean, std, crop_fraction=CROP_FRACTION):
+        """PyTorch's (torchvision's) convention: ``x = (pixel / 255 - mean) / std`` per channel.
+
+        Args:
+            mean: three numbers (R, G, B), in [0, 1] units.
+            std: three positive numbers (R, G, B).
+            crop_fraction: as the class's.
+        """
+        mean, std = (np.asarray(values, dtype="float64") for values in (mean, std))
+        if mean.shape != (3,) or std.shape != (3,) or not np.all(std > 0):
+            raise ValueError(f"Preprocessing.from_mean_std: mean and std are three numbers "
+                             f"(R, G, B), std positive; got mean={mean.tolist()}, "
+                             f"std={std.tolist()}")
+        return cls((tuple(-mean / std), tuple((1 - mean) / std)), crop_fraction)
+
+    @property
+    def per_channel(self):
+        """Whether the map differs between channels (given as three lows and highs)."""
+        return isinstance(self.pixel_range[0], tuple)
+
+    def scale_offset(self):
+        """``(scale, offset)`` with ``x = pixel * scale + offset``: float32 scalars, or
+        ``(3,)`` arrays for a per-channel map (they broadcast over NHWC images)."""
+        low, high = (np.asarray(value, dtype="float64") for value in self.pixel_range)
+        return ((high - low) / 255.0).astype("float32"), low.astype("float32")
+
+    def mean_std(self):
+        """The map as PyTorch's ``(mean, std)`` per channel (three each, [0, 1] units)."""
+        low, high = (np.broadcast_to(np.asarray(value, dtype="float64"), (3,))
+                     for value in self.pixel_range)
+        std = 1.0 / (high - low)
+        # rounded past float64's noise, so that from_mean_std's numbers come back as given
+        return (tuple(round(float(v), 10) for v in -low * std),
+                tuple(round(float(v), 10) for v in std))
+
+    def describe_pixels(self):
+        """One phrase for logs and model cards: ``[0, 255] -> [-1, 1]``, or the mean and std."""
+        if self.per_channel:
+            mean, std = self.mean_std()
+            return (f"RGB / 255 - mean ({', '.join(f'{v:.3f}' for v in mean)}) / std "
+                    f"({', '.join(f'{v:.3f}' for v in std)})")
+        low, high = self.pixel_range
+        return f"[0, 255] -> [{low:g}, {high:g}]"
+
+    def to_unit(self, x):
+        """Network inputs back to [0, 1] RGB (NumPy; what a TF Hub image module takes)."""
+        scale, offset = self.scale_offset()
+        return (np.asarray(x, dtype="float32") - offset) / (scale * np.float32(255.0))
 
     def resize_size(self, image_size):
         """The shorter side eval resizes to before its center crop (256 for 224 at 0.875)."""
@@ -81,7 +149,13 @@ class Preprocessing:
     def spec(self, image_size):
         """The eval preprocessing as a JSON-able dict, for files written beside exports."""
         low, high = self.pixel_range
-        scale = (high - low) / 255.0
+        if self.per_channel:
+            mean, std = self.mean_std()
+            formula = (f"x = (pixel / 255 - mean) / std per channel (R, G, B), mean "
+                       f"{[round(v, 6) for v in mean]}, std {[round(v, 6) for v in std]}")
+            low, high = list(low), list(high)
+        else:
+            formula = f"x = pixel * {(high - low) / 255.0:.10g} + {low:g}"
         return {
             "color": "RGB (greyscale repeated to 3 channels)",
             "layout": "NHWC",
@@ -93,8 +167,14 @@ class Preprocessing:
             },
             "input_size": [image_size, image_size],
             "pixel_range": [low, high],
-            "formula": f"x = pixel * {scale:.10g} + {low:g}",
+            "formula": formula,
         }
+
+
+def imagenet_normalization(crop_fraction=CROP_FRACTION):
+    """PyTorch's ImageNet convention (`IMAGENET_MEAN`, `IMAGENET_STD`) as a `Preprocessing`:
+    what weights converted from torchvision or the official CA checkpoint expect."""
+    return Preprocessing.from_mean_std(IMAGENET_MEAN, IMAGENET_STD, crop_fraction)
 
 
 def preprocessing_of(model):
@@ -271,18 +351,29 @@ def stretch_to_input(images, image_size, pixel_range):
 
 
 def to_pixel_range(image, pixel_range):
-    """Maps [0, 255] linearly onto ``pixel_range``, as float32 (TensorFlow ops on its
-    backend or for TensorFlow tensors, `keras.ops` otherwise)."""
-    low, high = pixel_range
+    """Maps [0, 255] linearly onto ``pixel_range`` (per channel where it has three lows and
+    highs), as float32 (TensorFlow ops on its backend or for TensorFlow tensors, `keras.ops`
+    otherwise)."""
+    scale, offset = Preprocessing(pixel_range).scale_offset()
     if not _tensorflow_ops(image):
         import keras
 
         image = keras.ops.clip(keras.ops.cast(image, "float32"), 0.0, 255.0)
-        return image * ((high - low) / 255.0) + low
+        return image * scale + offset
     import tensorflow as tf
 
     image = tf.clip_by_value(tf.cast(image, tf.float32), 0.0, 255.0)
-    return image * ((high - low) / 255.0) + low
+    return image * scale + offset
+
+
+def _bound(value):
+    """A pixel range's low or high: a float, or a tuple of three floats."""
+    if np.ndim(value) == 0:
+        return float(value)
+    values = tuple(float(v) for v in value)
+    if len(values) != 3:
+        raise ValueError(values)
+    return values
 
 
 def _tensorflow_ops(x):

@@ -297,11 +297,10 @@ def model_inputs(model, paths):
     if size is None:
         raise ValueError("explain: the model takes any input size; give it a fixed one")
     preprocessing = preprocessing_of(model)
-    low, high = preprocessing.pixel_range
     images = [read_image(path) for path in paths]  # every file checked before any work
     inputs = np.stack([preprocessing.for_eval(tf.constant(image), size).numpy()
                        for image in images])
-    shown = np.clip((inputs - low) / (high - low) * 255, 0, 255).astype("uint8")
+    shown = np.clip(preprocessing.to_unit(inputs) * 255, 0, 255).astype("uint8")
     return inputs, shown
 
 

@@ -17,6 +17,7 @@ from keras_coordatt.models.photo_check import COFFEE_CLASSES
 from keras_coordatt.models.photo_check import photo_check
 from keras_coordatt.models.photo_check import photo_images
 from keras_coordatt.models.pytorch import convert
+from keras_coordatt.preprocessing import imagenet_normalization
 
 torch = pytest.importorskip("torch")
 nn = torch.nn
@@ -180,6 +181,8 @@ def test_output_file_holds_the_converted_model(coordatt_checkpoint, tmp_path, rn
         keras.ops.convert_to_numpy(restored(images, training=False)),
         keras.ops.convert_to_numpy(model(images, training=False)),
     )
+    # the input the weights were trained on travels with the file (predict, exports use it)
+    assert restored.preprocessing == model.preprocessing == imagenet_normalization()
 
 
 def test_cli_convert_writes_the_keras_file(coordatt_checkpoint, tmp_path, capsys):
@@ -216,6 +219,8 @@ def test_cli_convert_to_a_folder_writes_the_official_checkpoints_preset(
     metadata = json.loads((folder / "metadata.json").read_text())
     assert metadata["backbone"]["attention"] == "ca" and "coordatt layout" in metadata["source"]
     assert metadata["input_normalization"]["std"] == [0.229, 0.224, 0.225]
+    assert preset.preprocessing == imagenet_normalization()
+    assert "Input: RGB / 255 - mean (0.485, 0.456, 0.406) / std" in (folder / "README.md").read_text()
     assert metadata["metrics"] == {}  # 10 classes: no ImageNet photo check to report
     assert "see the source" in (folder / "README.md").read_text()
 
@@ -392,7 +397,7 @@ def test_without_torch_a_pickled_module_is_refused_naming_the_class(tmp_path, mo
 
 @pytest.mark.parametrize("task", ["detection", "segmentation"])
 def test_the_official_checkpoint_starts_the_dense_tasks_with_its_trained_attention(
-        task, coordatt_checkpoint, tmp_path):
+        task, coordatt_checkpoint, tmp_path, capsys):
     """`keras-coordatt convert mbv2_ca.pth` then `train --task ... --init_weights`: the whole
     backbone, its 16 CA layers included, comes from the checkpoint; only the head is new."""
     from keras_coordatt.cli import main
@@ -415,3 +420,11 @@ def test_the_official_checkpoint_starts_the_dense_tasks_with_its_trained_attenti
         for got, expected in zip(layer.get_weights(), source.get_layer(layer.name).get_weights()):
             np.testing.assert_array_equal(got, expected)
     assert np.abs(attention[5].get_weights()[-1]).max() > 0
+    # the run feeds [-1, 1] unless asked for the checkpoint's own input: it says so
+    assert "--input_normalization imagenet feeds that" in capsys.readouterr().out
+    matched = TrainConfig(task=task, model="mobilenet_v2", alpha=0.5, attention="ca",
+                          image_size=128, init_weights=str(converted),
+                          input_normalization="imagenet")
+    load_init_weights(task_model(matched, num_classes=3), matched)
+    assert "saved for input pixels" not in capsys.readouterr().out
+    assert matched.preprocessing == imagenet_normalization()

@@ -96,6 +96,43 @@ def test_eval_preprocessing_maps_0_and_255_onto_the_pixel_range():
         assert result.min() == low and result.max() == high
 
 
+def test_per_channel_normalisation_is_pytorchs_mean_and_std(rng):
+    """Weights converted from PyTorch expect (pixel / 255 - mean) / std per channel: one
+    `Preprocessing`, through eval, train augmentation, its spec and JSON."""
+    import json
+
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    preprocessing = Preprocessing.from_mean_std(mean, std, crop_fraction=1.0)
+    assert preprocessing.per_channel and not Preprocessing().per_channel
+    image = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    expected = (image / 255.0 - np.array(mean)) / np.array(std)
+    np.testing.assert_allclose(preprocessing.for_eval(image, 16).numpy(), expected, atol=1e-5)
+    trained = preprocessing.for_train(image, tf.constant([1, 2]), 16, crop_scale=(1.0, 1.0))
+    assert trained.numpy().min() >= expected.min() - 1e-5 and trained.numpy().max() <= expected.max() + 1e-5
+    assert preprocessing.mean_std() == (mean, std)
+    np.testing.assert_allclose(preprocessing.to_unit(expected), image / 255.0, atol=1e-6)
+    assert "mean [0.485, 0.456, 0.406]" in preprocessing.spec(16)["formula"]
+    assert preprocessing.describe_pixels() == ("RGB / 255 - mean (0.485, 0.456, 0.406) / std "
+                                               "(0.229, 0.224, 0.225)")
+    assert Preprocessing().describe_pixels() == "[0, 255] -> [-1, 1]"
+    stored = json.loads(json.dumps(dataclasses.asdict(preprocessing)))  # how models save it
+    assert Preprocessing(**stored) == preprocessing
+    spec = json.loads(json.dumps(preprocessing.spec(16)))  # what predict reads beside TFLite
+    assert Preprocessing(tuple(spec["pixel_range"]), crop_fraction=1.0) == preprocessing
+
+
+@pytest.mark.parametrize("pixel_range, problem", [
+    ((-1.0, (1.0, 1.0, 1.0)), "per channel: both three numbers"),
+    (((0.0, 0.0), (1.0, 1.0)), "each a number or three numbers"),
+    (((0.0, 2.0, 0.0), (1.0, 1.0, 1.0)), "low < high"),
+])
+def test_a_bad_pixel_range_is_named(pixel_range, problem):
+    with pytest.raises(ValueError, match=problem):
+        Preprocessing(pixel_range)
+    with pytest.raises(ValueError, match=r"std positive; got mean=\[0.5, 0.5, 0.5\], std=\[0.2, 0.0, 0.2\]"):
+        Preprocessing.from_mean_std((0.5, 0.5, 0.5), (0.2, 0.0, 0.2))
+
+
 def test_eval_preprocessing_repeats_greyscale_into_three_channels(rng):
     grey = rng.integers(0, 256, (2, 20, 20, 1), dtype=np.uint8)
     result = preprocess_for_eval(grey, 16).numpy()

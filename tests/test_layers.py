@@ -240,6 +240,21 @@ def test_tflite_builtin_ops_match_keras_and_int8_stays_close(layer_cls, rng):
     run_tflite_test(model, x, atol=1e-5, int8_max_error=0.05 * output_range)
 
 
+@pytest.mark.requires_tensorflow
+def test_simam_int8_runs_with_a_dead_channel(rng):
+    """A channel that is constant (a ReLU that never fires) has variance 0. Written as
+    d / (4 (v + lambda)), SimAM's int8 file failed in LiteRT (the DIV's divisor quantized to
+    its zero point: "data[i] != zero_point"); written with RSQRT it runs and stays close."""
+    from keras_coordatt import SimAM
+
+    model = small_model(SimAM())
+    x = rng.uniform(-1, 1, size=(16, 7, 6, 24)).astype("float32")
+    x[..., 3] = 0.0  # dead
+    x[..., 5] *= 1e-3  # nearly so
+    output_range = np.ptp(to_numpy(model(x)))
+    run_tflite_test(model, x, atol=1e-5, int8_max_error=0.05 * output_range)
+
+
 @pytest.mark.parametrize("case", ["ca", "se", "cbam", "eca", "ela", "ela_t"])
 def test_start_as_constant_multiplies_by_its_factor_on_every_backend(case):
     """Zeroed gates make the layer a constant scaling by the factor it returns (the

@@ -70,7 +70,8 @@ def test_unknown_config_field_is_named(tmp_path):
 
 
 @pytest.mark.parametrize("field, value", [("strategy", "tpu"), ("precision", "float8"),
-                                          ("epochs", 0), ("model", "resnet50")])
+                                          ("epochs", 0), ("model", "resnet50"),
+                                          ("input_normalization", "caffe")])
 def test_bad_config_values_are_named(field, value):
     with pytest.raises(ValueError, match=field):
         TrainConfig(**{field: value}).validate()
@@ -83,6 +84,14 @@ def test_attention_names_are_checked_with_the_valid_ones_listed():
     TrainConfig(model="efficientnet_b0", attention="efficientnet_se").validate()
     with pytest.raises(ValueError, match="efficientnet_se"):
         TrainConfig(model="mobilenet_v2", attention="efficientnet_se").validate()
+
+
+def test_imagenet_normalization_is_refused_where_the_network_normalises_itself():
+    with pytest.raises(ValueError, match="input_normalization='imagenet': efficientnet_b0 takes "
+                                         "raw \\[0, 255\\] pixels"):
+        TrainConfig(model="efficientnet_b0", input_normalization="imagenet").validate()
+    config = TrainConfig(input_normalization="imagenet", eval_crop_fraction=1.0).validate()
+    assert config.preprocessing.per_channel and config.preprocessing.crop_fraction == 1.0
 
 
 def test_every_train_option_has_a_sentence_of_help():

@@ -237,7 +237,7 @@ class Exporter:
         self.report = {
             "model": self.model.name,
             "image_size": self.image_size,
-            "pixel_range": list(self.preprocessing.pixel_range),
+            "pixel_range": self.preprocessing.spec(self.image_size)["pixel_range"],
             "classes": len(self.labels),
             "check_images": int(len(self.checks.raw)),
             "atol": self.atol,
@@ -335,9 +335,8 @@ class Exporter:
             key = "probabilities" if outputs_are_probabilities(self.model) else "logits"
             return outputs[key].numpy()
         if export_format.startswith("hub_"):
-            low, high = self.preprocessing.pixel_range
             layer = keras.layers.TFSMLayer(path, call_endpoint="__call__")
-            return np.asarray(layer((x - low) / (high - low)))
+            return np.asarray(layer(self.preprocessing.to_unit(x)))
         if export_format == "onnx":
             import onnxruntime
 

@@ -178,13 +178,13 @@ def export_hub(model, path, kind="classification", image_size=None, preprocessin
     if kind not in HUB_KINDS:
         raise ValueError(f"export_hub: kind={kind!r}; expected one of {HUB_KINDS}")
     image_size = image_size or image_size_of(model)
-    low, high = (preprocessing or preprocessing_of(model)).pixel_range
+    scale, offset = (preprocessing or preprocessing_of(model)).scale_offset()
     network = model if kind == "classification" else feature_model(model)
 
     def call(images):
         # Hub image modules take RGB floats in [0, 1]; the network's own
         # pixel range is applied here.
-        x = tf.cast(images, tf.float32) * (high - low) + low
+        x = tf.cast(images, tf.float32) * (scale * 255.0) + offset
         return tf.cast(network(x, training=False), tf.float32)
 
     archive = keras.export.ExportArchive()

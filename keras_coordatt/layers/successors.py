@@ -174,9 +174,12 @@ class SimAM(_ParameterLightAttention):
         x = self.to_channels_last(ops.convert_to_tensor(inputs, self.compute_dtype))
         shape = ops.shape(x)
         n = ops.maximum(ops.cast(shape[1] * shape[2], x.dtype) - 1.0, 1.0)
-        d = ops.square(x - ops.mean(x, axis=(1, 2), keepdims=True))
-        v = ops.sum(d, axis=(1, 2), keepdims=True) / n
-        energy = d / (4.0 * (v + self.e_lambda)) + 0.5
+        centred = x - ops.mean(x, axis=(1, 2), keepdims=True)
+        v = ops.sum(ops.square(centred), axis=(1, 2), keepdims=True) / n
+        # d / (4 (v + lambda)) written as (centred * rsqrt(4 (v + lambda)))^2: the same
+        # number, and no division by v + lambda, which in an int8 file quantizes to zero for
+        # a channel of small variance (LiteRT's int8 DIV then fails; its RSQRT does not)
+        energy = ops.square(centred * ops.rsqrt(4.0 * (v + self.e_lambda))) + 0.5
         return {"energy": ops.sigmoid(energy)}
 
     def call(self, inputs):

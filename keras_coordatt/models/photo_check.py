@@ -10,9 +10,9 @@ network's ImageNet accuracy.
 
 import numpy as np
 
-# torchvision's input: RGB / 255, then these per-channel mean and std.
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from keras_coordatt.preprocessing import IMAGENET_MEAN
+from keras_coordatt.preprocessing import IMAGENET_STD
+
 CAT_CLASSES = tuple(range(281, 286))  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 COFFEE_CLASSES = (504, 967, 968)  # coffee mug, espresso, cup
 PHOTOS = {"chelsea": CAT_CLASSES, "coffee": COFFEE_CLASSES}

@@ -34,6 +34,7 @@ True
 ['a', 'b', 'c']
 """
 
+import dataclasses
 import datetime
 import json
 import os
@@ -62,7 +63,7 @@ HUB_INSTALL = "pip install keras-coordatt[presets]"
 
 
 def save_to_preset(model, preset_dir, backbone=None, class_names=None, metrics=None,
-                   source=None, license=None, description=None, input_normalization=None):
+                   source=None, license=None, description=None):
     """Writes ``model`` as a preset folder (see the module's table) and returns the folder.
 
     Args:
@@ -81,10 +82,10 @@ def save_to_preset(model, preset_dir, backbone=None, class_names=None, metrics=N
         source: where the weights come from (a paper, a checkpoint, a run).
         license: the weights' licence, as a name or SPDX id.
         description: a paragraph for the model card.
-        input_normalization: ``{"mean": (r, g, b), "std": (r, g, b)}`` when
-            the network expects RGB / 255 normalised per channel (weights
-            converted from PyTorch) rather than its ``preprocessing``'s
-            pixel range; recorded and shown in the model card.
+
+    The model's `Preprocessing` goes into ``metadata.json`` and the card; a
+    per-channel one (weights converted from PyTorch) also as
+    ``input_normalization``, its mean and std.
 
     Raises:
         TypeError: ``model`` is not a Keras model.
@@ -129,9 +130,9 @@ def save_to_preset(model, preset_dir, backbone=None, class_names=None, metrics=N
         "trainable_parameter_count": count_trainable_params(model),
         "backbone": _architecture(base),
         "input_shape": [int(d) if d is not None else None for d in model.input.shape[1:]],
-        "preprocessing": {"pixel_range": list(preprocessing.pixel_range),
-                          "crop_fraction": preprocessing.crop_fraction},
-        "input_normalization": input_normalization,
+        "preprocessing": dataclasses.asdict(preprocessing),
+        "input_normalization": dict(zip(("mean", "std"), preprocessing.mean_std()))
+        if preprocessing.per_channel else None,
         "class_names": list(names) if names is not None else None,
         "metrics": dict(metrics or {}),
         "source": source,
@@ -286,13 +287,9 @@ def model_card(metadata, title):
 
 
 def _input_line(metadata):
-    crop = metadata["preprocessing"]["crop_fraction"]
-    normalization = metadata.get("input_normalization")
-    if normalization:
-        return (f"Input: RGB / 255, minus the mean {tuple(normalization['mean'])}, divided by "
-                f"the std {tuple(normalization['std'])} (eval center crop {crop}).")
-    return (f"Input: pixels mapped linearly onto {tuple(metadata['preprocessing']['pixel_range'])} "
-            f"(eval center crop {crop}).")
+    preprocessing = Preprocessing(**metadata["preprocessing"])
+    pixels = ("" if preprocessing.per_channel else "RGB pixels ") + preprocessing.describe_pixels()
+    return f"Input: {pixels} (eval center crop {preprocessing.crop_fraction})."
 
 
 def _task_backbone(model, backbone):

@@ -36,6 +36,7 @@ from keras_coordatt.models.mobilenet_v2 import STAGES
 from keras_coordatt.models.mobilenet_v2 import MobileNetV2
 from keras_coordatt.models.torch_files import UnsupportedCheckpoint
 from keras_coordatt.models.torch_files import read_state_dict
+from keras_coordatt.preprocessing import imagenet_normalization
 
 # Where each Keras layer's weights live in a checkpoint. `block` maps the
 # part of `block_{i}_<part>` to its index inside `features.{i + 1}.conv`;
@@ -156,7 +157,10 @@ def convert(
             from its accuracy.
 
     Returns:
-        The `keras.Model`, channels-last (NHWC) input.
+        The `keras.Model`, channels-last (NHWC) input. Its ``preprocessing``
+        is PyTorch's ImageNet normalisation (RGB / 255, minus
+        `IMAGENET_MEAN`, divided by `IMAGENET_STD`, per channel), which the
+        weights were trained with; it is saved with the model.
 
     Example:
 
@@ -204,6 +208,9 @@ def convert(
     load_into(model, state, prefixes)
     if added and identity_init:
         start_attention_as_identity(model, added)
+    # the input the weights were trained on; saved with the model, so predict, explain,
+    # the exports and a preset apply it
+    model.backbone.preprocessing = imagenet_normalization()
     if output is not None:
         model.save(output)
     return model

@@ -6,9 +6,13 @@ files; both break once attention layers are inserted or the head changes.
 Matching by layer name (and shape) does not.
 """
 
+import json
 import os
+import zipfile
 
 import numpy as np
+
+from keras_coordatt.preprocessing import Preprocessing
 
 
 def layer_weights_of(path, like):
@@ -39,6 +43,34 @@ def layer_weights_of(path, like):
             raise ValueError(f"{path!r} is not a Keras weights file (no layer_names)")
         return layers
     raise ValueError(f"{path!r} is neither a .keras model nor a .h5 weights file")
+
+
+def saved_preprocessing(path):
+    """The `Preprocessing` a ``.keras`` file's network was saved with when it is not its
+    class's default (weights converted from PyTorch, another eval crop); else None."""
+    path = os.fspath(path)
+    if not path.endswith(".keras") or not zipfile.is_zipfile(path):
+        return None
+    with zipfile.ZipFile(path) as archive:
+        if "config.json" not in archive.namelist():
+            return None
+        config = json.loads(archive.read("config.json"))
+    found = _first_value(config, "preprocessing")
+    return Preprocessing(**found) if isinstance(found, dict) else None
+
+
+def _first_value(tree, key):
+    """The value of the first ``key`` met in nested dicts and lists (depth first), or None."""
+    if isinstance(tree, dict):
+        if key in tree:
+            return tree[key]
+        tree = list(tree.values())
+    if isinstance(tree, list):
+        for item in tree:
+            found = _first_value(item, key)
+            if found is not None:
+                return found
+    return None
 
 
 def legacy_h5_layers(path):

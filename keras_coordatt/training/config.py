@@ -27,6 +27,8 @@ from typing import Optional
 
 from keras_coordatt.models.families import FAMILIES
 from keras_coordatt.models.families import get_family
+from keras_coordatt.preprocessing import RAW_PIXEL_RANGE
+from keras_coordatt.preprocessing import imagenet_normalization
 
 STRATEGIES = ("auto", "default", "mirrored", "multiworker")
 # float64 is for numerical checks: a BatchNorm network trained from scratch
@@ -34,6 +36,7 @@ STRATEGIES = ("auto", "default", "mirrored", "multiworker")
 # 0.1-0.6 after a few steps), so only float64 runs can be compared exactly.
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16", "float64")
 VERBOSITIES = ("auto", "bar", "line", "quiet")
+INPUT_NORMALIZATIONS = ("family", "imagenet")
 TASKS = ("classification", "detection", "segmentation")
 DETECTION_LOSSES = ("multibox", "focal")
 DETECTION_AUGMENTATIONS = ("ssd", "aerial", "none")
@@ -66,6 +69,10 @@ class TrainConfig:
     identity_init: bool = option(
         True, "with init_weights: attention layers the weights lack start as the identity, "
         "so training starts from the loaded network's accuracy")
+    input_normalization: str = option(
+        "family", "input pixels: family (the family's range, [-1, 1] for MobileNets) or imagenet "
+        "(RGB / 255 minus ImageNet's mean, over its std: PyTorch's convention, what weights "
+        "converted from torchvision or mbv2_ca.pth were trained with)")
     # task
     task: str = option("classification", f"what the network learns: {', '.join(TASKS)}")
     detection_loss: str = option(
@@ -142,7 +149,9 @@ class TrainConfig:
 
     @property
     def preprocessing(self):
-        """The family's `Preprocessing` with this config's eval crop."""
+        """The family's `Preprocessing` (or ImageNet's normalisation) with this config's eval crop."""
+        if self.input_normalization == "imagenet":
+            return imagenet_normalization(self.eval_crop_fraction)
         return dataclasses.replace(self.family.preprocessing, crop_fraction=self.eval_crop_fraction)
 
     @property
@@ -170,6 +179,9 @@ class TrainConfig:
             (self.mixup_alpha >= 0, f"mixup_alpha={self.mixup_alpha}: must be >= 0"),
             (self.checkpoint_every_steps >= 0, "checkpoint_every_steps must be >= 0"),
             (self.verbose in VERBOSITIES, f"verbose={self.verbose!r}: expected one of {VERBOSITIES}"),
+            (self.input_normalization in INPUT_NORMALIZATIONS,
+             f"input_normalization={self.input_normalization!r}: expected one of "
+             f"{INPUT_NORMALIZATIONS}"),
             (self.task in TASKS, f"task={self.task!r}: expected one of {', '.join(TASKS)}"),
             (self.detection_loss in DETECTION_LOSSES,
              f"detection_loss={self.detection_loss!r}: expected one of {DETECTION_LOSSES}"),
@@ -187,6 +199,10 @@ class TrainConfig:
              f"output_stride={self.output_stride}: expected 16 or 8 (32: no dilation)"),
         ]
         problems = [message for ok, message in checks if not ok]
+        if self.input_normalization == "imagenet" and self.model in FAMILIES and (
+                self.family.preprocessing.pixel_range == RAW_PIXEL_RANGE):
+            problems.append(f"input_normalization='imagenet': {self.model} takes raw [0, 255] "
+                            f"pixels and normalises inside the network")
         if self.model in FAMILIES:
             try:
                 self.family.check_attention(self.attention)

@@ -10,6 +10,8 @@ on JAX) builds exactly the trainer's network.
 from keras_coordatt.models.families import build_model
 from keras_coordatt.models.identity import start_new_attention_as_identity
 from keras_coordatt.models.weights import load_weights_by_name
+from keras_coordatt.models.weights import saved_preprocessing
+from keras_coordatt.preprocessing import imagenet_normalization
 from keras_coordatt.tasks.deeplab import DeepLabV3
 from keras_coordatt.tasks.ssdlite import SSDLite
 from keras_coordatt.tasks.ssdlite import ssdlite_anchors
@@ -49,6 +51,13 @@ def load_init_weights(model, config):
     copied, skipped = load_weights_by_name(model, config.init_weights)
     print(f"init_weights: copied {len(copied)} layers from {config.init_weights}"
           + (f"; kept the new {', '.join(skipped)} (shapes differ)" if skipped else ""))
+    saved = saved_preprocessing(config.init_weights)
+    if saved is not None and saved.pixel_range != config.preprocessing.pixel_range:
+        hint = " (--input_normalization imagenet feeds that)" if (
+            saved.pixel_range == imagenet_normalization().pixel_range) else ""
+        print(f"init_weights: those weights were saved for input pixels "
+              f"{saved.describe_pixels()}; this run feeds {config.preprocessing.describe_pixels()}"
+              f"{hint}")
     if config.identity_init:
         new = start_new_attention_as_identity(model, copied)
         if new:

@@ -169,7 +169,6 @@ class Datasets:
             train = "as eval"
         order = ("deterministic tf.data" if options.deterministic
                  else "parallel maps may reorder examples")
-        low, high = options.preprocessing.pixel_range
         return "\n".join([
             f"data: {source.name} ({source.notes})",
             f"classes ({self.num_classes}): {', '.join(self.class_names)}",
@@ -181,7 +180,7 @@ class Datasets:
                         self._eval_memory),
             f"preprocessing: train {train}; eval resize shorter side to "
             f"{options.preprocessing.resize_size(size)} + center crop {size}x{size}; "
-            f"pixels [0, 255] -> [{low:g}, {high:g}]",
+            f"pixels {options.preprocessing.describe_pixels()}",
             f"order: shuffle buffer {self._shuffle_buffer():,}, seed {options.seed}, {order}; "
             f"tf.data autotuning {'on' if options.autotuned else 'off'}"
             f"{'' if options.autotune is not None else f' ({os.cpu_count()} cores)'}",
