@@ -6,6 +6,7 @@ STAMP := $(VENV)/.installed-test
 DEMO_STAMP := $(VENV)/.installed-cpu
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
+TRAINER_TESTS := tests/test_train_backends.py
 LAYER_TESTS := tests/test_layers.py tests/test_factory.py tests/test_docstrings.py tests/test_tasks_any_backend.py tests/test_attention_monitor.py
 
 .PHONY: demo test test-tensorflow test-jax test-torch docs install clean
@@ -59,12 +60,14 @@ test: test-tensorflow test-jax test-torch docs
 test-tensorflow: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
-# The layers again on the JAX and PyTorch backends: forward, backward, saving.
+# The layers again on the JAX and PyTorch backends (forward, backward, saving), and the
+# trainer on each (a run, a stop and resume; JAX on two CPU devices too).
 test-jax: $(STAMP)
-	KERAS_BACKEND=jax $(BIN)/python -m pytest -q $(LAYER_TESTS)
+	KERAS_BACKEND=jax XLA_FLAGS=--xla_force_host_platform_device_count=2 \
+		$(BIN)/python -m pytest -q $(LAYER_TESTS) $(TRAINER_TESTS)
 
 test-torch: $(STAMP)
-	KERAS_BACKEND=torch $(BIN)/python -m pytest -q $(LAYER_TESTS)
+	KERAS_BACKEND=torch $(BIN)/python -m pytest -q $(LAYER_TESTS) $(TRAINER_TESTS)
 
 # The documentation site; --strict fails on a broken link or anchor (mkdocs.yml's
 # validation settings make them warnings). The [test] extra installs MkDocs.

@@ -1,18 +1,22 @@
-"""One attention layer's training work (forward + backward) op by op, on the library's default path and fully XLA-compiled.
+"""One attention layer's training work (forward + backward) op by op, through CA's fused path and fully XLA-compiled.
 
 For each layer (CA, SE, CBAM), five instances at MobileNetV2's stage shapes
 (batch 32) run forward + backward (gradients for the inputs and every weight)
 inside one ``tf.function``, three ways, taking turns round after round:
 
 - op by op: `keras_coordatt.layers.fused_attention(False)`;
-- default: what training uses (CA's fused path; SE and CBAM are op by op);
+- fused path on: `fused_attention(True)` (CA's XLA-fused path, which the
+  library uses by default only where TensorFlow has a GPU; SE and CBAM have
+  none and run op by op);
 - whole call compiled: each layer's ``call`` wrapped in
   ``tf.function(jit_compile=True)``, BatchNorm update included (not usable
   under MirroredStrategy; the measure of what fusing a layer could give).
 
-This is how fusing was chosen for CA and not for SE or CBAM.
+This is how fusing was chosen for CA and not for SE or CBAM, and why it is
+off on CPUs by default (it paid on an Intel Xeon, not on an AMD EPYC).
 
     python benchmarks/attention_fusion.py            # about 2 minutes
+    python benchmarks/attention_fusion.py --name attention_fusion_amd_epyc
 
 Writes attention_fusion.csv / .json into --results (docs/results/train-throughput/).
 """
@@ -37,7 +41,7 @@ from machine import median_ms_in_turns  # noqa: E402
 # The expanded width at MobileNetV2-1.0's five resolutions.
 SHAPES = ((112, 112, 96), (56, 56, 144), (28, 28, 192), (14, 14, 576), (7, 7, 960))
 LAYERS = {"CoordAttention": CoordAttention, "SqueezeExcite": SqueezeExcite, "CBAM": CBAM}
-MODES = ("op by op", "default", "whole call compiled")
+MODES = ("op by op", "fused path on", "whole call compiled")
 
 
 def training_work(layer_class, mode, inputs):
@@ -55,7 +59,7 @@ def training_work(layer_class, mode, inputs):
             loss = tf.add_n([tf.reduce_sum(call(x)) for call, x in zip(calls, inputs)])
         return tape.gradient(loss, inputs + variables)
 
-    with fused_attention(mode == "default"):  # read when the function is traced
+    with fused_attention(mode == "fused path on"):  # read when the function is traced
         function = tf.function(work)
         function()
     return function
@@ -68,6 +72,8 @@ def main(argv=None):
     parser.add_argument("--results", default=results_folder("train-throughput"), metavar="DIR",
                         help="folder for the table as CSV / JSON with the machine and versions "
                         "(default: docs/results/train-throughput)")
+    parser.add_argument("--name", default="attention_fusion",
+                        help="the table's file name in --results (default: attention_fusion)")
     args = parser.parse_args(argv)
     inputs = [tf.random.normal((args.batch_size, *shape), seed=0) for shape in SHAPES]
     rows = []
@@ -79,14 +85,14 @@ def main(argv=None):
     print(f"\n{cpu_model()}, {os.cpu_count()} cores; TensorFlow {tf.__version__}; forward + "
           f"backward of 5 layers at MobileNetV2's stage shapes, batch {args.batch_size}, "
           f"median of {args.rounds} rounds, ms")
-    print(f"| layer | {' | '.join(MODES)} | default / op by op |")
+    print(f"| layer | {' | '.join(MODES)} | fused / op by op |")
     print("|---|---:|---:|---:|---:|")
-    for name, (plain, default, whole) in rows:
-        print(f"| {name} | {plain:.0f} | {default:.0f} | {whole:.0f} | {default / plain:.2f} |")
-    write_results(args.results, "attention_fusion", [
-        {"layer": name, "op_by_op_ms": round(plain, 1), "default_ms": round(default, 1),
-         "whole_call_compiled_ms": round(whole, 1), "default_over_op_by_op": round(default / plain, 3)}
-        for name, (plain, default, whole) in rows],
+    for name, (plain, fused, whole) in rows:
+        print(f"| {name} | {plain:.0f} | {fused:.0f} | {whole:.0f} | {fused / plain:.2f} |")
+    write_results(args.results, args.name, [
+        {"layer": name, "op_by_op_ms": round(plain, 1), "fused_path_ms": round(fused, 1),
+         "whole_call_compiled_ms": round(whole, 1), "fused_over_op_by_op": round(fused / plain, 3)}
+        for name, (plain, fused, whole) in rows],
         command=command_line("python benchmarks/attention_fusion.py", argv),
         notes=[f"forward + backward of 5 layers at MobileNetV2's stage shapes, batch "
                f"{args.batch_size}, median of {args.rounds} rounds"])

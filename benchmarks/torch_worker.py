@@ -91,6 +91,7 @@ class TorchProcess:
                    "steps": steps, "alpha": alpha, "device": device, "precisions": precisions})
         reply = self.receive()
         self.params, self.version = reply["params"], reply["version"]
+        self.images_per_round = batch_size * steps
 
     def send(self, message):
         self.process.stdin.write(json.dumps(message) + "\n")
@@ -119,6 +120,9 @@ class TorchRow:
 
     def seconds(self):
         return self.process.seconds(self.name)
+
+    def images_per_second(self):
+        return self.process.images_per_round / self.seconds()
 
 
 def main():

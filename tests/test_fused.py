@@ -21,6 +21,7 @@ from harness import randomize_weights
 from keras_coordatt import CoordAttention
 from keras_coordatt.layers import fused
 from keras_coordatt.layers import fused_attention
+from keras_coordatt.layers import fused_attention_enabled
 
 tf = pytest.importorskip("tensorflow")
 pytestmark = pytest.mark.requires_tensorflow
@@ -243,10 +244,32 @@ def test_exports_carry_no_xla_only_function(tmp_path):
 
 
 def test_the_switch_is_read_from_the_environment():
-    for value, expected in (("0", "False"), ("false", "False"), ("1", "True")):
-        done = subprocess.run(
-            [sys.executable, "-c",
-             "from keras_coordatt.layers import fused_attention_enabled as e; print(e())"],
-            capture_output=True, text=True, env=dict(os.environ, KERAS_COORDATT_FUSED=value),
-            timeout=120)
-        assert done.stdout.strip().splitlines()[-1] == expected, done.stderr[-2000:]
+    """1 / 0 force it; auto (the default) fuses where TensorFlow has a GPU; a typo is named."""
+    script = ("import tensorflow as tf; from keras_coordatt.layers import fused_attention_enabled "
+              "as e; print(e(), bool(tf.config.list_physical_devices('GPU')))")
+    for value, expected in (("0", "False"), ("false", "False"), ("1", "True"), ("auto", None),
+                            ("", None), ("yes please", "KERAS_COORDATT_FUSED='yes please'")):
+        env = dict(os.environ, KERAS_COORDATT_FUSED=value)
+        if value == "":
+            del env["KERAS_COORDATT_FUSED"]
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                              env=env, timeout=120)
+        if expected and expected.startswith("KERAS"):
+            assert done.returncode != 0 and expected in done.stderr, done.stderr[-2000:]
+            continue
+        enabled, has_gpu = done.stdout.strip().splitlines()[-1].split()
+        assert enabled == (expected or has_gpu), (value, done.stderr[-2000:])
+
+
+def test_none_puts_the_switch_back_to_automatic():
+    from keras_coordatt.layers import set_fused_attention
+    from keras_coordatt.layers.fused import _tensorflow_has_gpu
+
+    previous = set_fused_attention(True)
+    try:
+        assert set_fused_attention(None) is True and fused_attention_enabled() == _tensorflow_has_gpu()
+        with fused_attention(True):
+            assert fused_attention_enabled()
+        assert fused_attention_enabled() == _tensorflow_has_gpu()
+    finally:
+        set_fused_attention(previous)

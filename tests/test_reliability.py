@@ -104,15 +104,18 @@ def test_missing_gpus_exit_in_seconds_instead_of_hanging(tmp_path, image_folder)
 
 
 @pytest.mark.slow
-def test_the_trainer_on_jax_says_it_needs_tensorflow(tmp_path, image_folder):
-    config = tiny(tmp_path, image_folder)
+def test_what_a_backend_cannot_do_is_one_line(tmp_path, image_folder):
+    """The trainer runs on PyTorch, on one device: asking for two is a line, not a traceback."""
+    config = dataclasses.replace(tiny(tmp_path, image_folder), strategy="mirrored",
+                                 devices="/cpu:0,/cpu:1")
     result = subprocess.run(
         [sys.executable, "-m", "keras_coordatt.cli", *command_line(config)],
         capture_output=True, text=True, timeout=120, cwd=tmp_path,
-        env={**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "2"})
+        env={**os.environ, "KERAS_BACKEND": "torch", "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert result.returncode == 2, result.stderr
-    assert "the trainer needs the TensorFlow backend" in result.stderr
+    assert "strategy=mirrored: the torch backend trains on one device here" in result.stderr
     assert "Traceback" not in result.stderr
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("content, message", [
@@ -353,6 +356,18 @@ def test_a_run_killed_while_ending_its_last_epoch_ends_like_an_unbroken_run(
     # The epoch's checkpoint is written last, so the run resumes from step 6 and
     # writes epoch 2's row (it had resumed after the end, without the row).
     assert_ends_like(unbroken, config, train(config))
+
+
+def test_a_resumed_run_writes_rows_under_the_header_its_history_already_has(tmp_path):
+    """A run begun by a version that logged other columns, resumed by this one."""
+    from keras_coordatt.training.history import append_history
+    from keras_coordatt.training.history import read_history
+
+    path = str(tmp_path / "history.csv")
+    append_history(path, {"epoch": 1, "loss": 0.5, "seconds": 3.0})
+    append_history(path, {"epoch": 2, "loss": 0.25, "images_per_second": 40.0, "seconds": 2.0})
+    assert read_history(path) == [{"epoch": "1", "loss": "0.5", "seconds": "3.0"},
+                                  {"epoch": "2", "loss": "0.25", "seconds": "2.0"}]
 
 
 @pytest.mark.slow

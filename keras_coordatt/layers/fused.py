@@ -23,15 +23,24 @@ Everywhere else the layer runs op by op: inference (``training=False``:
 the same standard ops as before), the JAX backend (which compiles the whole
 training step already) and PyTorch.
 
-Fusing pays where the work is memory-bound enough: on the Intel Xeon it was
-measured on (``python benchmarks/attention_fusion.py``), CA's training work
-took 20-24% less time fused; SE compiled whole was slower, so it runs op by
-op; CBAM compiled whole was 10-13% faster but is not fused yet.
+Whether fusing pays depends on the machine, so by default (``auto``) the
+path is on only where TensorFlow sees a GPU, the memory-bound case XLA's
+fusion is made for (not measured here: the project's GPU machines have no
+TensorFlow). On CPUs it is off: measured with
+``python benchmarks/attention_fusion.py`` (the layer alone) and
+``benchmarks/train_throughput.py`` (the trainer's step), CA's work took
+20-24% less time fused on an Intel Xeon with AVX-512 but the whole network
+trained no faster beyond noise, and on an AMD EPYC (AVX2) the layer took
+7-15% more time fused and MobileNetV2 + CA trained at 0.75x the speed it
+has unfused (two runs each). SE compiled whole was
+slower, so it runs op by op; CBAM compiled whole was faster on both CPUs but
+is not fused yet.
 
-Switch: ``keras_coordatt.layers.set_fused_attention(False)``, the context
-manager ``fused_attention(False)``, or ``KERAS_COORDATT_FUSED=0`` in the
-environment. The setting is read when the training step is traced (at the
-first ``fit``), not on every step.
+Switch: ``keras_coordatt.layers.set_fused_attention(True / False / None)``
+(None: auto), the context manager ``fused_attention(...)``, or
+``KERAS_COORDATT_FUSED=1 / 0 / auto`` in the environment. The setting is
+read when the training step is traced (at the first ``fit``), not on every
+step.
 """
 
 import contextlib
@@ -41,18 +50,44 @@ import os
 import keras
 from keras import ops
 
-_STATE = {"enabled": os.environ.get("KERAS_COORDATT_FUSED", "1").strip().lower() not in ("0", "false")}
+_SWITCH = {"1": True, "true": True, "on": True, "0": False, "false": False, "off": False,
+           "auto": None}
+
+
+def _from_environment():
+    value = os.environ.get("KERAS_COORDATT_FUSED", "auto")
+    if value.strip().lower() not in _SWITCH:
+        raise ValueError(f"KERAS_COORDATT_FUSED={value!r}: expected 1, 0 or auto (the default: "
+                         "fused where TensorFlow has a GPU)")
+    return _SWITCH[value.strip().lower()]
+
+
+_STATE = {"enabled": _from_environment()}
+
+
+@functools.lru_cache(maxsize=None)
+def _tensorflow_has_gpu():
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
 
 
 def fused_attention_enabled():
-    """Whether CoordAttention fuses its training-time work with XLA (TensorFlow only)."""
-    return _STATE["enabled"]
+    """Whether CoordAttention fuses its training-time work with XLA (TensorFlow only).
+
+    The automatic default says yes where TensorFlow has a GPU and no on CPUs.
+    """
+    enabled = _STATE["enabled"]
+    if enabled is None:
+        return keras.backend.backend() == "tensorflow" and _tensorflow_has_gpu()
+    return enabled
 
 
 def set_fused_attention(enabled):
-    """Turns the XLA-fused training path on or off; returns the previous setting."""
+    """Turns the XLA-fused training path on (True), off (False) or back to automatic (None:
+    on where TensorFlow has a GPU); returns the previous setting."""
     previous = _STATE["enabled"]
-    _STATE["enabled"] = bool(enabled)
+    _STATE["enabled"] = None if enabled is None else bool(enabled)
     return previous
 
 
@@ -68,7 +103,7 @@ def fused_attention(enabled):
 
 def use_fused(training):
     """True where a training call should go through the XLA-compiled function."""
-    return bool(training) and _STATE["enabled"] and keras.backend.backend() == "tensorflow"
+    return bool(training) and keras.backend.backend() == "tensorflow" and fused_attention_enabled()
 
 
 @functools.lru_cache(maxsize=None)

@@ -147,18 +147,11 @@ def _gradients(model, variables, x, y):
                 loss = model.compute_loss(x=x, y=y, y_pred=y_pred, training=True)
             return tape.gradient(loss, variables)
         if backend == "jax":
-            import jax
-
             optimizer = getattr(model, "optimizer", None)
-
-            def loss_of(trainable):
-                loss, _ = model.compute_loss_and_updates(
-                    trainable, [v.value for v in model.non_trainable_variables],
-                    [v.value for v in model.metrics_variables], x, y, None, training=True,
-                    optimizer_variables=[v.value for v in optimizer.variables] if optimizer else None)
-                return loss
-
-            return jax.jit(jax.grad(loss_of))([v.value for v in variables])
+            return _jax_gradient_function(model)(
+                [v.value for v in variables], [v.value for v in model.non_trainable_variables],
+                [v.value for v in model.metrics_variables],
+                [v.value for v in optimizer.variables] if optimizer else None, x, y)
         if backend == "torch":
             for variable in variables:
                 variable.value.grad = None
@@ -173,3 +166,21 @@ def _gradients(model, variables, x, y):
     finally:
         for variable, value in zip(model.non_trainable_variables, saved):
             variable.assign(value)
+
+
+def _jax_gradient_function(model):
+    """The model's jitted loss gradient, made once a model: a monitor calls it every epoch,
+    and each new ``jax.jit`` would compile the whole network again."""
+    function = getattr(model, "_keras_coordatt_gradients", None)
+    if function is None:
+        import jax
+
+        def loss_of(trainable, non_trainable, metrics, optimizer_variables, x, y):
+            loss, _ = model.compute_loss_and_updates(
+                trainable, non_trainable, metrics, x, y, None, training=True,
+                optimizer_variables=optimizer_variables)
+            return loss
+
+        function = jax.jit(jax.grad(loss_of))
+        model._keras_coordatt_gradients = function
+    return function

@@ -1,9 +1,11 @@
 """The trainer: the paper's recipe on one or many devices, with checkpoints and resume.
 
 ``train(TrainConfig(...))`` runs (or resumes) one run and returns its
-metrics; ``keras-coordatt train`` is the same from the command line. Needs
-the TensorFlow backend (``tf.distribute``, ``tf.train`` checkpoints, ``tf.data``);
-`TrainConfig` and the recipe (``keras_coordatt.training.recipe``) do not.
+metrics; ``keras-coordatt train`` is the same from the command line. It runs
+on every Keras backend: ``tf.distribute`` strategies and ``tf.train``
+checkpoints on TensorFlow, ``keras.distribution.DataParallel`` on JAX, one
+device on PyTorch (checkpoints of the Keras variables on both); the data
+pipeline is ``tf.data`` everywhere, so TensorFlow must be installed.
 """
 
 import importlib

@@ -100,11 +100,27 @@ class StepWatch(keras.callbacks.Callback):
         self.every_steps = every_steps
         self.part_state, part_seconds = part
         self.started = time.perf_counter() - part_seconds
+        self.steady = [None, None, 0]  # start, end, steps of the steps after this call's first
 
     @property
     def seconds(self):
         """The epoch's training and validation time, its part before a resume included."""
         return time.perf_counter() - self.started
+
+    @property
+    def steady_step_seconds(self):
+        """Seconds per training step, over this session's steps of the epoch after its first.
+
+        The first step of every ``fit`` call pays for tracing or compiling the
+        step and filling the input pipeline; validation is not counted. None
+        when the epoch ran fewer than two steps here.
+        """
+        start, end, steps = self.steady
+        return (end - start) / steps if steps else None
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if batch == 1:
+            self.steady[0] = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
         if batch == 0 and len(self.part_state):
@@ -120,6 +136,8 @@ class StepWatch(keras.callbacks.Callback):
                 f"{self.checkpoint} from before it are kept. Lower the learning rate or "
                 "check the data."
             )
+        if batch >= 1:  # after float(loss): the step's result has reached the host
+            self.steady[1:] = time.perf_counter(), batch
         mid_epoch = step_in_epoch < self.steps_per_epoch
         every = self.every_steps
         periodic = every and step_in_epoch % every == 0 and mid_epoch

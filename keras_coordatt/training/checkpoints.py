@@ -1,11 +1,36 @@
-"""Where a run is, on disk: model, optimizer and position in ``tf.train`` checkpoints."""
+"""Where a run is, on disk: model, optimizer and position (`tf.train` checkpoints on
+TensorFlow, NumPy files of the Keras variables on JAX and PyTorch)."""
 
 import os
 
 import numpy as np
 
 
-class RunCheckpoint:
+class _Position:
+    """What both kinds of checkpoint say of the run's position, the same way."""
+
+    @property
+    def position(self):
+        """``(epoch, step_in_epoch)``: where training continues."""
+        return int(self.epoch), int(self.step_in_epoch)
+
+    @property
+    def epoch_part(self):
+        """``(metric state, seconds)`` of the steps the epoch at `position` has run."""
+        return np.asarray(self.epoch_metrics, np.float64), float(self.epoch_seconds)
+
+    def improved(self, accuracy):
+        """Records ``accuracy`` if it beats the best so far; returns whether it did."""
+        if accuracy > float(self.best_accuracy):
+            self._record_best(accuracy)
+            return True
+        return False
+
+    def __str__(self):
+        return os.fspath(self.directory)
+
+
+class RunCheckpoint(_Position):
     """The model, its optimizer and the run's position (epoch, step in it, best accuracy).
 
     Written with a ``tf.train.CheckpointManager`` into ``directory``; the
@@ -45,16 +70,6 @@ class RunCheckpoint:
             self._checkpoint.restore(latest).assert_existing_objects_matched()
         return latest
 
-    @property
-    def position(self):
-        """``(epoch, step_in_epoch)``: where training continues."""
-        return int(self.epoch), int(self.step_in_epoch)
-
-    @property
-    def epoch_part(self):
-        """``(metric state, seconds)`` of the steps the epoch at `position` has run."""
-        return self.epoch_metrics.numpy(), float(self.epoch_seconds)
-
     def save(self, epoch, step_in_epoch, global_step, metric_state=(), seconds=0.0):
         """Writes a checkpoint for a run that continues at ``(epoch, step_in_epoch)``.
 
@@ -67,12 +82,123 @@ class RunCheckpoint:
         self.epoch_seconds.assign(seconds)
         return self._manager.save(checkpoint_number=global_step)
 
-    def improved(self, accuracy):
-        """Records ``accuracy`` if it beats the best so far; returns whether it did."""
-        if accuracy > float(self.best_accuracy):
-            self.best_accuracy.assign(accuracy)
-            return True
-        return False
+    def _record_best(self, accuracy):
+        self.best_accuracy.assign(accuracy)
 
-    def __str__(self):
-        return os.fspath(self.directory)
+
+INDEX_FILE = "checkpoint"
+
+
+class KerasRunCheckpoint(_Position):
+    """`RunCheckpoint` for the JAX and PyTorch backends, in Keras variables and NumPy files.
+
+    Each checkpoint is one ``ckpt-N.npz`` (N the global step): every model
+    variable (weights, BatchNorm statistics, the dropout layers' seed states),
+    every optimizer variable, and the position as JSON. It is written under
+    a temporary name and renamed, so a kill while writing leaves the previous
+    checkpoints whole; the ``checkpoint`` index file beside them names the
+    newest, in the words ``tf.train`` uses, and the oldest beyond ``keep`` go.
+    """
+
+    def __init__(self, model, directory, keep):
+        self.model = model
+        self.directory = directory
+        self.keep = keep
+        self.epoch, self.step_in_epoch, self.best_accuracy = 0, 0, -1.0
+        self.epoch_metrics, self.epoch_seconds = np.zeros(0), 0.0
+
+    def _variables(self):
+        optimizer = self.model.optimizer
+        return {"model": list(self.model.variables),
+                "optimizer": list(optimizer.variables) if optimizer is not None else []}
+
+    def _index(self):
+        """The checkpoint names, oldest first, from the index file (none if there is none)."""
+        path = os.path.join(self.directory, INDEX_FILE)
+        if not os.path.exists(path):
+            return []
+        with open(path) as f:
+            names = [line.split('"')[1] for line in f if line.startswith("all_model_checkpoint_paths")]
+        return [name for name in names if os.path.exists(os.path.join(self.directory, name + ".npz"))]
+
+    def _write_index(self, names):
+        lines = [f'model_checkpoint_path: "{names[-1]}"\n']
+        lines += [f'all_model_checkpoint_paths: "{name}"\n' for name in names]
+        temporary = os.path.join(self.directory, INDEX_FILE + ".tmp")
+        with open(temporary, "w") as f:
+            f.writelines(lines)
+        os.replace(temporary, os.path.join(self.directory, INDEX_FILE))
+
+    def restore_latest(self):
+        """Restores the newest checkpoint; returns its path, or None if there is none."""
+        import json
+
+        import keras
+
+        names = self._index()
+        if not names:
+            return None
+        latest = os.path.join(self.directory, names[-1])
+        with np.load(latest + ".npz") as stored:
+            for group, variables in self._variables().items():
+                count = int(stored[f"{group}_count"])
+                if count != len(variables):
+                    raise ValueError(
+                        f"{latest}.npz holds {count} {group} variables and this run's "
+                        f"{group} has {len(variables)}: it was written by another network or "
+                        "optimizer; train into another --output_dir or pass --resume false")
+                for i, variable in enumerate(variables):
+                    value = stored[f"{group}_{i}"]
+                    if tuple(value.shape) != tuple(variable.shape):
+                        raise ValueError(
+                            f"{latest}.npz: {group} variable {variable.path} has shape "
+                            f"{tuple(value.shape)} there and {tuple(variable.shape)} in this run")
+                    variable.assign(keras.ops.cast(value, variable.dtype))
+            position = json.loads(str(stored["position"]))
+        self.epoch, self.step_in_epoch = position["epoch"], position["step_in_epoch"]
+        self.best_accuracy = position["best_accuracy"]
+        self.epoch_metrics = np.asarray(position["epoch_metrics"], np.float64)
+        self.epoch_seconds = position["epoch_seconds"]
+        return latest
+
+    def save(self, epoch, step_in_epoch, global_step, metric_state=(), seconds=0.0):
+        """Writes a checkpoint for a run that continues at ``(epoch, step_in_epoch)``."""
+        import json
+
+        import keras
+
+        self.epoch, self.step_in_epoch = int(epoch), int(step_in_epoch)
+        self.epoch_metrics = np.asarray(metric_state, np.float64).reshape(-1)
+        self.epoch_seconds = float(seconds)
+        arrays = {}
+        for group, variables in self._variables().items():
+            arrays[f"{group}_count"] = np.asarray(len(variables))
+            for i, variable in enumerate(variables):
+                arrays[f"{group}_{i}"] = keras.ops.convert_to_numpy(variable.value)
+        arrays["position"] = np.asarray(json.dumps({
+            "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
+            "best_accuracy": float(self.best_accuracy),
+            "epoch_metrics": self.epoch_metrics.tolist(), "epoch_seconds": self.epoch_seconds}))
+        os.makedirs(self.directory, exist_ok=True)
+        name = f"ckpt-{global_step}"
+        path = os.path.join(self.directory, name)
+        with open(path + ".npz.tmp", "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(path + ".npz.tmp", path + ".npz")
+        names = [old for old in self._index() if old != name] + [name]
+        self._write_index(names[-self.keep:] if self.keep else names)
+        for old in names[:-self.keep] if self.keep else []:
+            os.remove(os.path.join(self.directory, old + ".npz"))
+        return path
+
+    def _record_best(self, accuracy):
+        self.best_accuracy = float(accuracy)
+
+
+def run_checkpoint(model, directory, keep):
+    """The run's checkpoints: ``tf.train`` ones on TensorFlow (every strategy), else Keras'."""
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        return RunCheckpoint(model, directory, keep)
+    return KerasRunCheckpoint(model, directory, keep)

@@ -128,7 +128,7 @@ class TrainConfig:
     devices: Optional[str] = option(None, "comma-separated devices for mirrored, e.g. /gpu:0,/gpu:1")
     sync_batchnorm: bool = option(False, "BatchNorm statistics over all replicas")
     precision: str = option("float32", f"dtype policy: {', '.join(PRECISIONS)}")
-    jit: bool = option(False, "compile the whole train step with XLA")
+    jit: bool = option(False, "compile the whole train step with XLA (TensorFlow; JAX always compiles)")
     attention_monitor: bool = option(
         True, "record the attention layers' gates and gradients each epoch on a fixed batch of "
         "held-out images (attention.csv, attention.png, TensorBoard)")

@@ -1,5 +1,7 @@
-"""Which devices a run trains on: ``tf.distribute`` strategies by name."""
+"""Which devices a run trains on: ``tf.distribute`` strategies by name on TensorFlow,
+``keras.distribution.DataParallel`` on JAX, one device on PyTorch."""
 
+import contextlib
 import os
 import re
 
@@ -14,7 +16,16 @@ def make_strategy(config):
     default strategy. mirrored: MirroredStrategy over ``config.devices`` (a
     comma-separated list) or all GPUs. multiworker: MultiWorkerMirroredStrategy
     configured by the TF_CONFIG environment variable.
+
+    On JAX the same names give a `KerasDistribution`: DataParallel over the
+    GPUs (auto, when there are several), over ``config.devices`` or every
+    device (mirrored); multiworker is TensorFlow's. On PyTorch the trainer
+    uses one device, and asking for more is an error saying so.
     """
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return keras_distribution(config)
     import tensorflow as tf
 
     devices = check_devices(config.strategy, config.devices)
@@ -57,13 +68,23 @@ def check_devices(strategy, devices):
     parsed = [_parse_device(name) for name in names]
     if len(set(parsed)) != len(parsed):
         raise ValueError(f"devices={devices!r} names a device twice")
-    import tensorflow as tf
-
-    gpus = len(tf.config.list_physical_devices("GPU"))
+    gpus = _gpu_count()
     for name, (kind, index) in zip(names, parsed):
         if kind == "gpu" and index >= gpus:
-            have = f"GPUs /gpu:0 to /gpu:{gpus - 1}" if gpus else "no GPU TensorFlow can use"
+            have = f"GPUs /gpu:0 to /gpu:{gpus - 1}" if gpus else "no GPU the backend can use"
             raise ValueError(f"devices: there is no {name} on this machine; it has {have}")
+    import keras
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        have = len(jax.devices("cpu"))
+        for name, (kind, index) in zip(names, parsed):
+            if kind == "cpu" and index >= have:
+                raise ValueError(
+                    f"devices: JAX has {have} CPU device{'s' if have > 1 else ''} here, so no "
+                    f"{name}; start the process with XLA_FLAGS="
+                    f"--xla_force_host_platform_device_count={index + 1} for more")
     cpus = sorted(index for kind, index in parsed if kind == "cpu")
     if cpus and cpus != list(range(len(cpus))):
         raise ValueError(
@@ -72,6 +93,79 @@ def check_devices(strategy, devices):
             f"{','.join(f'/cpu:{i}' for i in range(len(cpus)))}"
         )
     return names
+
+
+def _gpu_count():
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return len(tf.config.list_physical_devices("GPU"))
+    if backend == "jax":
+        import jax
+
+        try:
+            return len(jax.devices("gpu"))
+        except RuntimeError:  # no GPU platform in this JAX
+            return 0
+    import torch
+
+    return torch.cuda.device_count()
+
+
+class KerasDistribution:
+    """What the trainer needs of a strategy, on JAX and PyTorch.
+
+    ``scope()`` makes ``distribution`` (a ``keras.distribution`` one, or
+    None for one device) the distribution inside it: the trainer opens it
+    around the whole run, so ``fit`` splits each batch across the devices.
+    """
+
+    cluster_resolver = None  # one process: it is the chief
+
+    def __init__(self, distribution=None):
+        self.distribution = distribution
+
+    @property
+    def num_replicas_in_sync(self):
+        return len(self.distribution.device_mesh.devices.ravel()) if self.distribution else 1
+
+    def scope(self):
+        return self.distribution.scope() if self.distribution else contextlib.nullcontext()
+
+
+def keras_distribution(config):
+    """`make_strategy` on JAX and PyTorch: a `KerasDistribution`."""
+    import keras
+
+    backend = keras.backend.backend()
+    if config.strategy == "multiworker":
+        raise ValueError(
+            f"strategy=multiworker is TensorFlow's MultiWorkerMirroredStrategy; the "
+            f"{backend} backend trains in one process here (KERAS_BACKEND=tensorflow for "
+            "several machines)")
+    devices = check_devices(config.strategy, config.devices)
+    if backend != "jax":
+        if config.strategy == "mirrored":
+            raise ValueError(
+                f"strategy=mirrored: the {backend} backend trains on one device here; several "
+                "devices need KERAS_BACKEND=jax (keras.distribution) or tensorflow")
+        return KerasDistribution()
+    if config.strategy == "default":
+        return KerasDistribution()
+    if devices:
+        chosen = [f"{kind}:{index}" for kind, index in map(_parse_device, devices)]
+    else:
+        gpus = keras.distribution.list_devices("gpu") if _gpu_count() else []
+        if config.strategy == "auto":
+            chosen = gpus if len(gpus) > 1 else []
+        else:
+            chosen = gpus or keras.distribution.list_devices("cpu")
+    if len(chosen) < 2:
+        return KerasDistribution()
+    return KerasDistribution(keras.distribution.DataParallel(devices=chosen))
 
 
 def _parse_device(name):

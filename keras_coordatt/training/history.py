@@ -7,10 +7,18 @@ from keras_coordatt.plotting import pyplot
 
 
 def append_history(path, row):
-    """Adds one epoch's row to ``history.csv`` (with a header for a new file)."""
-    exists = os.path.exists(path)
+    """Adds one epoch's row to ``history.csv`` (with a header for a new file).
+
+    An existing file keeps its columns: a run resumed by a version that logs
+    more (or fewer) values still writes rows that line up with the header.
+    """
+    exists = os.path.exists(path) and os.path.getsize(path) > 0
+    fieldnames = list(row)
+    if exists:
+        with open(path, newline="") as f:
+            fieldnames = next(csv.reader(f), fieldnames)
     with open(path, "a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(row))
+        writer = csv.DictWriter(f, fieldnames=fieldnames, restval="", extrasaction="ignore")
         if not exists:
             writer.writeheader()
         writer.writerow(row)

@@ -64,8 +64,14 @@ def compile_for_training(model, config, steps_per_epoch, new_layers=()):
     else:
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
-    model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=config.jit)
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=jit_compile(config))
     return one_hot
+
+
+def jit_compile(config):
+    """Whether ``fit`` compiles its step: ``--jit`` on TensorFlow and PyTorch (whole-model
+    XLA is slower on CPUs there), always on JAX, whose steps run op by op otherwise."""
+    return True if keras.backend.backend() == "jax" else config.jit
 
 
 def label_transform(config, num_classes, one_hot):

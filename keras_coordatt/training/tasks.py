@@ -26,6 +26,7 @@ from keras_coordatt.tasks.tiling import predict_detections
 from keras_coordatt.training.networks import task_anchors
 from keras_coordatt.training.networks import task_model
 from keras_coordatt.training.recipe import make_optimizer
+from keras_coordatt.training.recipe import jit_compile
 
 
 
@@ -63,7 +64,7 @@ def compile_task(model, config, steps_per_epoch, num_classes, new_layers=()):
                                                           ignore_class=IGNORE_LABEL)
         metrics = [keras.metrics.MeanIoU(num_classes, ignore_class=IGNORE_LABEL,
                                          sparse_y_pred=False, name="mean_iou")]
-    model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=config.jit)
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=jit_compile(config))
 
 
 def monitored(task, logs):

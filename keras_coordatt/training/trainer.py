@@ -24,12 +24,14 @@ A NaN or infinite loss stops the run with an error naming the step and batch;
 the checkpoints written before it are kept.
 """
 
+import contextlib
 import json
 import os
 import sys
 import time
 
 import keras
+import numpy as np
 
 from keras_coordatt.data import PipelineOptions
 from keras_coordatt.data import load_datasets
@@ -41,7 +43,7 @@ from keras_coordatt.training.callbacks import EpochProgress
 from keras_coordatt.training.callbacks import StepWatch
 from keras_coordatt.training.callbacks import StopRequests
 from keras_coordatt.training.callbacks import StoppedMidEpoch
-from keras_coordatt.training.checkpoints import RunCheckpoint
+from keras_coordatt.training.checkpoints import run_checkpoint
 from keras_coordatt.training.config import TrainConfig
 from keras_coordatt.training.config import config_from_args
 from keras_coordatt.training.distribute import is_chief
@@ -79,20 +81,23 @@ def train(config: TrainConfig, callbacks=()):
         config: a `TrainConfig`.
         callbacks: more Keras callbacks for every epoch's ``fit``.
     """
-    if keras.backend.backend() != "tensorflow":
-        raise ValueError(
-            "the trainer needs the TensorFlow backend (tf.distribute, tf.train checkpoints, "
-            f"tf.data); KERAS_BACKEND is {keras.backend.backend()!r}. Run it with "
-            "KERAS_BACKEND=tensorflow; its model.keras loads on any backend."
-        )
     config.validate()
     created = run_folder.claim(config)
     strategy = make_strategy(config)
     os.makedirs(config.output_dir, exist_ok=True)
     previous_policy = keras.config.dtype_policy()
+    if config.precision == "float64" and keras.backend.backend() == "jax":
+        import jax
+
+        jax.config.update("jax_enable_x64", True)  # else JAX computes float64 in float32
     keras.config.set_dtype_policy(config.precision)
+    # On JAX the Keras distribution holds for the whole run (fit splits batches by it);
+    # TensorFlow's strategy is entered where the model is built.
+    whole_run = (strategy.scope() if keras.backend.backend() != "tensorflow"
+                 else contextlib.nullcontext())
     try:
-        return Trainer(config, strategy, callbacks).run()
+        with whole_run:
+            return Trainer(config, strategy, callbacks).run()
     except BaseException:
         run_folder.release_if_empty(config, created)
         raise
@@ -141,8 +146,12 @@ def synchronize_batchnorm(model):
     The paper trains detection with synchronized BatchNorm; with it a
     multi-replica run computes what one device would on the same global batch.
     Keras reads the flag when the layer is traced, so setting it after
-    construction takes effect. Returns the number of layers changed.
+    construction takes effect. Returns the number of layers changed (none
+    on JAX and PyTorch: JAX's DataParallel computes every BatchNorm over the
+    global batch already, and the PyTorch trainer uses one device).
     """
+    if keras.backend.backend() != "tensorflow":
+        return 0
     count = 0
     for layer in model._flatten_layers(include_self=False, recursive=True):
         if isinstance(layer, keras.layers.BatchNormalization):
@@ -163,15 +172,16 @@ class Trainer:
         self.history_path = os.path.join(config.output_dir, "history.csv")
 
     def run(self):
-        import tensorflow as tf
-
         keras.utils.set_random_seed(self.config.seed)
-        if self.config.deterministic:
+        if self.config.deterministic and keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
             tf.config.experimental.enable_op_determinism()
         self.datasets = self._load_data()
         self._build_model()
         start_epoch, start_step = self._restore()
         self.trained_steps = 0
+        self.step_rates = []  # images/s of this session's epochs, steady steps only
         self.started = time.perf_counter()
         with StopRequests() as stops:
             for epoch in range(start_epoch, self.config.epochs):
@@ -247,7 +257,8 @@ class Trainer:
         if not (self.config.attention_monitor and self.chief and attention_layers(self.model)):
             return None
         x, y = next(iter(self.eval_data.take(1)))[:2]
-        probe = keras.tree.map_structure(lambda t: t[:PROBE_IMAGES], (x, y))
+        # NumPy, so the probe feeds any backend's model (and JAX's jit) as it is.
+        probe = keras.tree.map_structure(lambda t: np.asarray(t)[:PROBE_IMAGES], (x, y))
         return AttentionMonitor(probe, self.config.output_dir,
                                 os.path.join(self.config.output_dir, "tensorboard", "attention"))
 
@@ -256,7 +267,7 @@ class Trainer:
 
     def _restore(self):
         """Opens the run's checkpoints; returns where training continues."""
-        self.checkpoint = RunCheckpoint(
+        self.checkpoint = run_checkpoint(
             self.model, os.path.join(self.output_dir, "checkpoints"), self.config.keep_checkpoints)
         latest = self.checkpoint.restore_latest() if self.config.resume else None
         epoch, step = self.checkpoint.position
@@ -295,10 +306,10 @@ class Trainer:
         # epoch finish: its checkpoint, weights and history row are written.
         self.trained_steps += self.steps_per_epoch - skip
         logs = {key: float(values[-1]) for key, values in fit.history.items()}
-        self._end_epoch(epoch, logs, watch.seconds)
+        self._end_epoch(epoch, logs, watch.seconds, watch.steady_step_seconds)
         return self.steps_per_epoch
 
-    def _end_epoch(self, epoch, logs, seconds):
+    def _end_epoch(self, epoch, logs, seconds, step_seconds=None):
         """Weights, history row, plot and one line of progress, then the epoch's checkpoint.
 
         The checkpoint goes last: it is what a resumed run starts from, so a run
@@ -313,14 +324,20 @@ class Trainer:
         if improved:  # the same weights: a copy is 50x faster than saving them again
             run_folder.copy_file(last, os.path.join(self.output_dir, "best.weights.h5"))
         if self.chief:
-            self._report_epoch(epoch, logs, seconds, improved)
+            self._report_epoch(epoch, logs, seconds, improved, step_seconds)
         self.checkpoint.save(epoch + 1, 0, (epoch + 1) * self.steps_per_epoch)
 
-    def _report_epoch(self, epoch, logs, seconds, improved):
+    def _report_epoch(self, epoch, logs, seconds, improved, step_seconds=None):
         learning_rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        # images_per_second: the training steps alone, after the epoch's first (which
+        # compiles); what benchmarks/train_throughput.py reports.
+        rate = "" if step_seconds is None else round(self.config.batch_size / step_seconds, 2)
+        if rate != "":
+            self.step_rates.append(rate)
         append_history(self.history_path, {"epoch": epoch + 1, **logs,
                                            "learning_rate": learning_rate,
-                                           "seconds": round(seconds, 2)})
+                                           "seconds": round(seconds, 2),
+                                           "images_per_second": rate})
         self._plot()
         metric = {"classification": "accuracy", "segmentation": "mean_iou"}.get(self.config.task)
         nan = float("nan")
@@ -345,7 +362,7 @@ class Trainer:
             **self._run_facts(),
             "eval_examples": datasets.eval_examples,
             "global_steps": epoch * self.steps_per_epoch + step,
-            "optimizer_updates": int(self.model.optimizer.iterations.numpy()),
+            "optimizer_updates": int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)),
             "trainable_params": count_trainable_params(self.model),
             "eval_accuracy": float(evaluation["accuracy"]),
             "eval_loss": float(evaluation["loss"]),
@@ -366,9 +383,12 @@ class Trainer:
         """Training time and throughput of this session, and what the attention monitor cost."""
         monitor = {} if self.monitor is None else {
             "attention_monitor_seconds": round(self.monitor.seconds, 1)}
+        steady = {} if not self.step_rates else {
+            "train_step_images_per_second": round(float(np.median(self.step_rates)), 1)}
         return {**monitor, "train_seconds_this_session": round(train_seconds, 1),
                 "train_images_per_second": round(
-                    self.trained_steps * self.config.batch_size / max(train_seconds, 1e-9), 1)}
+                    self.trained_steps * self.config.batch_size / max(train_seconds, 1e-9), 1),
+                **steady}
 
     def _save(self, metrics, headline):
         """``model.keras`` and ``metrics.json``, and one line saying where they are."""

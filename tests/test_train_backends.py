@@ -1,0 +1,140 @@
+"""The trainer on JAX and PyTorch: a run, its files, a stop and a resume, several JAX devices.
+
+These run in ``make test-jax`` and ``make test-torch`` (the TensorFlow suite has
+the trainer's own tests: test_train, test_reliability). ``make test-jax`` gives
+JAX two CPU devices (``XLA_FLAGS=--xla_force_host_platform_device_count=2``).
+"""
+
+import os
+import signal
+
+import keras
+import numpy as np
+import pytest
+
+from runs import tiny
+from runs import weights_of
+
+BACKEND = keras.backend.backend()
+
+pytestmark = pytest.mark.skipif(
+    BACKEND == "tensorflow", reason="the TensorFlow trainer has test_train and test_reliability")
+
+
+class StopAtStep(keras.callbacks.Callback):
+    """Sends this process SIGINT as one training step begins, as Ctrl-C would.
+
+    The trainer finishes the step under way, checkpoints and stops: SIGINT at
+    batch 0 stops the run after its first step.
+    """
+
+    def __init__(self, batch):
+        super().__init__()
+        self.batch, self.sent = batch, False
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if batch == self.batch and not self.sent:
+            self.sent = True
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+@pytest.fixture(scope="module")
+def unbroken(tmp_path_factory, image_folder):
+    """Two epochs of 2 steps, never stopped."""
+    from keras_coordatt.training import train
+
+    config = tiny(tmp_path_factory.mktemp("unbroken"), image_folder, limit_train=32)
+    return config, train(config)
+
+
+def test_a_run_leaves_the_run_folder_and_the_model_loads(unbroken):
+    from keras_coordatt.training.attention_monitor import read_records
+
+    config, metrics = unbroken
+    run = config.output_dir
+    for name in ("model.keras", "metrics.json", "history.csv", "best.weights.h5",
+                 "last.weights.h5", "attention.csv", "training_curves.png", "preset"):
+        assert os.path.exists(os.path.join(run, name)), name
+    assert metrics["global_steps"] == 4 and metrics["optimizer_updates"] == 4
+    # Each epoch's rate of its steps after the first (the one that compiles): 16 images / step.
+    from keras_coordatt.training.history import read_history
+
+    rates = [float(row["images_per_second"]) for row in read_history(os.path.join(run, "history.csv"))]
+    assert len(rates) == 2 and min(rates) > 0
+    assert metrics["train_step_images_per_second"] == pytest.approx(np.median(rates), abs=0.1)
+    # The monitor's records: the start and both epochs, every attention layer each time.
+    epochs = sorted({int(row["epoch"]) for row in read_records(os.path.join(run, "attention.csv"))})
+    assert epochs == [0, 1, 2]
+    model = keras.saving.load_model(os.path.join(run, "model.keras"))
+    assert model.output.shape[-1] == 4
+
+
+def test_a_stopped_run_resumes_to_the_weights_of_the_unbroken_one(
+        tmp_path, image_folder, unbroken, capsys):
+    from keras_coordatt.training import train
+    from keras_coordatt.training.history import read_history
+
+    reference, _ = unbroken
+    config = tiny(tmp_path, image_folder, limit_train=32)
+    stopped = train(config, callbacks=[StopAtStep(0)])
+    assert (stopped["interrupted"], stopped["epoch"], stopped["step"]) == (True, 1, 1)
+    index = open(os.path.join(config.output_dir, "checkpoints", "checkpoint")).readline()
+    assert index.strip() == 'model_checkpoint_path: "ckpt-1"'
+    capsys.readouterr()
+    metrics = train(config)
+    assert "Resumed from" in capsys.readouterr().out
+    assert metrics["global_steps"] == 4 and metrics["optimizer_updates"] == 4
+    history = read_history(os.path.join(config.output_dir, "history.csv"))
+    expected = read_history(os.path.join(reference.output_dir, "history.csv"))
+    assert [row["epoch"] for row in history] == ["1", "2"]
+    for row, other in zip(history, expected):
+        for key in ("loss", "val_loss", "accuracy"):
+            assert float(row[key]) == pytest.approx(float(other[key]), rel=1e-5), (row, key)
+    for got, want in zip(weights_of(os.path.join(config.output_dir, "last.weights.h5")),
+                         weights_of(os.path.join(reference.output_dir, "last.weights.h5"))):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_a_checkpoint_of_another_network_is_named_not_loaded(tmp_path, image_folder, unbroken):
+    import shutil
+
+    from keras_coordatt.training import train
+
+    reference, _ = unbroken
+    config = tiny(tmp_path, image_folder, limit_train=32, attention="se")
+    os.makedirs(config.output_dir)
+    shutil.copytree(os.path.join(reference.output_dir, "checkpoints"),
+                    os.path.join(config.output_dir, "checkpoints"))
+    with pytest.raises(ValueError, match=r"ckpt-4\.npz holds \d+ model variables"):
+        train(config)
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="keras.distribution's DataParallel is JAX's")
+def test_data_parallel_over_two_jax_devices_matches_one_device(tmp_path, image_folder):
+    import jax
+
+    from keras_coordatt.training import train
+
+    if len(jax.devices("cpu")) < 2:
+        pytest.skip("needs XLA_FLAGS=--xla_force_host_platform_device_count=2 (make test-jax)")
+    # One step, float64: later steps of this tiny network amplify float rounding (see
+    # test_train's PRECISIONS note), which would hide whether the batch was split right.
+    common = dict(limit_train=16, epochs=1, precision="float64", attention_monitor=False)
+    one = tiny(tmp_path / "one", image_folder, **common)
+    two = tiny(tmp_path / "two", image_folder, strategy="mirrored", devices="/cpu:0,/cpu:1",
+               **common)
+    train(one)
+    train(two)
+    for a, b in zip(weights_of(os.path.join(one.output_dir, "last.weights.h5")),
+                    weights_of(os.path.join(two.output_dir, "last.weights.h5"))):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="PyTorch's one-device limit")
+def test_several_devices_on_pytorch_are_refused_in_one_line(tmp_path, image_folder):
+    from keras_coordatt.training import train
+
+    config = tiny(tmp_path, image_folder, strategy="mirrored", devices="/cpu:0,/cpu:1")
+    with pytest.raises(ValueError, match="the torch backend trains on one device here"):
+        train(config)
+    assert not os.path.exists(config.output_dir)
