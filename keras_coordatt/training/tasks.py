@@ -25,8 +25,8 @@ from keras_coordatt.tasks.evaluation import detection_scores
 from keras_coordatt.tasks.tiling import predict_detections
 from keras_coordatt.training.networks import task_anchors
 from keras_coordatt.training.networks import task_model
-from keras_coordatt.training.recipe import make_optimizer
 from keras_coordatt.training.recipe import jit_compile
+from keras_coordatt.training.recipe import make_optimizer
 
 
 

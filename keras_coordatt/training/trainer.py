@@ -309,7 +309,7 @@ class Trainer:
         self._end_epoch(epoch, logs, watch.seconds, watch.steady_step_seconds)
         return self.steps_per_epoch
 
-    def _end_epoch(self, epoch, logs, seconds, step_seconds=None):
+    def _end_epoch(self, epoch, logs, seconds, step_seconds):
         """Weights, history row, plot and one line of progress, then the epoch's checkpoint.
 
         The checkpoint goes last: it is what a resumed run starts from, so a run
@@ -327,12 +327,13 @@ class Trainer:
             self._report_epoch(epoch, logs, seconds, improved, step_seconds)
         self.checkpoint.save(epoch + 1, 0, (epoch + 1) * self.steps_per_epoch)
 
-    def _report_epoch(self, epoch, logs, seconds, improved, step_seconds=None):
+    def _report_epoch(self, epoch, logs, seconds, improved, step_seconds):
         learning_rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         # images_per_second: the training steps alone, after the epoch's first (which
         # compiles); what benchmarks/train_throughput.py reports.
-        rate = "" if step_seconds is None else round(self.config.batch_size / step_seconds, 2)
-        if rate != "":
+        rate = ""
+        if step_seconds is not None:
+            rate = round(self.config.batch_size / step_seconds, 2)
             self.step_rates.append(rate)
         append_history(self.history_path, {"epoch": epoch + 1, **logs,
                                            "learning_rate": learning_rate,
