@@ -65,6 +65,7 @@ def main():
     import keras
 
     from keras_coordatt.layers import fused_attention
+    from keras_coordatt.models import count_trainable_params
     from keras_coordatt.training import TrainConfig
     from keras_coordatt.training import train
     from keras_coordatt.training.history import read_history
@@ -85,8 +86,7 @@ def main():
 
         def on_epoch_begin(self, epoch, logs=None):
             if epoch == 0:
-                answer({"trainable_params": sum(
-                    int(keras.ops.size(w)) for w in self.model.trainable_weights)})
+                answer({"trainable_params": count_trainable_params(self.model)})
             else:
                 answer({"images_per_second": last_rate()})
             if not json.loads(sys.stdin.readline()).get("go"):

@@ -56,10 +56,11 @@ _SWITCH = {"1": True, "true": True, "on": True, "0": False, "false": False, "off
 
 def _from_environment():
     value = os.environ.get("KERAS_COORDATT_FUSED", "auto")
-    if value.strip().lower() not in _SWITCH:
+    key = value.strip().lower()
+    if key not in _SWITCH:
         raise ValueError(f"KERAS_COORDATT_FUSED={value!r}: expected 1, 0 or auto (the default: "
                          "fused where TensorFlow has a GPU)")
-    return _SWITCH[value.strip().lower()]
+    return _SWITCH[key]
 
 
 _STATE = {"enabled": _from_environment()}
