@@ -377,6 +377,53 @@ def test_the_inserted_attention_can_learn_at_its_own_multiple(tmp_path):
         dataclasses.replace(config, attention_lr_multiplier=0.0).validate()
 
 
+def test_the_inserted_attention_can_take_adams_step_where_the_rest_takes_sgds(tmp_path):
+    import keras
+
+    from keras_coordatt.layers.base import AttentionLayer
+    from keras_coordatt.training.recipe import make_optimizer
+    from keras_coordatt.training.trainer import classifier_for_config
+    from keras_coordatt.training.trainer import prepare_model
+
+    path = tmp_path / "plain.keras"
+    classifier_for_config(small_config(attention=None), num_classes=10).save(path)
+    config = small_config(init_weights=str(path), attention_optimizer="adam",
+                          attention_lr_multiplier=0.1, momentum=0.9, weight_decay=0.0,
+                          warmup_epochs=0.0)
+    model, new_layers = prepare_model(classifier_for_config(config, num_classes=4), config)
+    attention = [v for layer in new_layers if isinstance(layer, AttentionLayer)
+                 for v in layer.trainable_weights]
+    optimizer = make_optimizer(config, steps_per_epoch=1000, new_layers=new_layers)
+    # Every variable of the 16 inserted CA layers, nothing else (not the new head).
+    assert optimizer.adam_paths == sorted(v.path for v in attention)
+    assert len({v.path.split("/")[0] for v in attention}) == 16
+    optimizer.build(model.trainable_variables)
+    gate, old = model.get_layer("block_3_attention").conv_h.kernel, model.get_layer("Conv_1").kernel
+    start = [keras.ops.convert_to_numpy(v).copy() for v in (gate, old)]
+    # Keras' own Adam (at 0.1x the schedule's rate) and SGD on copies, fed the same gradients.
+    copies = [keras.Variable(value) for value in start]
+    rate = config.scaled_learning_rate
+    adam = keras.optimizers.Adam(learning_rate=0.1 * rate, epsilon=1e-7)
+    sgd = keras.optimizers.SGD(learning_rate=rate, momentum=0.9)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        grads = [rng.normal(size=v.shape).astype("float32") * scale
+                 for v, scale in zip(start, (1e-4, 1.0))]
+        optimizer.apply(grads, [gate, old])
+        adam.apply(grads[:1], copies[:1])
+        sgd.apply(grads[1:], copies[1:])
+    for variable, copy in zip((gate, old), copies):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(variable),
+                                   keras.ops.convert_to_numpy(copy), rtol=1e-4, atol=1e-6)
+    # Adam's step does not shrink with a gradient 1e-4 the size: about the rate per step.
+    moved = np.abs(keras.ops.convert_to_numpy(gate) - start[0])
+    assert np.median(moved) > 0.5 * 0.1 * rate
+    restored = keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
+    assert restored.adam_paths == optimizer.adam_paths
+    with pytest.raises(ValueError, match="attention_optimizer='lamb': expected one of"):
+        dataclasses.replace(config, attention_optimizer="lamb").validate()
+
+
 def test_a_model_saved_with_the_trainers_optimizer_loads_after_importing_the_package(tmp_path):
     import subprocess
     import sys

@@ -42,6 +42,13 @@ OPTIONS = {
                          "CA, the inserted attention at 30x the rate"),
     "ca_attention_100x": ("ca", {"attention_lr_multiplier": 100.0},
                           "CA, the inserted attention at 100x the rate"),
+    # Adam's step for the attention; the multiple is of the recipe's SGD rate (0.01 at batch 64).
+    "ca_adam_1e-4": ("ca", {"attention_optimizer": "adam", "attention_lr_multiplier": 0.01},
+                     "CA, the inserted attention takes Adam's step at peak rate 1e-4"),
+    "ca_adam_3e-4": ("ca", {"attention_optimizer": "adam", "attention_lr_multiplier": 0.03},
+                     "CA, the inserted attention takes Adam's step at peak rate 3e-4"),
+    "ca_adam_1e-3": ("ca", {"attention_optimizer": "adam", "attention_lr_multiplier": 0.1},
+                     "CA, the inserted attention takes Adam's step at peak rate 1e-3"),
 }
 # The bar for attention that learned: mean |g - 0.5| >= 0.05 in half the CA layers.
 MOVED = 0.05

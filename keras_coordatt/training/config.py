@@ -34,6 +34,7 @@ STRATEGIES = ("auto", "default", "mirrored", "multiworker")
 # float64 is for numerical checks: a BatchNorm network trained from scratch
 # amplifies float32 rounding (1e-6 on the input moves MobileNetV2's weights by
 # 0.1-0.6 after a few steps), so only float64 runs can be compared exactly.
+ATTENTION_OPTIMIZERS = ("sgd", "adam")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16", "float64")
 VERBOSITIES = ("auto", "bar", "line", "quiet")
 INPUT_NORMALIZATIONS = ("family", "imagenet")
@@ -121,6 +122,10 @@ class TrainConfig:
     attention_lr_multiplier: Optional[float] = option(
         None, "with init_weights: the inserted attention layers' multiple of the learning rate, "
         "apart from the other new layers (default: new_layer_lr_multiplier)")
+    attention_optimizer: str = option(
+        "sgd", f"with init_weights: the inserted attention layers' update, one of "
+        "{', '.join(ATTENTION_OPTIMIZERS)}: adam takes Adam's step (about the learning rate "
+        "times its multiplier, whatever the gradient's size) where the rest takes SGD's")
     label_smoothing: float = option(0.0, "label smoothing of the cross-entropy")
     mixup_alpha: float = option(0.0, "mixup Beta(alpha, alpha) parameter; 0 turns mixup off")
     # system
@@ -172,6 +177,9 @@ class TrainConfig:
              f"new_layer_lr_multiplier={self.new_layer_lr_multiplier}: must be positive"),
             (self.attention_lr_multiplier is None or self.attention_lr_multiplier > 0,
              f"attention_lr_multiplier={self.attention_lr_multiplier}: must be positive"),
+            (self.attention_optimizer in ATTENTION_OPTIMIZERS,
+             f"attention_optimizer={self.attention_optimizer!r}: expected one of "
+             f"{ATTENTION_OPTIMIZERS}"),
             (0 < self.crop_scale_min <= 1, f"crop_scale_min={self.crop_scale_min}: must be in (0, 1]"),
             (0 < self.eval_crop_fraction <= 1,
              f"eval_crop_fraction={self.eval_crop_fraction}: must be in (0, 1]"),

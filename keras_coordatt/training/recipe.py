@@ -23,11 +23,20 @@ def new_layer_multipliers(config, new_layers):
     return multipliers
 
 
+def adam_paths(config, new_layers):
+    """Paths of the inserted attention's variables when they take Adam's step."""
+    if config.attention_optimizer != "adam":
+        return []
+    return [variable.path for layer in new_layers if isinstance(layer, AttentionLayer)
+            for variable in layer.trainable_weights]
+
+
 def make_optimizer(config, steps_per_epoch, new_layers=()):
     """The config's SGD with momentum, decoupled weight decay and warm-up + cosine schedule.
 
     ``new_layers`` (those the starting weights did not provide) learn at the
-    multiples `new_layer_multipliers` gives them.
+    multiples `new_layer_multipliers` gives them; inserted attention takes
+    Adam's step with ``attention_optimizer="adam"``.
     """
     total_steps = config.epochs * steps_per_epoch
     warmup_steps = int(config.warmup_epochs * steps_per_epoch)
@@ -41,7 +50,8 @@ def make_optimizer(config, steps_per_epoch, new_layers=()):
     # Keras' weight_decay is decoupled (w -= lr * wd * w); for SGD without
     # momentum that equals PyTorch's coupled L2 term of the paper's recipe.
     return LayerwiseSGD(
-        lr_multipliers=new_layer_multipliers(config, new_layers), learning_rate=schedule,
+        lr_multipliers=new_layer_multipliers(config, new_layers),
+        adam_paths=adam_paths(config, new_layers), learning_rate=schedule,
         momentum=config.momentum, weight_decay=config.weight_decay
     )
 
