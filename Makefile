@@ -62,9 +62,10 @@ test-tensorflow: $(STAMP)
 
 # The layers again on the JAX and PyTorch backends (forward, backward, saving), and the
 # trainer on each (a run, a stop and resume; JAX on two CPU devices too).
+# Two workers here too: the trainer's file (its runs compile for minutes) beside the layers'.
 test-jax: $(STAMP)
 	KERAS_BACKEND=jax XLA_FLAGS=--xla_force_host_platform_device_count=2 \
-		$(BIN)/python -m pytest -q $(LAYER_TESTS) $(TRAINER_TESTS)
+		$(BIN)/python -m pytest -q -n 2 --dist loadfile $(LAYER_TESTS) $(TRAINER_TESTS)
 
 test-torch: $(STAMP)
 	KERAS_BACKEND=torch $(BIN)/python -m pytest -q $(LAYER_TESTS) $(TRAINER_TESTS)

@@ -424,6 +424,16 @@ def test_the_inserted_attention_can_take_adams_step_where_the_rest_takes_sgds(tm
         dataclasses.replace(config, attention_optimizer="lamb").validate()
 
 
+def test_a_compilation_cache_off_jax_is_refused_in_one_line(tmp_path):
+    from keras_coordatt.training import train
+
+    config = small_config(output_dir=str(tmp_path / "run"), compilation_cache=str(tmp_path / "c"))
+    with pytest.raises(ValueError, match="the persistent compilation cache is JAX's; the "
+                                         "tensorflow backend has none"):
+        train(config)
+    assert not (tmp_path / "run").exists() and not (tmp_path / "c").exists()
+
+
 def test_a_model_saved_with_the_trainers_optimizer_loads_after_importing_the_package(tmp_path):
     import subprocess
     import sys

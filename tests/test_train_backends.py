@@ -39,11 +39,20 @@ class StopAtStep(keras.callbacks.Callback):
 
 
 @pytest.fixture(scope="module")
-def unbroken(tmp_path_factory, image_folder):
+def compiled(tmp_path_factory):
+    """On JAX, a compilation cache the runs of this file share: the stopped and the resumed
+    run load the unbroken run's programs instead of compiling them again."""
+    if BACKEND != "jax":
+        return {}
+    return {"compilation_cache": str(tmp_path_factory.mktemp("jax_cache"))}
+
+
+@pytest.fixture(scope="module")
+def unbroken(tmp_path_factory, image_folder, compiled):
     """Two epochs of 2 steps, never stopped."""
     from keras_coordatt.training import train
 
-    config = tiny(tmp_path_factory.mktemp("unbroken"), image_folder, limit_train=32)
+    config = tiny(tmp_path_factory.mktemp("unbroken"), image_folder, limit_train=32, **compiled)
     return config, train(config)
 
 
@@ -67,15 +76,17 @@ def test_a_run_leaves_the_run_folder_and_the_model_loads(unbroken):
     assert epochs == [0, 1, 2]
     model = keras.saving.load_model(os.path.join(run, "model.keras"))
     assert model.output.shape[-1] == 4
+    if config.compilation_cache:  # JAX kept the run's compiled programs there
+        assert any(name.endswith("-cache") for name in os.listdir(config.compilation_cache))
 
 
 def test_a_stopped_run_resumes_to_the_weights_of_the_unbroken_one(
-        tmp_path, image_folder, unbroken, capsys):
+        tmp_path, image_folder, unbroken, compiled, capsys):
     from keras_coordatt.training import train
     from keras_coordatt.training.history import read_history
 
     reference, _ = unbroken
-    config = tiny(tmp_path, image_folder, limit_train=32)
+    config = tiny(tmp_path, image_folder, limit_train=32, **compiled)
     stopped = train(config, callbacks=[StopAtStep(0)])
     assert (stopped["interrupted"], stopped["epoch"], stopped["step"]) == (True, 1, 1)
     index = open(os.path.join(config.output_dir, "checkpoints", "checkpoint")).readline()

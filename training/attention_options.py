@@ -49,6 +49,12 @@ OPTIONS = {
                      "CA, the inserted attention takes Adam's step at peak rate 3e-4"),
     "ca_adam_1e-3": ("ca", {"attention_optimizer": "adam", "attention_lr_multiplier": 0.1},
                      "CA, the inserted attention takes Adam's step at peak rate 1e-3"),
+    "ca_adam_3e-3": ("ca", {"attention_optimizer": "adam", "attention_lr_multiplier": 0.3},
+                     "CA, the inserted attention takes Adam's step at peak rate 3e-3"),
+    "ca_adam_1e-2": ("ca", {"attention_optimizer": "adam", "attention_lr_multiplier": 1.0},
+                     "CA, the inserted attention takes Adam's step at peak rate 1e-2"),
+    "ca_adam_3e-2": ("ca", {"attention_optimizer": "adam", "attention_lr_multiplier": 3.0},
+                     "CA, the inserted attention takes Adam's step at peak rate 3e-2"),
 }
 # The bar for attention that learned: mean |g - 0.5| >= 0.05 in half the CA layers.
 MOVED = 0.05

@@ -131,6 +131,9 @@ class TrainConfig:
     # system
     strategy: str = option("auto", f"tf.distribute strategy: {', '.join(STRATEGIES)}")
     devices: Optional[str] = option(None, "comma-separated devices for mirrored, e.g. /gpu:0,/gpu:1")
+    compilation_cache: Optional[str] = option(
+        None, "JAX: a folder for compiled programs (JAX's persistent compilation cache); a "
+        "later run of the same network, batch and image size loads them instead of compiling")
     sync_batchnorm: bool = option(False, "BatchNorm statistics over all replicas")
     precision: str = option("float32", f"dtype policy: {', '.join(PRECISIONS)}")
     jit: bool = option(False, "compile the whole train step with XLA (TensorFlow; JAX always compiles)")

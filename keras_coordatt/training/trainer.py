@@ -82,6 +82,7 @@ def train(config: TrainConfig, callbacks=()):
         callbacks: more Keras callbacks for every epoch's ``fit``.
     """
     config.validate()
+    use_compilation_cache(config.compilation_cache)
     created = run_folder.claim(config)
     strategy = make_strategy(config)
     os.makedirs(config.output_dir, exist_ok=True)
@@ -105,6 +106,25 @@ def train(config: TrainConfig, callbacks=()):
         # The policy is process-wide; a notebook or a test that trains next
         # should not inherit mixed precision from this run.
         keras.config.set_dtype_policy(previous_policy)
+
+
+def use_compilation_cache(folder):
+    """Points JAX's persistent compilation cache at ``folder`` (None: leaves it as it is).
+
+    Every program that took at least a second to compile is kept there: the
+    train, eval and monitor steps of a run, which on a GPU took most of a short
+    run's time. JAX also reads ``JAX_COMPILATION_CACHE_DIR`` by itself.
+    """
+    if not folder:
+        return
+    backend = keras.backend.backend()
+    if backend != "jax":
+        raise ValueError(f"compilation_cache={folder!r}: the persistent compilation cache is "
+                         f"JAX's; the {backend} backend has none (leave it unset)")
+    import jax
+
+    os.makedirs(folder, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", os.path.abspath(folder))
 
 
 def model_for_config(config, num_classes):
