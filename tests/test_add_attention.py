@@ -206,18 +206,21 @@ def test_the_projection_learns_as_fast_as_without_attention(rng):
         assert reader[f"block_{i}_attention"] == pytest.approx(norm, rel=0.05), i
 
 
-def test_a_channel_too_quiet_for_the_factor_keeps_its_statistics_and_scales_its_kernel(rng):
+@pytest.mark.parametrize("scale", [True, False])
+def test_a_channel_too_quiet_for_the_factor_takes_it_in_its_gamma(rng, scale):
     from keras_coordatt.models import start_attention_as_identity
 
     inputs = keras.Input((8, 8, 16))
     x = CoordAttention(reduction=4, name="att")(inputs)
     x = keras.layers.Conv2D(4, 1, name="project")(x)
-    model = keras.Model(inputs, keras.layers.BatchNormalization(name="bn")(x))
+    model = keras.Model(inputs, keras.layers.BatchNormalization(scale=scale, name="bn")(x))
     norm = model.get_layer("bn")
     # Channel 0 is too quiet: 0.25^2 (v + eps) - eps < 0 for v < 15 eps.
     norm.moving_variance.assign(np.array([norm.epsilon, 1.0, 2.0, 0.5], "float32"))
     norm.moving_mean.assign(np.array([0.1, -0.2, 0.3, 0.0], "float32"))
-    plain = keras.Model(inputs, keras.layers.BatchNormalization(name="bn")(
+    if scale:
+        norm.gamma.assign(np.array([1.5, 0.5, 1.0, 2.0], "float32"))
+    plain = keras.Model(inputs, keras.layers.BatchNormalization(scale=scale, name="bn")(
         keras.layers.Conv2D(4, 1, name="project")(inputs)))
     for name in ("project", "bn"):
         plain.get_layer(name).set_weights(model.get_layer(name).get_weights())
@@ -227,9 +230,27 @@ def test_a_channel_too_quiet_for_the_factor_keeps_its_statistics_and_scales_its_
     np.testing.assert_allclose(to_numpy(model(images)), to_numpy(plain(images)), rtol=1e-5,
                                atol=1e-5)
     after = to_numpy(model.get_layer("project").kernel)
-    np.testing.assert_array_equal(after[..., 0], kernel[..., 0] / 0.25)
     np.testing.assert_array_equal(after[..., 1:], kernel[..., 1:])
-    assert to_numpy(norm.moving_variance)[0] == pytest.approx(norm.epsilon)
+    if not scale:  # nothing else can take it: the quiet channel's kernel slice does
+        np.testing.assert_array_equal(after[..., 0], kernel[..., 0] / 0.25)
+        assert to_numpy(norm.moving_variance)[0] == pytest.approx(norm.epsilon)
+        return
+    # The kernel keeps its size, so its gradient is the plain network's (inference-mode
+    # BatchNorm: exactly; a kernel 4x larger would get a 4x smaller gradient).
+    np.testing.assert_array_equal(after, kernel)
+    assert to_numpy(norm.moving_variance)[0] == pytest.approx(0.25**2 * norm.epsilon)
+    assert to_numpy(norm.gamma)[0] == pytest.approx(1.5 * np.sqrt(0.0625 * 1e-3 + 1e-3)
+                                                    / (0.25 * np.sqrt(2e-3)), rel=1e-5)
+    np.testing.assert_array_equal(to_numpy(norm.gamma)[1:], [0.5, 1.0, 2.0])
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        grads = []
+        for net in (model, plain):
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_sum(net(images, training=False) ** 2)
+            grads.append(tape.gradient(loss, net.get_layer("project").kernel).numpy())
+        np.testing.assert_allclose(grads[0], grads[1], rtol=1e-4, atol=1e-6)
 
 
 def test_gates_started_as_the_identity_learn(rng):

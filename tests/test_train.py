@@ -377,6 +377,33 @@ def test_the_inserted_attention_can_learn_at_its_own_multiple(tmp_path):
         dataclasses.replace(config, attention_lr_multiplier=0.0).validate()
 
 
+@pytest.mark.parametrize("attention", [None, "ca"])
+def test_a_network_started_from_a_keras_file_is_built_as_the_files_network(tmp_path, attention):
+    import keras
+
+    from keras_coordatt.models.families import build_model
+    from keras_coordatt.training import model_for_config
+
+    # As torchvision's converted MobileNetV2: PyTorch's padding and epsilon, and quiet
+    # channels (variance near epsilon), where Keras' epsilon of 1e-3 would change the outputs.
+    source = build_model("mobilenet_v2", alpha=0.35, input_shape=(32, 32, 3), classes=4,
+                         classifier_activation=None, padding="pytorch", bn_epsilon=1e-5)
+    rng = np.random.default_rng(0)
+    for layer in source.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.moving_variance.assign(rng.uniform(1e-4, 1e-2, layer.moving_variance.shape))
+    path = tmp_path / "torchvision_like.keras"
+    source.save(path)
+    model = model_for_config(small_config(attention=attention, init_weights=str(path)), 4)
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert {layer.epsilon for layer in norms} == {1e-5}
+    assert model.backbone.padding == "pytorch"
+    images = rng.uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
+    want = keras.ops.convert_to_numpy(source(images, training=False))
+    got = keras.ops.convert_to_numpy(model(images, training=False))
+    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3 * np.abs(want).max())
+
+
 def test_the_inserted_attention_can_take_adams_step_where_the_rest_takes_sgds(tmp_path):
     import keras
 

@@ -49,8 +49,9 @@ def main(argv=None):
     parser.add_argument("--model", default=None,
                         help="a trained run's model.keras (default: MobileNetV2 + CA from "
                         "ImageNet, the attention at its identity start, as a run begins)")
-    parser.add_argument("--batches", type=int, default=32,
-                        help="training batches the statistics are taken over (default: 32)")
+    parser.add_argument("--batches", type=int, default=None,
+                        help="training batches the statistics are taken over (default: one "
+                        "epoch's, 30)")
     parser.add_argument("--seed", type=int, default=0, help="the data order's seed (default: 0)")
     parser.add_argument("--output", default="study_output/gate_gradients",
                         help="folder for the converted ImageNet weights (default: "
@@ -59,7 +60,7 @@ def main(argv=None):
     parser.add_argument("--debug", action="store_true",
                         help="show the full traceback of an error instead of one line")
     args = parser.parse_args(argv)
-    if args.batches < 2:
+    if args.batches is not None and args.batches < 2:
         parser.error(f"--batches {args.batches}: the noise needs at least 2 batches")
     if args.model and not os.path.exists(args.model):
         parser.error(f"--model {args.model}: no such file")
@@ -95,16 +96,16 @@ def run(args):
     groups = variable_groups(model)
     if not groups:
         raise ValueError(f"{start}: no CoordAttention layer to measure")
-    print(f"{start}: {len(groups)} variable groups, {args.batches} batches of "
-          f"{config.batch_size}")
+    count = args.batches or data.train_examples // config.batch_size
+    print(f"{start}: {len(groups)} variable groups, {count} batches of {config.batch_size}")
     started = time.time()
-    gradients = batch_gradients(model, data.train_for_epoch(0), groups, args.batches)
+    gradients = batch_gradients(model, data.train_for_epoch(0), groups, count)
     rows = noise_table(gradients, config.batch_size)
-    print(f"{args.batches} gradients in {time.time() - started:.0f} s\n")
+    print(f"{count} gradients in {time.time() - started:.0f} s\n")
     print(table(rows))
     results = results_destination(args, "attention-learning")
     notes = [f"model: {start}",
-             f"{args.batches} training batches of {config.batch_size} (ELPV recipe, augmented, "
+             f"{count} training batches of {config.batch_size} (ELPV recipe, augmented, "
              f"seed {args.seed}); loss: cross-entropy of the recipe, training-mode BatchNorm",
              "noise_scale = B * tr(cov) / (|G|^2 - tr(cov) / K), empty where the signal is "
              "not above the noise; signal_share = (|G|^2 - tr(cov) / K) / mean |g|^2"]

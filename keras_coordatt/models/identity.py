@@ -54,8 +54,8 @@ def start_attention_as_identity(model, layers=None):
       makes it 4x larger for CA; behind a BatchNorm the loss does not depend
       on a kernel's scale, so its gradient shrinks 4x while the step needed
       grows 4x: the block learned about 16x slower.) A channel whose variance
-      is too small to take the factor (under 15 epsilon for CA) keeps its
-      statistics, and its kernel slice is divided instead.
+      is too small to take the factor that way (under 15 epsilon for CA)
+      takes it in its gamma (`_scale_statistics`); its kernel keeps its size.
     - anything else linear (Conv2D without a BatchNorm after it,
       DepthwiseConv2D, Dense): its kernel, divided by the factor.
 
@@ -114,19 +114,35 @@ def _scale_statistics(reader, norm, factor):
 
     The output becomes ``factor * (out - bias) + bias``; inference normalises
     exactly as before when mean' = factor (mean - bias) + bias and
-    variance' + eps = factor^2 (variance + eps).
+    variance' + eps = factor^2 (variance + eps). A channel too quiet for that
+    (variance' would be negative: under 15 eps for CA) takes variance' =
+    factor^2 variance, and its gamma the rest: gamma' = gamma sqrt(factor^2
+    variance + eps) / (factor sqrt(variance + eps)). Its kernel keeps its size
+    too, so its gradient is the network's without attention. (Networks whose
+    epsilon is large beside their statistics have many such channels: in
+    torchvision's MobileNetV2 read with Keras' epsilon of 1e-3, every channel
+    of block_16's projection.) Without a gamma (``scale=False``) such a
+    channel keeps its statistics and its kernel slice takes the factor.
     """
     dtype = norm.moving_variance.dtype
     mean = ops.convert_to_numpy(norm.moving_mean).astype("float64")
     variance = ops.convert_to_numpy(norm.moving_variance).astype("float64")
     bias = ops.convert_to_numpy(reader.bias).astype("float64") if reader.use_bias else 0.0
-    scaled = factor**2 * (variance + norm.epsilon) - norm.epsilon
+    eps = norm.epsilon
+    scaled = factor**2 * (variance + eps) - eps
     fits = scaled >= 0
+    if fits.all() or norm.scale:
+        if not fits.all():
+            gamma = ops.convert_to_numpy(norm.gamma).astype("float64")
+            quiet = gamma * np.sqrt(factor**2 * variance + eps) / (factor * np.sqrt(variance + eps))
+            norm.gamma.assign(np.where(fits, gamma, quiet).astype(norm.gamma.dtype))
+        norm.moving_mean.assign((factor * (mean - bias) + bias).astype(dtype))
+        norm.moving_variance.assign(np.where(fits, scaled, factor**2 * variance).astype(dtype))
+        return
     norm.moving_mean.assign(np.where(fits, factor * (mean - bias) + bias, mean).astype(dtype))
     norm.moving_variance.assign(np.where(fits, scaled, variance).astype(dtype))
-    if not fits.all():  # those channels keep their statistics: their kernel slice takes the factor
-        kernel = ops.convert_to_numpy(reader.kernel)
-        reader.kernel.assign(np.where(fits, kernel, kernel / factor).astype(kernel.dtype))
+    kernel = ops.convert_to_numpy(reader.kernel)
+    reader.kernel.assign(np.where(fits, kernel, kernel / factor).astype(kernel.dtype))
 
 
 def reader_of(layer):

@@ -59,6 +59,42 @@ def saved_preprocessing(path):
     return Preprocessing(**found) if isinstance(found, dict) else None
 
 
+def saved_architecture(path):
+    """``{"padding", "bn_epsilon"}`` of the backbone a ``.keras`` file was saved with; {} for
+    other files (a ``.h5`` file records no architecture).
+
+    Weights hold only for the network they were trained in: torchvision's
+    MobileNetV2, converted, pads like PyTorch and normalises with epsilon 1e-5,
+    where a Keras-built network pads "same" and uses 1e-3. A network built to
+    take a file's weights should be built with these.
+    """
+    path = os.fspath(path)
+    if not path.endswith(".keras") or not zipfile.is_zipfile(path):
+        return {}
+    with zipfile.ZipFile(path) as archive:
+        if "config.json" not in archive.namelist():
+            return {}
+        config = json.loads(archive.read("config.json"))
+    backbone = _first_dict_with(config, "bn_epsilon")
+    if backbone is None:
+        return {}
+    return {key: backbone[key] for key in ("padding", "bn_epsilon") if key in backbone}
+
+
+def _first_dict_with(tree, key):
+    """The first dict (depth first) in nested dicts and lists that has ``key``, or None."""
+    if isinstance(tree, dict):
+        if key in tree:
+            return tree
+        tree = list(tree.values())
+    if isinstance(tree, list):
+        for item in tree:
+            found = _first_dict_with(item, key)
+            if found is not None:
+                return found
+    return None
+
+
 def _first_value(tree, key):
     """The value of the first ``key`` met in nested dicts and lists (depth first), or None."""
     if isinstance(tree, dict):

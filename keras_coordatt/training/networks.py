@@ -7,9 +7,12 @@ module, so a script on another Keras backend (``training/deepforest_gpu.py``
 on JAX) builds exactly the trainer's network.
 """
 
+import os
+
 from keras_coordatt.models.families import build_model
 from keras_coordatt.models.identity import start_new_attention_as_identity
 from keras_coordatt.models.weights import load_weights_by_name
+from keras_coordatt.models.weights import saved_architecture
 from keras_coordatt.models.weights import saved_preprocessing
 from keras_coordatt.preprocessing import imagenet_normalization
 from keras_coordatt.tasks.deeplab import DeepLabV3
@@ -22,10 +25,21 @@ def task_anchors(config):
     return ssdlite_anchors(config.image_size, config.anchor_scale)
 
 
+def weights_architecture(config):
+    """The padding and BatchNorm epsilon the config's ``init_weights`` were trained with
+    (a ``.keras`` file records them; {} otherwise), so the network computes what the
+    weights' network did: torchvision's MobileNetV2 pads like PyTorch and uses epsilon
+    1e-5, where a network built with the defaults pads "same" and uses 1e-3."""
+    if not config.init_weights or not os.path.exists(config.init_weights):
+        return {}
+    return saved_architecture(config.init_weights)
+
+
 def task_model(config, num_classes):
     """SSDLite (``num_classes`` objects + background) or DeepLabV3 (``num_classes``) on the backbone."""
     kwargs = dict(input_shape=(config.image_size, config.image_size, 3),
-                  attention=config.attention, include_top=False, bn_momentum=config.bn_momentum)
+                  attention=config.attention, include_top=False, bn_momentum=config.bn_momentum,
+                  **weights_architecture(config))
     if config.task == "segmentation":
         kwargs["output_stride"] = config.output_stride
     backbone = build_model(config.model, alpha=config.alpha, **kwargs)
@@ -51,6 +65,10 @@ def load_init_weights(model, config):
     copied, skipped = load_weights_by_name(model, config.init_weights)
     print(f"init_weights: copied {len(copied)} layers from {config.init_weights}"
           + (f"; kept the new {', '.join(skipped)} (shapes differ)" if skipped else ""))
+    architecture = weights_architecture(config)
+    if architecture:
+        print("init_weights: the network is built as the file's was: "
+              + ", ".join(f"{key} {value!r}" for key, value in sorted(architecture.items())))
     saved = saved_preprocessing(config.init_weights)
     if saved is not None and saved.pixel_range != config.preprocessing.pixel_range:
         hint = " (--input_normalization imagenet feeds that)" if (

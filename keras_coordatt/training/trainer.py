@@ -55,6 +55,7 @@ from keras_coordatt.training.history import plot_curves
 from keras_coordatt.training.history import truncate_history
 from keras_coordatt.training.networks import load_init_weights
 from keras_coordatt.training.networks import task_model
+from keras_coordatt.training.networks import weights_architecture
 from keras_coordatt.training import run_folder
 from keras_coordatt.training.recipe import compile_for_training
 from keras_coordatt.training.recipe import label_transform
@@ -133,7 +134,8 @@ def model_for_config(config, num_classes):
 
 
 def classifier_for_config(config, num_classes):
-    """The config's network with a logits head for ``num_classes`` (random weights)."""
+    """The config's network with a logits head for ``num_classes`` (random weights), built
+    with the padding and BatchNorm epsilon of ``init_weights`` (`weights_architecture`)."""
     model = build_model(
         config.model,
         alpha=config.alpha,
@@ -143,6 +145,7 @@ def classifier_for_config(config, num_classes):
         classifier_activation=None,
         dropout_rate=config.dropout_rate,
         bn_momentum=config.bn_momentum,
+        **weights_architecture(config),
     )
     if model.preprocessing != config.preprocessing:  # saved with the model, so exports follow
         model.backbone.preprocessing = config.preprocessing
