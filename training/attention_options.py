@@ -34,6 +34,12 @@ from training.results import write_results
 OPTIONS = {
     "none": ("none", {}, "MobileNetV2 without attention (the reference)"),
     "ca": ("ca", {}, "CA, every layer at the recipe's rate"),
+    # The pixels the ImageNet weights were trained on (torchvision's mean / std per channel)
+    # instead of the recipe's [-1, 1].
+    "none_imagenet_input": ("none", {"input_normalization": "imagenet"},
+                            "MobileNetV2 without attention, fed ImageNet's mean / std"),
+    "ca_imagenet_input": ("ca", {"input_normalization": "imagenet"},
+                          "CA, every layer at the recipe's rate, fed ImageNet's mean / std"),
     "ca_attention_3x": ("ca", {"attention_lr_multiplier": 3.0},
                         "CA, the inserted attention at 3x the rate"),
     "ca_attention_10x": ("ca", {"attention_lr_multiplier": 10.0},
