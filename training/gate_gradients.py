@@ -34,12 +34,11 @@ import time
 
 import numpy as np
 
-from keras_coordatt.errors import run_reporting_errors
 from training.elpv_recipe import elpv_config
 from training.elpv_recipe import imagenet_weights
-from training.results import add_results_argument
-from training.results import command_line
+from training.results import add_script_arguments
 from training.results import results_destination
+from training.results import run_script
 from training.results import write_results
 
 
@@ -56,17 +55,13 @@ def main(argv=None):
     parser.add_argument("--output", default="study_output/gate_gradients",
                         help="folder for the converted ImageNet weights (default: "
                         "study_output/gate_gradients)")
-    add_results_argument(parser, "attention-learning")
-    parser.add_argument("--debug", action="store_true",
-                        help="show the full traceback of an error instead of one line")
+    add_script_arguments(parser, "attention-learning")
     args = parser.parse_args(argv)
     if args.batches is not None and args.batches < 2:
         parser.error(f"--batches {args.batches}: the noise needs at least 2 batches")
     if args.model and not os.path.exists(args.model):
         parser.error(f"--model {args.model}: no such file")
-    args.command = command_line("python -m training.gate_gradients", argv)
-    return run_reporting_errors("python -m training.gate_gradients", lambda: run(args),
-                                args.debug)
+    return run_script("python -m training.gate_gradients", args, argv, run)
 
 
 def run(args):

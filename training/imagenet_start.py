@@ -24,11 +24,10 @@ import os
 
 import numpy as np
 
-from keras_coordatt.errors import run_reporting_errors
 from training.elpv_recipe import imagenet_weights
-from training.results import add_results_argument
-from training.results import command_line
+from training.results import add_script_arguments
 from training.results import results_destination
+from training.results import run_script
 from training.results import write_results
 
 PHOTOS = ("chelsea", "coffee", "astronaut", "rocket", "cat", "immunohistochemistry", "retina",
@@ -42,13 +41,9 @@ def main(argv=None):
     parser.add_argument("--output", default="study_output/attention_options",
                         help="folder of the converted ImageNet weights (default: "
                         "study_output/attention_options, where the options script keeps them)")
-    add_results_argument(parser, "attention-learning")
-    parser.add_argument("--debug", action="store_true",
-                        help="show the full traceback of an error instead of one line")
+    add_script_arguments(parser, "attention-learning")
     args = parser.parse_args(argv)
-    args.command = command_line("python -m training.imagenet_start", argv)
-    return run_reporting_errors("python -m training.imagenet_start", lambda: run(args),
-                                args.debug)
+    return run_script("python -m training.imagenet_start", args, argv, run)
 
 
 def photos():

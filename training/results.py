@@ -70,6 +70,21 @@ def add_results_argument(parser, experiment):
         "--limit_train or --limit_eval, writes none unless given; 'none': not at all)")
 
 
+def add_script_arguments(parser, experiment):
+    """``--results DIR`` and ``--debug``, the arguments every experiment script ends with."""
+    add_results_argument(parser, experiment)
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error instead of one line")
+
+
+def run_script(program, args, argv, run):
+    """``run(args)`` with the command line in ``args.command``, errors as one line."""
+    from keras_coordatt.errors import run_reporting_errors
+
+    args.command = command_line(program, argv)
+    return run_reporting_errors(program, lambda: run(args), args.debug)
+
+
 def results_destination(args, experiment):
     """The folder ``--results`` names, else the docs' one; None for a slice or 'none'."""
     if args.results:

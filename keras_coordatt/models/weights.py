@@ -81,15 +81,16 @@ def saved_architecture(path):
     return {key: backbone[key] for key in ("padding", "bn_epsilon") if key in backbone}
 
 
-def _first_dict_with(tree, key):
-    """The first dict (depth first) in nested dicts and lists that has ``key``, or None."""
+def _first_dict_with(tree, key, skip_none=False):
+    """The first dict (depth first) in nested dicts and lists that has ``key`` (with
+    ``skip_none``: not None there), or None."""
     if isinstance(tree, dict):
-        if key in tree:
+        if key in tree and not (skip_none and tree[key] is None):
             return tree
         tree = list(tree.values())
     if isinstance(tree, list):
         for item in tree:
-            found = _first_dict_with(item, key)
+            found = _first_dict_with(item, key, skip_none)
             if found is not None:
                 return found
     return None
@@ -97,16 +98,8 @@ def _first_dict_with(tree, key):
 
 def _first_value(tree, key):
     """The value of the first ``key`` met in nested dicts and lists (depth first), or None."""
-    if isinstance(tree, dict):
-        if key in tree:
-            return tree[key]
-        tree = list(tree.values())
-    if isinstance(tree, list):
-        for item in tree:
-            found = _first_value(item, key)
-            if found is not None:
-                return found
-    return None
+    found = _first_dict_with(tree, key, skip_none=True)
+    return None if found is None else found[key]
 
 
 def legacy_h5_layers(path):
