@@ -120,10 +120,9 @@ def variable_groups(model):
         block = layer.name[: -len("_attention")]
         groups[(block, "gates")] = [layer.conv_h.kernel, layer.conv_h.bias,
                                     layer.conv_w.kernel, layer.conv_w.bias]
-        reader = f"{block}_project" if block != "block_0" else "expanded_conv_project"
         try:
-            groups[(block, "reader")] = [model.get_layer(reader).kernel]
-        except ValueError:
+            groups[(block, "reader")] = [model.get_layer(f"{block}_project").kernel]
+        except ValueError:  # a network whose blocks name their projection otherwise
             pass
     if groups:
         groups[("head", "head")] = [model.get_layer("predictions").kernel]
