@@ -131,18 +131,18 @@ def _scale_statistics(reader, norm, factor):
     eps = norm.epsilon
     scaled = factor**2 * (variance + eps) - eps
     fits = scaled >= 0
-    if fits.all() or norm.scale:
-        if not fits.all():
-            gamma = ops.convert_to_numpy(norm.gamma).astype("float64")
-            quiet = gamma * np.sqrt(factor**2 * variance + eps) / (factor * np.sqrt(variance + eps))
-            norm.gamma.assign(np.where(fits, gamma, quiet).astype(norm.gamma.dtype))
-        norm.moving_mean.assign((factor * (mean - bias) + bias).astype(dtype))
-        norm.moving_variance.assign(np.where(fits, scaled, factor**2 * variance).astype(dtype))
-        return
-    norm.moving_mean.assign(np.where(fits, factor * (mean - bias) + bias, mean).astype(dtype))
-    norm.moving_variance.assign(np.where(fits, scaled, variance).astype(dtype))
-    kernel = ops.convert_to_numpy(reader.kernel)
-    reader.kernel.assign(np.where(fits, kernel, kernel / factor).astype(kernel.dtype))
+    by_gamma = ~fits if norm.scale else np.zeros_like(fits)
+    by_kernel = ~fits & ~by_gamma
+    norm.moving_mean.assign(np.where(by_kernel, mean, factor * (mean - bias) + bias).astype(dtype))
+    norm.moving_variance.assign(
+        np.where(fits, scaled, np.where(by_gamma, factor**2 * variance, variance)).astype(dtype))
+    if by_gamma.any():
+        gamma = ops.convert_to_numpy(norm.gamma).astype("float64")
+        quiet = gamma * np.sqrt(factor**2 * variance + eps) / (factor * np.sqrt(variance + eps))
+        norm.gamma.assign(np.where(by_gamma, quiet, gamma).astype(norm.gamma.dtype))
+    if by_kernel.any():
+        kernel = ops.convert_to_numpy(reader.kernel)
+        reader.kernel.assign(np.where(by_kernel, kernel / factor, kernel).astype(kernel.dtype))
 
 
 def reader_of(layer):

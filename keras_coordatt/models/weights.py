@@ -48,15 +48,19 @@ def layer_weights_of(path, like):
 def saved_preprocessing(path):
     """The `Preprocessing` a ``.keras`` file's network was saved with when it is not its
     class's default (weights converted from PyTorch, another eval crop); else None."""
+    found = _first_value(_saved_config(path), "preprocessing")
+    return Preprocessing(**found) if isinstance(found, dict) else None
+
+
+def _saved_config(path):
+    """The model config inside a ``.keras`` file; {} for any other file."""
     path = os.fspath(path)
     if not path.endswith(".keras") or not zipfile.is_zipfile(path):
-        return None
+        return {}
     with zipfile.ZipFile(path) as archive:
         if "config.json" not in archive.namelist():
-            return None
-        config = json.loads(archive.read("config.json"))
-    found = _first_value(config, "preprocessing")
-    return Preprocessing(**found) if isinstance(found, dict) else None
+            return {}
+        return json.loads(archive.read("config.json"))
 
 
 def saved_architecture(path):
@@ -68,14 +72,7 @@ def saved_architecture(path):
     where a Keras-built network pads "same" and uses 1e-3. A network built to
     take a file's weights should be built with these.
     """
-    path = os.fspath(path)
-    if not path.endswith(".keras") or not zipfile.is_zipfile(path):
-        return {}
-    with zipfile.ZipFile(path) as archive:
-        if "config.json" not in archive.namelist():
-            return {}
-        config = json.loads(archive.read("config.json"))
-    backbone = _first_dict_with(config, "bn_epsilon")
+    backbone = _first_dict_with(_saved_config(path), "bn_epsilon")
     if backbone is None:
         return {}
     return {key: backbone[key] for key in ("padding", "bn_epsilon") if key in backbone}
