@@ -32,6 +32,19 @@ def test_summary_pairs_the_same_seeds():
     assert "scratch/ca-se" not in summary["pairs"]  # SE was not run
 
 
+def test_paired_differences_carry_a_95_percent_t_interval():
+    rows = runs({("imagenet", "none"): [0.60, 0.70], ("imagenet", "ca"): [0.60, 0.72]})
+    pair = elpv_study.summarise(rows, [0, 1])["pairs"]["imagenet/ca-none"]
+    # differences 0.00 and +0.02: mean 0.01, std 0.01 * sqrt(2); t(0.975, 1 df) = 12.706
+    half = 12.7062 * np.std([0.0, 0.02], ddof=1) / np.sqrt(2)
+    assert pair["ci95_low"] == pytest.approx(0.01 - half, rel=1e-4)
+    assert pair["ci95_high"] == pytest.approx(0.01 + half, rel=1e-4)
+    # more seeds with the same spread narrow it; one seed gives none
+    low, high = elpv_study.interval([0.0, 0.02, 0.0, 0.02, 0.0, 0.02])
+    assert high - low < pair["ci95_high"] - pair["ci95_low"] and low < 0.01 < high
+    assert elpv_study.interval([0.3]) == (None, None)
+
+
 def test_pairs_put_ca_against_every_other_attention_and_each_against_none():
     assert elpv_study.pairs_of(["none", "se", "ca"]) == [("ca", "none"), ("ca", "se"), ("se", "none")]
     assert elpv_study.pairs_of(["none", "ca", "eca", "ela"]) == [
@@ -97,3 +110,23 @@ def test_study_refuses_a_repeated_seed_and_another_width_from_imagenet(capsys):
     with pytest.raises(SystemExit):
         elpv_study.main(["--alpha", "0.5"])
     assert "--alpha 0.5: torchvision's ImageNet MobileNetV2 has width 1.0" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.requires_tensorflow
+def test_study_compares_attentions_on_a_folder_of_the_users_images(tmp_path, image_folder, capsys):
+    results = tmp_path / "tables"
+    argv = ["--dataset", f"folder:{image_folder}", "--eval_split", "val", "--output",
+            str(tmp_path / "runs"), "--seeds", "0", "1", "--epochs", "1", "--starts", "scratch",
+            "--image_size", "32", "--attentions", "none", "ca", "--results", str(results)]
+    assert elpv_study.main(argv) == 0
+    out = capsys.readouterr().out
+    study = json.loads((tmp_path / "runs" / "study.json").read_text())
+    assert {r["attention"] for r in study["runs"]} == {"none", "ca"} and len(study["runs"]) == 4
+    assert all(r["params"] > 0 for r in study["runs"])
+    # the table names the user's data (4 classes, the 32 val images), not ELPV's cells
+    assert f"folder:{image_folder} held-out accuracy in % (32 images of split 'val', 4 classes" in out
+    assert "ELPV" not in out
+    pairs = json.loads((results / "pairs.json").read_text())
+    pair = pairs["rows"][0]
+    assert pair["difference"] == "ca - none" and pair["ci95_low"] <= pair["mean"] <= pair["ci95_high"]

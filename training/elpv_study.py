@@ -1,10 +1,15 @@
-"""Does attention help on ELPV? none / SE / CA (or any attention) x {from ImageNet, from scratch} x seeds.
+"""Does attention help on ELPV (or your images)? none / SE / CA (or any attention) x {from ImageNet, from scratch} x seeds.
 
 Trains every combination with the recipes of `training.elpv_recipe` in
 deterministic mode (same seed, same numbers), tests each on the fixed 656
 held-out cells, and prints per start and attention the mean and standard
 deviation over seeds, and the paired differences (every attention - none,
-CA - every other attention: same seed, same data order) with their spread. Writes
+CA - every other attention: same seed, same data order) with their spread
+and a 95% interval (Student's t over the seeds). ``--dataset`` runs the same
+comparison on any classification source: ``folder:PATH`` (a folder per
+class, or ``train/`` and ``val/`` or ``test/`` folders of them) or
+``tfds:NAME``; the recipe stays ELPV's (96 px, 6 epochs), and its tables
+go to ``--results`` only when that is given. Writes
 ``study.json``, ``study.md`` and ``study.png`` (every run's accuracy) under
 ``--output`` (finished runs there are reused, unfinished ones resumed) and its
 tables as CSV / JSON in ``--results`` (docs/results/elpv-study/). With
@@ -16,6 +21,7 @@ the held-out cells, with its accuracy in ``export_report.json``.
     python -m training.elpv_study --seeds 0 1 2 3 4 --starts imagenet
     python -m training.elpv_study --export best            # + TF Hub exports of the best runs
     python -m training.elpv_study --attentions none ca eca simam ela --starts imagenet
+    python -m training.elpv_study --dataset folder:my_images --starts imagenet --seeds 0 1 2 3 4
 """
 
 import argparse
@@ -40,6 +46,7 @@ from training.results import command_line
 from training.results import results_destination
 from training.results import write_results
 
+DATASET = "elpv"
 ATTENTIONS = ("none", "se", "ca")  # the default; --attentions takes any name of get_attention
 HUB_FORMATS = ("hub_classification", "hub_feature_vector")
 
@@ -56,6 +63,14 @@ def main(argv=None):
                         help="attentions to compare (default: none se ca); CA's successors: "
                              "eca simam ela ela_t")
     parser.add_argument("--starts", nargs="+", choices=STARTS, default=list(STARTS))
+    parser.add_argument("--dataset", default=DATASET,
+                        help="the images: elpv (default), folder:PATH (a folder per class, or "
+                        "train/ and val/ or test/ folders of them) or tfds:NAME")
+    parser.add_argument("--eval_split", default=None,
+                        help="the split to test on (default: ELPV's test cells, else the "
+                        "source's evaluation split)")
+    parser.add_argument("--data_dir", default=None,
+                        help="tensorflow-datasets' data directory (for --dataset tfds:NAME)")
     add_recipe_arguments(parser)
     parser.add_argument("--deterministic", type=lambda s: s.lower() in ("1", "true", "yes"),
                         default=True, help="repeatable runs (default: true)")
@@ -85,8 +100,11 @@ def run(args):
     from keras_coordatt.training.history import read_history
 
     changes = recipe_changes(args)
-    changes.update({key: getattr(args, key) for key in ("limit_train", "limit_eval")
+    changes.update({key: getattr(args, key) for key in ("limit_train", "limit_eval",
+                                                        "eval_split", "data_dir")
                     if getattr(args, key) is not None})
+    if args.dataset != DATASET:  # the ELPV config's "test" split is ELPV's
+        changes.update(dataset=args.dataset, eval_split=args.eval_split)
     weights = (imagenet_weights(os.path.join(args.output, "weights"))
                if "imagenet" in args.starts else None)
     runs, started = [], time.time()
@@ -112,6 +130,7 @@ def run(args):
                     "layers_moved": moved.get("layers_moved"),
                 })
     summary = summarise(runs, args.seeds)
+    held_out = describe_held_out(args, metrics)
     recipe = {start: vars(elpv_config(start, "ca", 0, "", weights or "weights.keras", **changes))
               for start in args.starts}
     result = {"runs": runs, "summary": summary, "seeds": args.seeds,
@@ -119,16 +138,17 @@ def run(args):
               "minutes": (time.time() - started) / 60}
     if args.export == "best":
         result["exports"] = export_best(runs, args)
-    table = markdown(summary, runs, args.seeds)
+    table = markdown(summary, runs, args.seeds, held_out)
     print("\n" + table)
     with open(os.path.join(args.output, "study.md"), "w") as f:
         f.write(table + "\n")
     with open(os.path.join(args.output, "study.json"), "w") as f:
         json.dump(result, f, indent=2)
     plot(runs, args.starts, args.attentions, os.path.join(args.output, "study.png"))
-    results = results_destination(args, "elpv-study")
+    results = (results_destination(args, "elpv-study")
+               if args.dataset == DATASET or args.results else None)
     if results:
-        write_tables(results, summary, runs, args.command)
+        write_tables(results, summary, runs, args.command, held_out)
     print(f"\nWrote study.md, study.json and study.png under {args.output}/ "
           f"({result['minutes']:.1f} min)")
     return 0
@@ -146,9 +166,11 @@ def summarise(runs, seeds):
         for a, b in compared:
             if all((start, name, s) in accuracy for name in (a, b) for s in seeds):
                 difference = np.array([accuracy[start, a, s] - accuracy[start, b, s] for s in seeds])
+                low, high = interval(difference)
                 pairs[f"{start}/{a}-{b}"] = dict(_spread(difference),
                                                  wins=int((difference > 0).sum()),
-                                                 ties=int((difference == 0).sum()))
+                                                 ties=int((difference == 0).sum()),
+                                                 ci95_low=low, ci95_high=high)
     return {"cells": cells, "pairs": pairs}
 
 
@@ -167,9 +189,30 @@ def _spread(values):
             "min": float(values.min()), "max": float(values.max()), "n": int(len(values))}
 
 
-def markdown(summary, runs, seeds):
-    lines = [f"ELPV held-out accuracy (656 cells, last epoch), {len(seeds)} seeds "
-             f"({', '.join(map(str, seeds))}); mean +- sample std",
+def interval(values, level=0.95):
+    """The ``level`` confidence interval of the mean of ``values`` (Student's t with n - 1
+    degrees of freedom); (None, None) for fewer than two values."""
+    from scipy import stats
+
+    values = np.asarray(values, np.float64)
+    if len(values) < 2:
+        return None, None
+    half = stats.t.ppf(0.5 + level / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
+    return float(values.mean() - half), float(values.mean() + half)
+
+
+def describe_held_out(args, metrics):
+    """What the accuracies are measured on, e.g. "ELPV held-out accuracy in % (656 cells, ...)"."""
+    elpv = args.dataset == DATASET
+    split = "" if elpv or args.eval_split is None else f" of split {args.eval_split!r}"
+    return (f"{'ELPV' if elpv else args.dataset} held-out accuracy in % "
+            f"({metrics['eval_examples']} {'cells' if elpv else 'images'}{split}, "
+            f"{len(metrics['class_names'])} classes, last epoch)")
+
+
+def markdown(summary, runs, seeds, held_out):
+    lines = [f"{held_out}, {len(seeds)} seeds ({', '.join(map(str, seeds))}); "
+             "mean +- sample std",
              "", "| Start | Attention | Params | " + " | ".join(f"seed {s}" for s in seeds)
              + " | Mean +- std |", "|---|---|---:|" + "---:|" * len(seeds) + "---:|"]
     by_key = {(r["start"], r["attention"], r["seed"]): r for r in runs}
@@ -191,20 +234,23 @@ def markdown(summary, runs, seeds):
                          f"{np.mean([r['gate_from_start'] for r in own]):.4f} | "
                          f"{100 * np.mean([r['layers_moved'] for r in own]):.0f}% |")
     if summary["pairs"]:
-        lines += ["", "Paired differences (same seed), percentage points:", "",
-                  "| Start | Difference | Mean +- std | Range | Seeds won |", "|---|---|---:|---:|---:|"]
+        lines += ["", "Paired differences (same seed), percentage points; the 95% interval of the "
+                  "mean difference (Student's t over the seeds):", "",
+                  "| Start | Difference | Mean +- std | 95% interval | Range | Seeds won |",
+                  "|---|---|---:|---:|---:|---:|"]
         for key, pair in summary["pairs"].items():
             start, difference = key.split("/")
+            ci = ("n/a" if pair["ci95_low"] is None else
+                  f"{100 * pair['ci95_low']:+.2f} .. {100 * pair['ci95_high']:+.2f}")
             lines.append(f"| {start} | {difference.replace('-', ' - ')} | "
-                         f"{100 * pair['mean']:+.2f} +- {100 * pair['std']:.2f} | "
+                         f"{100 * pair['mean']:+.2f} +- {100 * pair['std']:.2f} | {ci} | "
                          f"{100 * pair['min']:+.2f} .. {100 * pair['max']:+.2f} | "
                          f"{pair['wins']}/{pair['n']} |")
     return "\n".join(lines)
 
 
-def write_tables(folder, summary, runs, command):
+def write_tables(folder, summary, runs, command, held_out):
     """runs.csv (every run's held-out accuracy) and pairs.csv (the paired differences), in %."""
-    note = "ELPV held-out accuracy in % (656 cells, 4 classes, last epoch)"
     write_results(folder, "runs", [
         {"start": r["start"], "attention": r["attention"], "seed": r["seed"], "params": r["params"],
          "accuracy": round(100 * r["accuracy"], 2),
@@ -212,15 +258,27 @@ def write_tables(folder, summary, runs, command):
          "gate_from_start": _rounded(r["gate_from_start"], 4),
          "attention_layers_moved": _rounded(r["layers_moved"], 3),
          "train_minutes": round(r["train_seconds"] / 60, 1)} for r in runs],
-        command=command, notes=[note])
+        command=command, notes=[held_out])
     if summary["pairs"]:
         write_results(folder, "pairs", [
             {"start": key.split("/")[0], "difference": key.split("/")[1].replace("-", " - "),
              "mean": round(100 * pair["mean"], 2), "std": round(100 * pair["std"], 2),
+             "ci95_low": _percent(pair["ci95_low"]), "ci95_high": _percent(pair["ci95_high"]),
              "min": round(100 * pair["min"], 2), "max": round(100 * pair["max"], 2),
              "seeds_won": pair["wins"], "seeds": pair["n"]}
             for key, pair in summary["pairs"].items()],
-            command=command, notes=["paired differences (same seed) in percentage points"])
+            command=command, notes=["paired differences (same seed) in percentage points; "
+                                    "ci95: the 95% interval of the mean (Student's t)"])
+
+
+def _slug(dataset):
+    """A name part for ``dataset``: ``folder:/data/my cells`` -> ``my_cells``."""
+    name = os.path.basename(dataset.split(":", 1)[-1].rstrip("/\\")) or "data"
+    return "".join(c if c.isalnum() else "_" for c in name)
+
+
+def _percent(fraction):
+    return None if fraction is None else round(100 * fraction, 2)
 
 
 def _rounded(value, digits):
@@ -261,13 +319,15 @@ def export_best(runs, args):
         best = max(candidates, key=lambda r: r["accuracy"])
         model = keras.saving.load_model(os.path.join(best["folder"], "model.keras"))
         size = int(model.inputs[0].shape[1])
-        images, labels, names = load_images("elpv", "test", args.limit_eval, size,
+        split = "test" if args.dataset == DATASET and args.eval_split is None else args.eval_split
+        images, labels, names = load_images(args.dataset, split, args.limit_eval, size,
+                                            data_dir=args.data_dir,
                                             crop_fraction=model.preprocessing.crop_fraction)
         folder = os.path.join(args.output, "hub", f"{start}_{attention}")
         print(f"\n=== TF Hub export of {start}/{attention} seed {best['seed']} -> {folder} ===")
         report = export_model(model, folder, formats=HUB_FORMATS, labels=names,
                               check_images=images, check_labels=labels,
-                              name=f"elpv_mobilenet_v2_{attention}_{start}")
+                              name=f"{_slug(args.dataset)}_mobilenet_v2_{attention}_{start}")
         exports[f"{start}/{attention}"] = {
             "folder": folder, "seed": best["seed"],
             "held_out_accuracy_in_training": best["accuracy"],
