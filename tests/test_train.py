@@ -71,7 +71,8 @@ def test_unknown_config_field_is_named(tmp_path):
 
 @pytest.mark.parametrize("field, value", [("strategy", "tpu"), ("precision", "float8"),
                                           ("epochs", 0), ("model", "resnet50"),
-                                          ("input_normalization", "caffe")])
+                                          ("input_normalization", "caffe"),
+                                          ("deadline_minutes", 0)])
 def test_bad_config_values_are_named(field, value):
     with pytest.raises(ValueError, match=field):
         TrainConfig(**{field: value}).validate()
@@ -204,6 +205,7 @@ def test_a_run_leaves_checkpoints_weights_model_metrics_and_plots(tmp_path, imag
     assert list((run / "tensorboard" / "attention").glob("events.out.tfevents.*"))
     assert (run / "tensorboard").is_dir() and (run / "checkpoints" / "checkpoint").exists()
     assert metrics["global_steps"] == 2 * (96 // 16) and np.isfinite(metrics["eval_loss"])
+    assert metrics["epochs_trained"] == 2 and "stopped_at_deadline" not in metrics
     # Loss scaling skips the updates whose scaled gradients overflow; the
     # step count (and the checkpoint numbers) must not depend on them.
     assert 0 <= metrics["optimizer_updates"] <= metrics["global_steps"]
@@ -227,6 +229,27 @@ def test_a_run_leaves_checkpoints_weights_model_metrics_and_plots(tmp_path, imag
     assert preset.class_names == metrics["class_names"]
     card = (run / "preset" / "README.md").read_text()
     assert f"| eval_accuracy | {metrics['eval_accuracy']:.4g} |" in card
+
+
+def test_a_deadline_ends_training_after_an_epoch_scores_it_and_the_run_continues_later(
+        tmp_path, image_folder, capsys):
+    from keras_coordatt.training import train
+
+    config = tiny(tmp_path, image_folder, attention="none", attention_monitor=False, epochs=3,
+                  deadline_minutes=1e-4)
+    metrics = train(config)
+    out = capsys.readouterr().out
+    assert "Deadline: " in out and "after epoch 1 of 3; evaluating and saving" in out
+    assert (metrics["epochs_trained"], metrics["stopped_at_deadline"]) == (1, True)
+    assert metrics["global_steps"] == 96 // 16 and np.isfinite(metrics["eval_loss"])
+    run = tmp_path / "run"
+    assert (run / "model.keras").exists()
+    assert len((run / "history.csv").read_text().strip().splitlines()) == 2  # header + epoch 1
+    # The deadline is how a run is carried out, not what it trains: the same run without
+    # one (or with a longer one) continues from epoch 1 to the end.
+    later = train(dataclasses.replace(config, deadline_minutes=None))
+    assert later["epochs_trained"] == 3 and later["global_steps"] == 3 * (96 // 16)
+    assert "stopped_at_deadline" not in later and "Deadline" not in capsys.readouterr().out
 
 
 def test_eval_crop_fraction_reaches_the_pipeline_the_saved_model_and_its_export(

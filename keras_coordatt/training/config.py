@@ -126,6 +126,10 @@ class TrainConfig:
         "sgd", f"with init_weights: the inserted attention layers' update, one of "
         "{', '.join(ATTENTION_OPTIMIZERS)}: adam takes Adam's step (about the learning rate "
         "times its multiplier, whatever the gradient's size) where the rest takes SGD's")
+    deadline_minutes: Optional[float] = option(
+        None, "stop training after the epoch during which this many minutes of the run (this "
+        "session) have passed, and evaluate and save what there is; the same command later "
+        "continues it to epochs")
     label_smoothing: float = option(0.0, "label smoothing of the cross-entropy")
     mixup_alpha: float = option(0.0, "mixup Beta(alpha, alpha) parameter; 0 turns mixup off")
     # system
@@ -175,6 +179,8 @@ class TrainConfig:
             (self.precision in PRECISIONS, f"precision={self.precision!r}: expected one of {PRECISIONS}"),
             (self.epochs > 0, f"epochs={self.epochs}: must be positive"),
             (self.batch_size > 0, f"batch_size={self.batch_size}: must be positive"),
+            (self.deadline_minutes is None or self.deadline_minutes > 0,
+             f"deadline_minutes={self.deadline_minutes}: must be positive"),
             (self.learning_rate > 0, f"learning_rate={self.learning_rate}: must be positive"),
             (self.new_layer_lr_multiplier > 0,
              f"new_layer_lr_multiplier={self.new_layer_lr_multiplier}: must be positive"),

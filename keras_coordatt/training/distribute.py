@@ -203,11 +203,17 @@ def split_cpu(count):
         ) from error
 
 
+def is_multi_worker(strategy):
+    """Whether ``strategy`` spans several processes (MultiWorkerMirroredStrategy's cluster)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    return resolver is not None and bool(resolver.cluster_spec().as_dict())
+
+
 def is_chief(strategy):
     """Whether this process writes the run's files (the only one, or worker 0)."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.cluster_spec().as_dict():
+    if not is_multi_worker(strategy):
         return True
+    resolver = strategy.cluster_resolver
     task_type, task_id = resolver.task_type, resolver.task_id
     return task_type in (None, "chief") or (task_type == "worker" and task_id == 0)
 

@@ -11,6 +11,7 @@ import tempfile
 OPERATIONAL_FIELDS = frozenset({
     "epochs", "resume", "verbose", "checkpoint_every_steps", "keep_checkpoints", "strategy",
     "devices", "data_dir", "output_dir", "cache", "jit", "overwrite", "compilation_cache",
+    "deadline_minutes",
 })
 # What the trainer writes into a run folder; --overwrite removes these and nothing else.
 RUN_FILES = ("checkpoints", "tensorboard", "config.json", "history.csv", "metrics.json",

@@ -47,6 +47,7 @@ from keras_coordatt.training.checkpoints import run_checkpoint
 from keras_coordatt.training.config import TrainConfig
 from keras_coordatt.training.config import config_from_args
 from keras_coordatt.training.distribute import is_chief
+from keras_coordatt.training.distribute import is_multi_worker
 from keras_coordatt.training.distribute import make_strategy
 from keras_coordatt.training.distribute import work_around_keras_multi_worker
 from keras_coordatt.training.distribute import worker_dir
@@ -195,6 +196,12 @@ class Trainer:
         self.history_path = os.path.join(config.output_dir, "history.csv")
 
     def run(self):
+        self.run_started = time.perf_counter()  # the deadline's clock
+        self.stopped_at_deadline = False
+        if self.config.deadline_minutes is not None and is_multi_worker(self.strategy):
+            raise ValueError(
+                f"deadline_minutes={self.config.deadline_minutes:g}: not with several workers "
+                "(each worker's clock could stop it after another epoch); give it --epochs")
         keras.utils.set_random_seed(self.config.seed)
         if self.config.deterministic and keras.backend.backend() == "tensorflow":
             import tensorflow as tf
@@ -215,7 +222,24 @@ class Trainer:
                           "from there.", flush=True)
                     return {"interrupted": True, "epoch": epoch + 1, "step": step,
                             "steps_per_epoch": self.steps_per_epoch}
+                if self._past_deadline(epoch):
+                    break
         return self._finish()
+
+    def _past_deadline(self, epoch):
+        """Whether ``deadline_minutes`` have passed by the end of epoch ``epoch`` (from 0)
+        with epochs still to go; says so in one line."""
+        minutes, config = self.config.deadline_minutes, self.config
+        if minutes is None or epoch + 1 >= config.epochs:
+            return False
+        elapsed = (time.perf_counter() - self.run_started) / 60
+        if elapsed < minutes:
+            return False
+        self.stopped_at_deadline = True
+        print(f"Deadline: {elapsed:.1f} of {minutes:g} minutes passed after epoch {epoch + 1} of "
+              f"{config.epochs}; evaluating and saving what there is (the same command "
+              "continues the run).", flush=True)
+        return True
 
     def _position(self, epoch, step):
         """Where the run stands, in the words every message uses: epochs from 1, and the
@@ -401,7 +425,11 @@ class Trainer:
         return {"model": config.model, "attention": config.attention, "alpha": config.alpha,
                 "image_size": config.image_size, "dataset": config.dataset,
                 "epochs": config.epochs, "class_names": list(self.datasets.class_names),
-                "train_examples": self.datasets.train_examples}
+                "train_examples": self.datasets.train_examples,
+                "epochs_trained": self.checkpoint.position[0],
+                **({} if config.deadline_minutes is None else {
+                    "deadline_minutes": config.deadline_minutes,
+                    "stopped_at_deadline": self.stopped_at_deadline})}
 
     def _speed(self, train_seconds):
         """Training time and throughput of this session, and what the attention monitor cost."""
