@@ -118,9 +118,16 @@ def test_study_compares_attentions_on_a_folder_of_the_users_images(tmp_path, ima
     results = tmp_path / "tables"
     argv = ["--dataset", f"folder:{image_folder}", "--eval_split", "val", "--output",
             str(tmp_path / "runs"), "--seeds", "0", "1", "--epochs", "1", "--starts", "scratch",
-            "--image_size", "32", "--attentions", "none", "ca", "--results", str(results)]
+            "--image_size", "32", "--attentions", "none", "ca", "--results", str(results),
+            "--parallel", "2"]
     assert elpv_study.main(argv) == 0
     out = capsys.readouterr().out
+    # --parallel 2: each run trained in a process of its own, its output in its folder
+    for attention in ("none", "ca"):
+        for seed in (0, 1):
+            log = (tmp_path / "runs" / "scratch" / attention / f"seed{seed}" / "log.txt").read_text()
+            assert "held-out accuracy" in log and "Saved " in log
+    assert "4 runs, 2 at a time" in out and "failed" not in out
     study = json.loads((tmp_path / "runs" / "study.json").read_text())
     assert {r["attention"] for r in study["runs"]} == {"none", "ca"} and len(study["runs"]) == 4
     assert all(r["params"] > 0 for r in study["runs"])
@@ -130,3 +137,27 @@ def test_study_compares_attentions_on_a_folder_of_the_users_images(tmp_path, ima
     pairs = json.loads((results / "pairs.json").read_text())
     pair = pairs["rows"][0]
     assert pair["difference"] == "ca - none" and pair["ci95_low"] <= pair["mean"] <= pair["ci95_high"]
+
+
+def test_parallel_runs_share_out_the_cores_and_name_a_failed_run_and_its_log(tmp_path,
+                                                                           monkeypatch):
+    from training import parallel
+
+    for name in ("TF_NUM_INTRAOP_THREADS", "XLA_PYTHON_CLIENT_MEM_FRACTION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")  # given by the user: kept
+    environment = parallel.shared_out_environment(4, cores=16)
+    assert environment["TF_NUM_INTRAOP_THREADS"] == "4" and environment["OMP_NUM_THREADS"] == "7"
+    assert float(environment["XLA_PYTHON_CLIENT_MEM_FRACTION"]) == pytest.approx(0.225)
+    assert "TF_NUM_INTRAOP_THREADS" not in parallel.shared_out_environment(1, cores=16)
+    jobs = [parallel.Job("repeated seed", ["--seeds", "3", "3"], str(tmp_path / "a" / "log.txt")),
+            parallel.Job("bad width", ["--alpha", "0.5"], str(tmp_path / "b" / "log.txt"))]
+    lines = []
+    with pytest.raises(RuntimeError) as error:
+        parallel.run_parallel("training.elpv_study", [], jobs, 2, poll_seconds=0.5,
+                              log=lines.append)
+    message = str(error.value)
+    assert f"repeated seed (see {tmp_path / 'a' / 'log.txt'})" in message
+    assert f"bad width (see {tmp_path / 'b' / 'log.txt'})" in message
+    assert "--seeds repeats a seed" in (tmp_path / "a" / "log.txt").read_text()
+    assert any(line.startswith("bad width: failed (exit 2)") for line in lines)

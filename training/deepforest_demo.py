@@ -27,6 +27,9 @@ from keras_coordatt.errors import run_reporting_errors
 from keras_coordatt.plotting import pyplot
 from training.task_demo import ATTENTIONS
 from training.task_demo import imagenet_start
+from training.parallel import check_parallel
+from training.task_demo import add_grid_arguments
+from training.task_demo import parallel_grid
 from training.task_demo import run_grid
 from training.results import add_results_argument
 from training.results import command_line
@@ -50,10 +53,13 @@ def main(argv=None):
                         help="width (default 1.0; other widths need --start scratch)")
     parser.add_argument("--anchor_scale", type=float, default=0.6)
     parser.add_argument("--tile_overlap", type=float, default=0.5)
+    add_grid_arguments(parser)
     add_results_argument(parser, "deepforest")
     parser.add_argument("--debug", action="store_true")
     args = parser.parse_args(argv)
     args.command = command_line("python -m training.deepforest_demo", argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    check_parallel(parser, args)
     return run_reporting_errors("python -m training.deepforest_demo", lambda: run(args), args.debug)
 
 
@@ -70,7 +76,7 @@ def demo_config(args, attention, seed, weights):
         batch_size=8, learning_rate=0.02, reference_batch_size=8, warmup_epochs=0.5,
         weight_decay=4e-5, seed=seed, init_weights=weights, limit_train=None,
         output_dir=os.path.join(args.output, f"{args.start}_{attention}_seed{seed}"),
-        verbose="line")
+        verbose="line", deadline_minutes=getattr(args, "deadline_minutes", None))
 
 
 def run(args):
@@ -97,12 +103,17 @@ def run(args):
         return {"start": args.start, "params": trained["params"], "val_AP": trained["AP"],
                 **{key: scores[key] for key in METRICS}, "AP75": scores["AP75"]}
 
-    runs = run_grid(args.seeds, args.attentions,
-                    lambda attention, seed: demo_config(args, attention, seed, weights), run_one,
+    def config_of(attention, seed):
+        return demo_config(args, attention, seed, weights)
+
+    parallel_grid(args, "training.deepforest_demo", config_of)
+    runs = run_grid(args.seeds, args.attentions, config_of, run_one,
                     lambda r: f"AP {r['AP']:.4f} AP50 {r['AP50']:.4f} "
                               f"P {r['precision_at_iou0.4']:.3f} R {r['recall_at_iou0.4']:.3f}")
     if runs is None:
         return 130
+    if args.only_runs:  # a process of --parallel: the tables are the starter's
+        return 0
     write_results(runs, args.output, METRICS, HEADERS,
                   "SSDLite320 on DeepForest test sites (each dot a seed)",
                   results=results_destination(args, "deepforest"), command=args.command)

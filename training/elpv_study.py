@@ -41,6 +41,10 @@ from training.elpv_recipe import elpv_config
 from training.elpv_recipe import imagenet_weights
 from training.elpv_recipe import other_width_refusal
 from training.elpv_recipe import recipe_changes
+from training.parallel import Job
+from training.parallel import add_parallel_arguments
+from training.parallel import check_parallel
+from training.parallel import run_parallel
 from training.results import add_results_argument
 from training.results import command_line
 from training.results import results_destination
@@ -80,11 +84,17 @@ def main(argv=None):
                         help="only the first N training cells (a quick check of the study)")
     parser.add_argument("--limit_eval", type=int, default=None,
                         help="only the first N held-out cells")
+    parser.add_argument("--deadline_minutes", type=float, default=None,
+                        help="end each run's training after the epoch in which this many minutes "
+                        "passed, and test what there is (the same command continues them)")
+    add_parallel_arguments(parser)
     add_results_argument(parser, "elpv-study")
     parser.add_argument("--debug", action="store_true",
                         help="show the full traceback of an error instead of one line")
     args = parser.parse_args(argv)
     args.command = command_line("python -m training.elpv_study", argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    check_parallel(parser, args)
     if len(set(args.seeds)) != len(args.seeds):
         parser.error(f"--seeds repeats a seed: {args.seeds}")
     refusal = other_width_refusal(args.alpha)
@@ -101,34 +111,51 @@ def run(args):
 
     changes = recipe_changes(args)
     changes.update({key: getattr(args, key) for key in ("limit_train", "limit_eval",
-                                                        "eval_split", "data_dir")
+                                                        "eval_split", "data_dir",
+                                                        "deadline_minutes")
                     if getattr(args, key) is not None})
     if args.dataset != DATASET:  # the ELPV config's "test" split is ELPV's
         changes.update(dataset=args.dataset, eval_split=args.eval_split)
     weights = (imagenet_weights(os.path.join(args.output, "weights"))
                if "imagenet" in args.starts else None)
+
+    def config_of(start, attention, seed):
+        folder = os.path.join(args.output, start, attention, f"seed{seed}")
+        return elpv_config(start, attention, seed, folder, weights,
+                           deterministic=args.deterministic, verbose="line", **changes)
+
+    grid = [(start, attention, seed) for start in args.starts for attention in args.attentions
+            for seed in args.seeds]
+    if args.parallel > 1 and not args.only_runs:
+        run_parallel("training.elpv_study", args.argv, [
+            Job(f"{attention} from {start}, seed {seed}",
+                ["--starts", start, "--attentions", attention, "--seeds", str(seed)],
+                os.path.join(config_of(start, attention, seed).output_dir, "log.txt"))
+            for start, attention, seed in grid if not finished(config_of(start, attention, seed))
+        ], args.parallel)
     runs, started = [], time.time()
-    total = len(args.starts) * len(args.attentions) * len(args.seeds)
-    for start in args.starts:
-        for attention in args.attentions:
-            for seed in args.seeds:
-                folder = os.path.join(args.output, start, attention, f"seed{seed}")
-                config = elpv_config(start, attention, seed, folder, weights,
-                                     deterministic=args.deterministic, verbose="line", **changes)
-                print(f"\n=== [{len(runs) + 1}/{total}] MobileNetV2 + {attention} from {start}, "
-                      f"seed {seed} ({(time.time() - started) / 60:.1f} min so far) ===", flush=True)
-                metrics = train(config)
-                history = read_history(os.path.join(folder, "history.csv"))
-                moved = gate_movement(os.path.join(folder, CSV_FILE)) or {}
-                runs.append({
-                    "start": start, "attention": attention, "seed": seed, "folder": folder,
-                    "accuracy": metrics["eval_accuracy"],
-                    "best_epoch_accuracy": metrics["best_eval_accuracy"],
-                    "train_seconds": sum(float(row["seconds"]) for row in history),
-                    "params": metrics["trainable_params"],
-                    "gate_from_start": moved.get("mean_from_start"),
-                    "layers_moved": moved.get("layers_moved"),
-                })
+    total = len(grid)
+    for start, attention, seed in grid:
+        config = config_of(start, attention, seed)
+        folder = config.output_dir
+        print(f"\n=== [{len(runs) + 1}/{total}] MobileNetV2 + {attention} from {start}, "
+              f"seed {seed} ({(time.time() - started) / 60:.1f} min so far) ===", flush=True)
+        metrics = train(config)
+        if metrics.get("interrupted"):
+            return 130  # the run said where it stopped and that the same command continues
+        history = read_history(os.path.join(folder, "history.csv"))
+        moved = gate_movement(os.path.join(folder, CSV_FILE)) or {}
+        runs.append({
+            "start": start, "attention": attention, "seed": seed, "folder": folder,
+            "accuracy": metrics["eval_accuracy"],
+            "best_epoch_accuracy": metrics["best_eval_accuracy"],
+            "train_seconds": sum(float(row["seconds"]) for row in history),
+            "params": metrics["trainable_params"],
+            "gate_from_start": moved.get("mean_from_start"),
+            "layers_moved": moved.get("layers_moved"),
+        })
+    if args.only_runs:  # a process of --parallel: the tables are the starter's
+        return 0
     summary = summarise(runs, args.seeds)
     held_out = describe_held_out(args, metrics)
     recipe = {start: vars(elpv_config(start, "ca", 0, "", weights or "weights.keras", **changes))
@@ -152,6 +179,16 @@ def run(args):
     print(f"\nWrote study.md, study.json and study.png under {args.output}/ "
           f"({result['minutes']:.1f} min)")
     return 0
+
+
+def finished(config):
+    """Whether ``config``'s run folder holds a run trained to its epochs."""
+    path = os.path.join(config.output_dir, "metrics.json")
+    if not os.path.exists(path):
+        return False
+    with open(path) as f:
+        metrics = json.load(f)
+    return metrics.get("epochs_trained", metrics.get("epochs", 0)) >= config.epochs
 
 
 def summarise(runs, seeds):

@@ -24,6 +24,9 @@ from keras_coordatt.errors import run_reporting_errors
 from keras_coordatt.plotting import pyplot
 from training.task_demo import ATTENTIONS
 from training.task_demo import imagenet_start
+from training.parallel import check_parallel
+from training.task_demo import add_grid_arguments
+from training.task_demo import parallel_grid
 from training.task_demo import run_grid
 from training.results import add_results_argument
 from training.results import command_line
@@ -46,10 +49,13 @@ def main(argv=None):
     parser.add_argument("--alpha", type=float, default=None,
                         help="width (default 1.0; other widths need --start scratch)")
     parser.add_argument("--image_size", type=int, default=256)
+    add_grid_arguments(parser)
     add_results_argument(parser, "stardist")
     parser.add_argument("--debug", action="store_true")
     args = parser.parse_args(argv)
     args.command = command_line("python -m training.stardist_demo", argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    check_parallel(parser, args)
     return run_reporting_errors("python -m training.stardist_demo", lambda: run(args), args.debug)
 
 
@@ -64,7 +70,7 @@ def demo_config(args, attention, seed, weights):
         batch_size=8, learning_rate=0.02, reference_batch_size=8, warmup_epochs=1.0,
         seed=seed, init_weights=weights,
         output_dir=os.path.join(args.output, f"{args.start}_{attention}_seed{seed}"),
-        verbose="line")
+        verbose="line", deadline_minutes=getattr(args, "deadline_minutes", None))
 
 
 def run(args):
@@ -81,11 +87,16 @@ def run(args):
                 "nucleus_IoU": trained["IoU_per_class"].get("nucleus", 0.0),
                 "pixel_accuracy": trained["pixel_accuracy"]}
 
-    runs = run_grid(args.seeds, args.attentions,
-                    lambda attention, seed: demo_config(args, attention, seed, weights), run_one,
+    def config_of(attention, seed):
+        return demo_config(args, attention, seed, weights)
+
+    parallel_grid(args, "training.stardist_demo", config_of)
+    runs = run_grid(args.seeds, args.attentions, config_of, run_one,
                     lambda r: f"mIoU {r['mIoU']:.4f} nucleus IoU {r['nucleus_IoU']:.4f}")
     if runs is None:
         return 130
+    if args.only_runs:  # a process of --parallel: the tables are the starter's
+        return 0
     write_results(runs, args.output, METRICS, HEADERS,
                   "DeepLabV3 on the held-out StarDist quadrant (each dot a seed)",
                   results=results_destination(args, "stardist"), command=args.command)

@@ -75,6 +75,33 @@ def imagenet_start(args):
     return imagenet_weights(os.path.join(args.output, "weights"))
 
 
+def add_grid_arguments(parser):
+    """``--deadline_minutes`` and ``--parallel``: how a demo's runs are carried out."""
+    from training.parallel import add_parallel_arguments
+
+    parser.add_argument("--deadline_minutes", type=float, default=None,
+                        help="end each run's training after the epoch in which this many minutes "
+                        "passed, and test what there is (the same command continues them)")
+    add_parallel_arguments(parser)
+
+
+def parallel_grid(args, program, config_of):
+    """With ``--parallel N``: every seed x attention without ``test_metrics.json`` trained and
+    tested in a process of its own, N at a time (`training.parallel`)."""
+    from training.parallel import Job
+    from training.parallel import run_parallel
+
+    if args.parallel <= 1 or args.only_runs:
+        return
+    pending = [(attention, seed) for seed in args.seeds for attention in args.attentions
+               if not os.path.exists(os.path.join(config_of(attention, seed).output_dir,
+                                                  "test_metrics.json"))]
+    run_parallel(program, args.argv, [
+        Job(f"{attention}, seed {seed}", ["--seeds", str(seed), "--attentions", attention],
+            os.path.join(config_of(attention, seed).output_dir, "log.txt"))
+        for attention, seed in pending], args.parallel)
+
+
 def run_grid(seeds, attentions, config_of, run_one, headline):
     """Every seed x attention, each once: a finished run's ``test_metrics.json`` is reused.
 
