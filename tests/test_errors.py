@@ -74,3 +74,20 @@ def test_the_scripts_and_the_cli_use_the_library_convention_not_each_other():
     assert not [path.name for path in scripts if "keras_coordatt.cli" in path.read_text()]
     assert all("from keras_coordatt.errors import run_reporting_errors" in
                (root / "training" / name).read_text() for name in using)
+
+
+def test_training_without_tensorflow_says_what_to_install_in_one_line(tmp_path):
+    """The GPU machines have JAX and no TensorFlow; the trainer's tf.data input pipeline needs it."""
+    import os
+    import subprocess
+    import sys
+
+    script = ("import sys; sys.modules['tensorflow'] = None\n"  # as if not installed
+              "from keras_coordatt.cli import main\n"
+              f"sys.exit(main(['train', '--dataset', 'elpv', '--output_dir', {str(tmp_path)!r}]))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env={**os.environ, "KERAS_BACKEND": "jax"}, timeout=300)
+    assert done.returncode == 2, done.stderr[-2000:]
+    lines = [line for line in done.stderr.splitlines() if line.startswith("keras-coordatt train:")]
+    assert len(lines) == 1 and "pip install tensorflow-cpu==2.21.0" in lines[0]
+    assert "Traceback" not in done.stderr

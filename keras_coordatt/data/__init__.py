@@ -25,6 +25,14 @@ Needs TensorFlow; the ``elpv`` source needs the ``[demo]`` extra
 mask PNGs Pillow.
 """
 
+try:
+    import tensorflow  # noqa: F401  (the pipelines below are tf.data)
+except ImportError as error:
+    raise ImportError(
+        "keras_coordatt.data (the trainer's input pipelines) is built on tf.data and TensorFlow "
+        "is not installed here: pip install tensorflow-cpu==2.21.0 beside your backend (the "
+        "network still trains on it); the layers, models and tasks need no TensorFlow") from error
+
 from keras_coordatt.data.classification.pipeline import SOURCE_FORMS
 from keras_coordatt.data.classification.pipeline import Datasets
 from keras_coordatt.data.classification.pipeline import PipelineOptions
