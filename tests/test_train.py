@@ -234,6 +234,7 @@ def test_a_run_leaves_checkpoints_weights_model_metrics_and_plots(tmp_path, imag
 def test_a_deadline_ends_training_after_an_epoch_scores_it_and_the_run_continues_later(
         tmp_path, image_folder, capsys):
     from keras_coordatt.training import train
+    from keras_coordatt.training.run_folder import completed_run
 
     config = tiny(tmp_path, image_folder, attention="none", attention_monitor=False, epochs=3,
                   deadline_minutes=1e-4)
@@ -247,9 +248,15 @@ def test_a_deadline_ends_training_after_an_epoch_scores_it_and_the_run_continues
     assert len((run / "history.csv").read_text().strip().splitlines()) == 2  # header + epoch 1
     # The deadline is how a run is carried out, not what it trains: the same run without
     # one (or with a longer one) continues from epoch 1 to the end.
+    assert completed_run(config) is None  # 1 of 3 epochs: not a finished run
     later = train(dataclasses.replace(config, deadline_minutes=None))
     assert later["epochs_trained"] == 3 and later["global_steps"] == 3 * (96 // 16)
     assert "stopped_at_deadline" not in later and "Deadline" not in capsys.readouterr().out
+    # What a study reuses: this config's finished run (a deadline is no difference), and
+    # nothing for another config or more epochs.
+    assert completed_run(config)["global_steps"] == later["global_steps"]
+    assert completed_run(dataclasses.replace(config, learning_rate=0.1)) is None
+    assert completed_run(dataclasses.replace(config, epochs=4)) is None
 
 
 def test_eval_crop_fraction_reaches_the_pipeline_the_saved_model_and_its_export(

@@ -108,6 +108,7 @@ def run(args):
     from keras_coordatt.training.attention_monitor import CSV_FILE
     from keras_coordatt.training.attention_monitor import gate_movement
     from keras_coordatt.training.history import read_history
+    from keras_coordatt.training.run_folder import completed_run
 
     changes = recipe_changes(args)
     changes.update({key: getattr(args, key) for key in ("limit_train", "limit_eval",
@@ -127,12 +128,12 @@ def run(args):
     grid = [(start, attention, seed) for start in args.starts for attention in args.attentions
             for seed in args.seeds]
     if args.parallel > 1 and not args.only_runs:
+        pending = [key for key in grid if not completed_run(config_of(*key))]
         run_parallel("training.elpv_study", args.argv, [
             Job(f"{attention} from {start}, seed {seed}",
                 ["--starts", start, "--attentions", attention, "--seeds", str(seed)],
                 os.path.join(config_of(start, attention, seed).output_dir, "log.txt"))
-            for start, attention, seed in grid if not finished(config_of(start, attention, seed))
-        ], args.parallel)
+            for start, attention, seed in pending], args.parallel)
     runs, started = [], time.time()
     total = len(grid)
     for start, attention, seed in grid:
@@ -140,7 +141,11 @@ def run(args):
         folder = config.output_dir
         print(f"\n=== [{len(runs) + 1}/{total}] MobileNetV2 + {attention} from {start}, "
               f"seed {seed} ({(time.time() - started) / 60:.1f} min so far) ===", flush=True)
-        metrics = train(config)
+        metrics = completed_run(config)
+        if metrics is not None:
+            print(f"reused the finished run in {folder}", flush=True)
+        else:
+            metrics = train(config)
         if metrics.get("interrupted"):
             return 130  # the run said where it stopped and that the same command continues
         history = read_history(os.path.join(folder, "history.csv"))
@@ -179,16 +184,6 @@ def run(args):
     print(f"\nWrote study.md, study.json and study.png under {args.output}/ "
           f"({result['minutes']:.1f} min)")
     return 0
-
-
-def finished(config):
-    """Whether ``config``'s run folder holds a run trained to its epochs."""
-    path = os.path.join(config.output_dir, "metrics.json")
-    if not os.path.exists(path):
-        return False
-    with open(path) as f:
-        metrics = json.load(f)
-    return metrics.get("epochs_trained", metrics.get("epochs", 0)) >= config.epochs
 
 
 def summarise(runs, seeds):

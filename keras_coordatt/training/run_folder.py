@@ -52,6 +52,24 @@ def claim(config):
     return False
 
 
+def completed_run(config):
+    """The ``metrics.json`` of the run in ``config.output_dir`` if it is this config's (the
+    operational fields aside) and was trained to ``config.epochs``; None otherwise (no run,
+    an unfinished one, or another config's, which the trainer then refuses by name)."""
+    folder = config.output_dir
+    saved, metrics_path = _saved_config(folder), os.path.join(folder, "metrics.json")
+    if saved is None or not os.path.exists(metrics_path):
+        return None
+    if _differences(saved, dataclasses.asdict(config)):
+        return None
+    with open(metrics_path) as f:
+        metrics = json.load(f)
+    # Runs from before the deadline option record no epochs_trained: they ran to "epochs".
+    if metrics.get("epochs_trained", metrics.get("epochs", 0)) < config.epochs:
+        return None
+    return metrics
+
+
 def release_if_empty(config, created):
     """Removes a folder this run created if it holds no checkpoint (a run that failed early)."""
     checkpoints = os.path.join(config.output_dir, "checkpoints")
