@@ -323,6 +323,25 @@ def test_rounding_sensitivity_is_how_far_one_float32_step_of_the_input_moves_the
     assert 0.05 <= amplified <= 0.13 and flat == 0.0  # x 1e6, rounded to float32
 
 
+def test_rounding_sensitivity_nudges_the_weights_too_and_puts_them_back():
+    """A network that absorbs its input's rounding (here: rounds it away) can still turn
+    its weights' rounding, which a converter redoes, into large changes."""
+    from keras_coordatt.export.checks import rounding_sensitivity
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, use_bias=False)])
+    model.layers[0].kernel.assign(np.full((3, 1), 1e6, np.float32))  # one step: 0.0625
+    before = [w.copy() for w in model.get_weights()]
+    ones = np.ones((4, 3), np.float32)
+
+    def function(x):
+        return [keras.ops.convert_to_numpy(model(np.round(x)))]
+
+    (inputs_only,) = rounding_sensitivity(function, ones)
+    (with_weights,) = rounding_sensitivity(function, ones, variables=model.weights)
+    assert inputs_only == 0.0 and 0.06 <= with_weights <= 0.25  # the sum rounds to 0.25
+    np.testing.assert_array_equal(model.get_weights()[0], before[0])
+
+
 def without_attention(model):
     """The same layers and weights with the attention layers left out: a file missing an op."""
     from keras_coordatt.layers import CoordAttention

@@ -29,7 +29,7 @@ leaves six times over, while a file whose weights are off by 0.1% differs
 by 2e-3 of the scale, one without its attention by more than the scale
 (float16 weights: 1.6e-4). An ill-conditioned network turns rounding into
 more: the tolerance is at least twice the change that one-step float32
-nudges of the input make in Keras' outputs
+nudges of the input and the weights make in Keras' outputs
 (`keras_coordatt.export.checks.rounding_sensitivity`). float16,
 dynamic-range and int8 files report their top-1 agreement with Keras and,
 given labels, the accuracy change. A format that fails to convert or to
@@ -196,7 +196,8 @@ class CheckSet:
         calibration = inputs if representative is None else preprocessing.for_eval(
             _uint8_images(representative, image_size), image_size).numpy()
         expected = _predictions(model, inputs)
-        (sensitivity,) = rounding_sensitivity(lambda x: [_predictions(model, x)], inputs)
+        (sensitivity,) = rounding_sensitivity(lambda x: [_predictions(model, x)], inputs,
+                                             variables=model.weights)
         return cls(raw, inputs, expected, truth, calibration, sensitivity)
 
 
@@ -309,7 +310,7 @@ class Exporter:
             features = feature_model(self.model)
             expected = _predictions(features, self.checks.inputs)
             (sensitivity,) = rounding_sensitivity(lambda x: [_predictions(features, x)],
-                                                  self.checks.inputs)
+                                                  self.checks.inputs, variables=features.weights)
         scale = float(np.abs(expected).max())
         result = {"max_abs_diff": float(np.abs(got - expected).max()),
                   "output_scale": scale,

@@ -36,7 +36,7 @@ class ExportCheckError(CheckFailed):
 # detections past 0.1), so only half must hold: the check tells a wrong file, not a lossy one.
 DETECTION_TOLERANCES = {False: (1e-3, 1e-3, 1.0), True: (0.1, 0.1, 0.5)}
 # A tolerance is at least this many times the change that one-step float32 nudges of the
-# input make in Keras' own outputs (`rounding_sensitivity`).
+# input and the weights make in Keras' own outputs (`rounding_sensitivity`).
 SENSITIVITY_FACTOR = 2.0
 # Two boxes closer than this to NMS's IoU threshold may fall on either side of it.
 IOU_MARGIN = 0.01
@@ -106,7 +106,8 @@ def check_detector_tflite(model_content, ssd_model, images, min_agreement=None,
     expected = {k: keras.ops.convert_to_numpy(v) for k, v in postprocess(raw).items()}
     runner = TFLiteModel(model_content, num_threads)
     got, quantized = runner.detections(images), runner.quantized
-    box_sensitivity, score_sensitivity = rounding_sensitivity(candidates, images)
+    box_sensitivity, score_sensitivity = rounding_sensitivity(candidates, images,
+                                                               variables=ssd_model.weights)
     default_score, default_box, default_agreement = DETECTION_TOLERANCES[quantized]
     tolerance = (
         max(default_score, SENSITIVITY_FACTOR * score_sensitivity) if score_tolerance is None
@@ -165,32 +166,52 @@ def check_detector_tflite(model_content, ssd_model, images, min_agreement=None,
     return report
 
 
-def rounding_sensitivity(function, inputs, nudges=3):
-    """How far a network's outputs move when its input moves by float32 rounding.
+def rounding_sensitivity(function, inputs, nudges=3, variables=()):
+    """How far a network's outputs move when its numbers move by float32 rounding.
 
-    Every input value is moved one float32 step up or down (seeded random
-    directions), ``nudges`` times; kernels that sum in another order round
-    each layer's values by about as much, so this is how much a correct
-    float32 file may differ from Keras: nothing to speak of on a settled
-    network, a lot on an ill-conditioned one.
+    Every input value, and every float32 value of ``variables`` (a model's
+    weights: a converter that folds BatchNorm into a convolution rounds them
+    again), is moved one float32 step up or down (seeded random directions),
+    ``nudges`` times; kernels that sum in another order round each layer's
+    values by about as much, so this is how much a correct float32 file may
+    differ from Keras: nothing to speak of on a settled network, a lot on an
+    ill-conditioned one. Input steps alone can miss that: a barely trained
+    network whose every ReLU6 sits at 0 or 6 absorbs them within a few
+    layers, while one step of its weights moves its outputs by whole units.
 
     Args:
         function: float32 inputs -> a list of NumPy outputs.
         inputs: float32 inputs.
         nudges: how many nudged copies to run.
+        variables: Keras variables to nudge as well; each is back to its
+            value when this returns, or raises.
 
     Returns:
         The largest ``|change|`` of each output, a list of floats.
     """
+    import keras
+
     inputs = np.asarray(inputs, np.float32)
     reference = function(inputs)
     largest = [0.0] * len(reference)
     directions = np.random.default_rng(0)
-    for _ in range(nudges):
-        towards = directions.choice([-np.inf, np.inf], inputs.shape).astype(np.float32)
-        moved = function(np.nextafter(inputs, towards))
-        largest = [max(most, float(np.abs(new - old).max()))
-                   for most, new, old in zip(largest, moved, reference)]
+    variables = [v for v in variables if keras.backend.standardize_dtype(v.dtype) == "float32"]
+    saved = [keras.ops.convert_to_numpy(v) for v in variables]
+
+    def step(values):
+        towards = directions.choice([-np.inf, np.inf], values.shape).astype(np.float32)
+        return np.nextafter(values, towards)
+
+    try:
+        for _ in range(nudges):
+            for variable, value in zip(variables, saved):
+                variable.assign(step(value))
+            moved = function(step(inputs))
+            largest = [max(most, float(np.abs(new - old).max()))
+                       for most, new, old in zip(largest, moved, reference)]
+    finally:
+        for variable, value in zip(variables, saved):
+            variable.assign(value)
     return largest
 
 
