@@ -18,3 +18,37 @@ def test_a_demo_passes_its_deadline_to_every_run_and_refuses_no_parallel_runs(de
     with pytest.raises(SystemExit):
         demo.main(["--parallel", "0"])
     assert "--parallel 0: must be at least 1" in capsys.readouterr().err
+
+
+def test_a_run_a_deadline_stopped_is_continued_not_reused_and_a_finished_one_is_reused(tmp_path):
+    import dataclasses
+    import json
+
+    from keras_coordatt.training.config import TrainConfig
+    from training import task_demo
+
+    config = TrainConfig(output_dir=str(tmp_path / "run"), epochs=3)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text(json.dumps(dataclasses.asdict(config)))
+
+    def record(epochs_trained, ap):
+        (tmp_path / "run" / "metrics.json").write_text(json.dumps({"epochs_trained": epochs_trained}))
+        (tmp_path / "run" / "test_metrics.json").write_text(json.dumps({"AP": ap}))
+
+    calls = []
+
+    def run_one(run_config, attention, seed):
+        calls.append((attention, seed))
+        return {"AP": 0.2}
+
+    def grid(**kwargs):
+        return task_demo.run_grid([0], ["ca"], lambda attention, seed: config, run_one,
+                                  lambda r: f"AP {r['AP']}", **kwargs)
+
+    record(1, 0.1)  # stopped by a deadline after 1 of 3 epochs, and tested
+    assert grid()[0]["AP"] == 0.2 and calls == [("ca", 0)]  # continued and tested again
+    record(1, 0.1)
+    assert grid(after_parallel=True)[0]["AP"] == 0.1 and len(calls) == 1  # just tested
+    record(3, 0.3)  # trained to its epochs: reused as it is
+    assert grid()[0]["AP"] == 0.3 and len(calls) == 1
+    assert task_demo.finished_result(dataclasses.replace(config, epochs=4)) is None

@@ -100,7 +100,8 @@ def run(args):
         scores, detections = evaluate_detection(trained_model(config), test, config)
         np.savez(os.path.join(config.output_dir, "test_detections.npz"),
                  **{f"{key}_{i}": d[key] for i, d in enumerate(detections) for key in d})
-        return {"start": args.start, "params": trained["params"], "val_AP": trained["AP"],
+        return {"start": args.start, "params": trained["params"],
+                "epochs_trained": trained["epochs_trained"], "val_AP": trained["AP"],
                 **{key: scores[key] for key in METRICS}, "AP75": scores["AP75"]}
 
     def config_of(attention, seed):
@@ -109,7 +110,8 @@ def run(args):
     parallel_grid(args, "training.deepforest_demo", config_of)
     runs = run_grid(args.seeds, args.attentions, config_of, run_one,
                     lambda r: f"AP {r['AP']:.4f} AP50 {r['AP50']:.4f} "
-                              f"P {r['precision_at_iou0.4']:.3f} R {r['recall_at_iou0.4']:.3f}")
+                              f"P {r['precision_at_iou0.4']:.3f} R {r['recall_at_iou0.4']:.3f}",
+                    after_parallel=args.parallel > 1 and not args.only_runs)
     if runs is None:
         return 130
     if args.only_runs:  # a process of --parallel: the tables are the starter's

@@ -83,7 +83,8 @@ def run(args):
         trained = train(config)
         if trained.get("interrupted"):
             return None
-        return {"start": args.start, "params": trained["params"], "mIoU": trained["mIoU"],
+        return {"start": args.start, "params": trained["params"],
+                "epochs_trained": trained["epochs_trained"], "mIoU": trained["mIoU"],
                 "nucleus_IoU": trained["IoU_per_class"].get("nucleus", 0.0),
                 "pixel_accuracy": trained["pixel_accuracy"]}
 
@@ -92,7 +93,8 @@ def run(args):
 
     parallel_grid(args, "training.stardist_demo", config_of)
     runs = run_grid(args.seeds, args.attentions, config_of, run_one,
-                    lambda r: f"mIoU {r['mIoU']:.4f} nucleus IoU {r['nucleus_IoU']:.4f}")
+                    lambda r: f"mIoU {r['mIoU']:.4f} nucleus IoU {r['nucleus_IoU']:.4f}",
+                    after_parallel=args.parallel > 1 and not args.only_runs)
     if runs is None:
         return 130
     if args.only_runs:  # a process of --parallel: the tables are the starter's

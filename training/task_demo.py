@@ -94,16 +94,31 @@ def parallel_grid(args, program, config_of):
     if args.parallel <= 1 or args.only_runs:
         return
     pending = [(attention, seed) for seed in args.seeds for attention in args.attentions
-               if not os.path.exists(os.path.join(config_of(attention, seed).output_dir,
-                                                  "test_metrics.json"))]
+               if finished_result(config_of(attention, seed)) is None]
     run_parallel(program, args.argv, [
         Job(f"{attention}, seed {seed}", ["--seeds", str(seed), "--attentions", attention],
             os.path.join(config_of(attention, seed).output_dir, "log.txt"))
         for attention, seed in pending], args.parallel)
 
 
-def run_grid(seeds, attentions, config_of, run_one, headline):
-    """Every seed x attention, each once: a finished run's ``test_metrics.json`` is reused.
+def finished_result(config, unfinished_too=False):
+    """The tested result (``test_metrics.json``) of a run trained to ``config.epochs`` in
+    ``config.output_dir``, else None: a run a deadline stopped was tested too, and the same
+    command continues it rather than reusing it. ``unfinished_too``: any tested result (the
+    runs the processes of ``--parallel`` just trained and tested, deadline or not)."""
+    from keras_coordatt.training.run_folder import completed_run
+
+    path = os.path.join(config.output_dir, "test_metrics.json")
+    if not os.path.exists(path) or not (unfinished_too or completed_run(config) is not None):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def run_grid(seeds, attentions, config_of, run_one, headline, after_parallel=False):
+    """Every seed x attention, each once: a finished run's ``test_metrics.json`` is reused
+    (`finished_result`); an unfinished one is continued and tested again, except
+    ``after_parallel``, when the processes of ``--parallel`` have just tested every run.
 
     ``run_one(config, attention, seed)`` trains and tests one run and returns its
     result dict (None if it was interrupted); ``headline(result)`` is its one-line
@@ -116,10 +131,10 @@ def run_grid(seeds, attentions, config_of, run_one, headline):
         for attention in attentions:
             config = config_of(attention, seed)
             result_path = os.path.join(config.output_dir, "test_metrics.json")
-            if os.path.exists(result_path):
-                with open(result_path) as f:
-                    runs.append(json.load(f))
-                print(f"reused {config.output_dir}: {headline(runs[-1])}")
+            finished = finished_result(config, unfinished_too=after_parallel)
+            if finished is not None:
+                runs.append(finished)
+                print(f"reused {config.output_dir}: {headline(finished)}")
                 continue
             print(f"\n== {attention}, seed {seed} ==", flush=True)
             started = time.perf_counter()
