@@ -52,3 +52,14 @@ def test_a_run_a_deadline_stopped_is_continued_not_reused_and_a_finished_one_is_
     record(3, 0.3)  # trained to its epochs: reused as it is
     assert grid()[0]["AP"] == 0.3 and len(calls) == 1
     assert task_demo.finished_result(dataclasses.replace(config, epochs=4)) is None
+
+
+def test_the_tables_read_the_last_epoch_of_a_runs_history_and_name_a_run_without_one(tmp_path):
+    from keras_coordatt.training.config import TrainConfig
+    from training import task_demo
+
+    config = TrainConfig(output_dir=str(tmp_path), epochs=2)
+    with pytest.raises(ValueError, match="history.csv: no epoch recorded"):
+        task_demo.last_epoch(config, "boxes_loss")
+    (tmp_path / "history.csv").write_text("epoch,boxes_loss\n1,2.5\n2,1.75\n")
+    assert task_demo.last_epoch(config, "boxes_loss") == 1.75

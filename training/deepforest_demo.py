@@ -34,10 +34,11 @@ from training.task_demo import run_grid
 from training.results import add_results_argument
 from training.results import command_line
 from training.results import results_destination
+from training.task_demo import last_epoch
 from training.task_demo import write_results
 
-METRICS = ("AP", "AP50", "precision_at_iou0.4", "recall_at_iou0.4")
-HEADERS = ("AP", "AP50", "P@0.4", "R@0.4")
+METRICS = ("AP", "AP50", "precision_at_iou0.4", "recall_at_iou0.4", "train_box_loss")
+HEADERS = ("AP", "AP50", "P@0.4", "R@0.4", "box loss (train)")
 
 
 def main(argv=None):
@@ -116,6 +117,9 @@ def run(args):
         return 130
     if args.only_runs:  # a process of --parallel: the tables are the starter's
         return 0
+    for result in runs:  # from the run folder, so results tested before this was kept get it
+        result["train_box_loss"] = last_epoch(config_of(result["attention"], result["seed"]),
+                                              "boxes_loss")
     write_results(runs, args.output, METRICS, HEADERS,
                   "SSDLite320 on DeepForest test sites (each dot a seed)",
                   results=results_destination(args, "deepforest"), command=args.command)

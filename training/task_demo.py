@@ -115,6 +115,16 @@ def finished_result(config, unfinished_too=False):
         return json.load(f)
 
 
+def last_epoch(config, column):
+    """``column`` of the last epoch in the run's ``history.csv`` (a float)."""
+    from keras_coordatt.training.history import read_history
+
+    rows = read_history(os.path.join(config.output_dir, "history.csv"))
+    if not rows:
+        raise ValueError(f"{config.output_dir}/history.csv: no epoch recorded")
+    return float(rows[-1][column])
+
+
 def run_grid(seeds, attentions, config_of, run_one, headline, after_parallel=False):
     """Every seed x attention, each once: a finished run's ``test_metrics.json`` is reused
     (`finished_result`); an unfinished one is continued and tested again, except
