@@ -109,7 +109,9 @@ def finished_result(config, unfinished_too=False):
     from keras_coordatt.training.run_folder import completed_run
 
     path = os.path.join(config.output_dir, "test_metrics.json")
-    if not os.path.exists(path) or not (unfinished_too or completed_run(config) is not None):
+    if not os.path.exists(path):
+        return None
+    if not unfinished_too and completed_run(config) is None:
         return None
     with open(path) as f:
         return json.load(f)
