@@ -204,7 +204,7 @@ def add_convert_arguments(parser):
     parser.add_argument(
         "--attention", default="checkpoint",
         help="'checkpoint' (default: the checkpoint's own), or attention to add to a "
-        "torchvision checkpoint: ca, ca_h, ca_w, se or cbam, started as the identity")
+        "torchvision checkpoint: ca, ca_h, ca_w, ca_ln, se or cbam, started as the identity")
     add_option(parser, "--random_attention", action="store_true",
                help="leave added attention at its random initialisation instead of the identity")
 
@@ -411,7 +411,8 @@ def run_explain(args):
     table = attention_table(model, args.images)
     if table:
         print(f"\nThe attention's gates on these {len(args.images)} images (moved: mean |gate - "
-              "its identity-start value|; saturated: below 0.02 or above 0.98):")
+              "its identity-start value|; saturated: below 0.02 or above 0.98; train/inf gap: "
+              "mean |gate in training mode - gate at inference|):")
         print("\n".join(table))
     return 0
 

@@ -314,12 +314,14 @@ def attention_table(model, paths):
         return []
     rows = gate_statistics(model, model_inputs(model, paths)[0])
     lines = [f"{'layer':<22} {'type':<15} {'mean':>6} {'std':>6} {'along':>6} {'across':>6} "
-             f"{'moved':>6} {'saturated':>9}",
-             f"{'':<22} {'':<15} {'':>6} {'':>6} {'pos.':>6} {'chan.':>6} {'':>6}"]
+             f"{'moved':>6} {'saturated':>9} {'train/inf':>9}",
+             f"{'':<22} {'':<15} {'':>6} {'':>6} {'pos.':>6} {'chan.':>6} {'':>6} {'':>9} "
+             f"{'gap':>9}"]
     for row in rows:
         lines.append(f"{row['layer']:<22} {row['type']:<15} {row['mean']:6.3f} {row['std']:6.3f} "
                      f"{row['position_std']:6.3f} {row['channel_std']:6.3f} "
-                     f"{row['from_start']:6.3f} {100 * row['saturated']:8.1f}%")
+                     f"{row['from_start']:6.3f} {100 * row['saturated']:8.1f}% "
+                     f"{row['mode_gap']:9.4f}")
     return lines
 
 

@@ -41,20 +41,30 @@ def batch_norm(x, gamma, beta, mean, var, eps, training):
     return gamma * (x - mean) / np.sqrt(var + eps) + beta
 
 
-def coord_attention(x, w, training, eps=1e-5, directions="hw"):
-    """y_c(i, j) = x_c(i, j) * g^h_c(i) * g^w_c(j), Section 3.2 of the paper."""
+def coord_attention(x, w, training, eps=1e-5, directions="hw", normalization="batch"):
+    """y_c(i, j) = x_c(i, j) * g^h_c(i) * g^w_c(j), Section 3.2 of the paper.
+
+    ``normalization="layer"``: F1's output normalised per image over its rows, columns and
+    channels together (mean and variance of the whole (H + W) x mip descriptor), then
+    scaled per channel, instead of BatchNorm.
+    """
     height = x.shape[1]
     z_h = x.mean(axis=2)  # (N, H, C): z^h_c(h) = 1/W sum_i x_c(h, i)
     z_w = x.mean(axis=1)  # (N, W, C): z^w_c(w) = 1/H sum_j x_c(j, w)
     parts = {"h": z_h, "w": z_w}
     descriptor = np.concatenate([parts[d] for d in directions], axis=1)[:, :, None]
     f = conv1x1(descriptor, w["conv_reduce/kernel"], w["conv_reduce/bias"])
-    f = hard_swish(
-        batch_norm(
-            f, w["bn/gamma"], w["bn/beta"], w["bn/moving_mean"],
-            w["bn/moving_variance"], eps, training,
+    if normalization == "layer":
+        mean = f.mean(axis=(1, 2, 3), keepdims=True)
+        var = f.var(axis=(1, 2, 3), keepdims=True)
+        f = hard_swish((f - mean) / np.sqrt(var + eps) * w["norm/gamma"] + w["norm/beta"])
+    else:
+        f = hard_swish(
+            batch_norm(
+                f, w["bn/gamma"], w["bn/beta"], w["bn/moving_mean"],
+                w["bn/moving_variance"], eps, training,
+            )
         )
-    )
     y = x
     if directions == "hw":
         f_parts = {"h": f[:, :height], "w": f[:, height:]}

@@ -86,6 +86,30 @@ def test_ca_gates_vary_along_positions_and_se_gates_do_not():
     assert rows["ca"]["position_std"] > 0.0 and rows["cbam"]["position_std"] > 0.0
 
 
+def test_the_mode_gap_is_what_batch_statistics_change_and_zero_without_them():
+    model = bar_classifier()
+    images, _ = bars(8)
+    ca = model.get_layer("ca")
+    for conv in ca.gate_convs():  # gates that respond to the descriptor
+        conv.kernel.assign(np.random.default_rng(3).normal(size=conv.kernel.shape) * 2.0)
+    # Moving statistics unlike the batch's, as after a run whose features drifted.
+    ca.bn.moving_mean.assign(np.full(ca.bn.moving_mean.shape, 3.0, "float32"))
+    before = [ops.convert_to_numpy(v) for v in model.non_trainable_variables]
+    rows = {row["layer"]: row for row in gate_statistics(model, images)}
+    assert rows["ca"]["mode_gap"] > 0.05
+    assert rows["se"]["mode_gap"] == 0.0 and rows["cbam"]["mode_gap"] == 0.0
+    for value, variable in zip(before, model.non_trainable_variables):  # put back
+        np.testing.assert_array_equal(ops.convert_to_numpy(variable), value)
+    # The same layer normalising each image on its own has no gap, whatever its weights.
+    inputs = keras.Input((32, 32, 3))
+    layer = CoordAttention(reduction=4, normalization="layer", name="ca_ln")
+    per_image = keras.Model(inputs, layer(keras.layers.Conv2D(16, 3)(inputs)))
+    for conv in layer.gate_convs():
+        conv.kernel.assign(np.random.default_rng(3).normal(size=conv.kernel.shape) * 2.0)
+    row = gate_statistics(per_image, images)[0]
+    assert row["from_start"] > 0.05 and row["mode_gap"] == pytest.approx(0.0, abs=1e-6)
+
+
 def test_the_reader_gradient_falls_as_its_kernel_grows_behind_batchnorm():
     """A conv followed by BatchNorm is invariant to its kernel's scale: x4 the kernel, /4 its gradient.
 

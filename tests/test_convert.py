@@ -428,3 +428,21 @@ def test_the_official_checkpoint_starts_the_dense_tasks_with_its_trained_attenti
     load_init_weights(task_model(matched, num_classes=3), matched)
     assert "saved for input pixels" not in capsys.readouterr().out
     assert matched.preprocessing == imagenet_normalization()
+
+
+def test_layer_normalized_ca_has_no_official_weights_and_says_why(tmp_path):
+    from keras_coordatt import CoordAttention
+    from keras_coordatt.models.pytorch import _weight_pairs
+
+    path = tmp_path / "mbv2_ca.pth"
+    torch.save(random_reference("coordatt", width=0.5).state_dict(), path)
+    with pytest.raises(ValueError, match="attention='ca_ln' would drop it"):
+        convert(path, attention="ca_ln")
+    layer = CoordAttention(normalization="layer", name="block_2_attention")
+    layer(np.zeros((1, 4, 4, 32), "float32"))
+    with pytest.raises(ValueError, match="'block_2_attention'.*normalization='layer'.*BatchNorm "
+                                         "\\(bn1\\)"):
+        _weight_pairs(layer, "features.2.conv.4")
+    paper = CoordAttention(name="block_2_attention")
+    paper(np.zeros((1, 4, 4, 32), "float32"))
+    assert "features.2.conv.4.bn1.running_var" in [key for _, key, _ in _weight_pairs(paper, "features.2.conv.4")]

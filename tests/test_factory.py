@@ -36,7 +36,7 @@ def test_names_give_the_named_layer(spec, cls, directions):
 
 
 def test_every_listed_name_builds_a_layer():
-    assert attention_names() == ["ca", "ca_h", "ca_w", "cbam", "eca", "ela", "ela_t", "se", "simam"]
+    assert attention_names() == ["ca", "ca_h", "ca_ln", "ca_w", "cbam", "eca", "ela", "ela_t", "se", "simam"]
     for name in attention_names():
         assert isinstance(get_attention(name), keras.layers.Layer)
 

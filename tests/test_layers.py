@@ -43,6 +43,11 @@ LAYER_CASES = {
         CoordAttention, {"directions": "w"}, 96, 1656,
         functools.partial(reference.coord_attention, directions="w"),
     ),
+    # per-image normalisation: the same count (GroupNorm's gamma and beta replace BatchNorm's)
+    "ca_ln": (
+        CoordAttention, {"normalization": "layer"}, 96, 2520,
+        functools.partial(reference.coord_attention, normalization="layer"),
+    ),
     # 576 channels: mip=18, 3*576*18 + 3*18 + 2*576 (MobileNetV2's widest stride-16 block)
     "ca_576": (CoordAttention, {}, 576, 32310, None),
     # 96 channels, r=24: s=4, 96*4 + 4 + 4*96 + 96
@@ -131,6 +136,26 @@ def test_coord_attention_updates_batchnorm_statistics_in_training(rng):
     assert np.isfinite(inference).all()
 
 
+def test_layer_normalized_coord_attention_gates_each_image_the_same_in_training_and_inference(
+        rng):
+    # BatchNorm's gates depend on the batch in training and on moving averages at inference;
+    # normalization="layer" computes each image's gates from that image alone, in both modes.
+    x = rng.normal(size=(4, 6, 5, 32)).astype("float32")
+    x[2:] = 3.0 * x[2:] + 1.0  # images unlike the others, so a batch statistic would move
+    batch, layer = CoordAttention(), CoordAttention(normalization="layer")
+    for candidate in (batch, layer):
+        candidate(x)
+        randomize_weights(candidate, rng)
+    alone = to_numpy(layer(x[:2], training=True))
+    np.testing.assert_allclose(to_numpy(layer(x, training=True))[:2], alone, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(to_numpy(layer(x, training=False))[:2], alone, rtol=1e-5, atol=1e-6)
+    assert not layer.non_trainable_weights  # nothing a batch could update
+    # The paper's BatchNorm, for contrast: the other images and the mode both change the output.
+    paper_alone = to_numpy(batch(x[:2], training=True))
+    assert np.abs(to_numpy(batch(x, training=True))[:2] - paper_alone).max() > 1e-3
+    assert np.abs(to_numpy(batch(x[:2], training=False)) - paper_alone).max() > 1e-3
+
+
 @pytest.mark.parametrize("activation", ["relu", "relu6", "swish"])
 def test_coord_attention_activation_changes_the_output(activation, rng):
     x = rng.normal(size=(2, 6, 5, 32)).astype("float32")
@@ -197,6 +222,7 @@ def test_non_positive_or_non_integer_sizes_are_refused(layer_cls, argument, valu
     [
         (CoordAttention, {"directions": "xy"}, "unknown directions='xy'"),
         (CoordAttention, {"activation": "gelu6"}, "unknown activation='gelu6'"),
+        (CoordAttention, {"normalization": "group"}, "unknown normalization='group'"),
         (SqueezeExcite, {"gate_activation": "tanh"}, "unknown gate_activation='tanh'"),
         (CBAM, {"kernel_size": 4}, "kernel_size must be odd"),
         (CoordAttention, {"data_format": "NHWC"}, "unknown data_format='NHWC'"),

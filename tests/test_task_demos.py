@@ -20,6 +20,23 @@ def test_a_demo_passes_its_deadline_to_every_run_and_refuses_no_parallel_runs(de
     assert "--parallel 0: must be at least 1" in capsys.readouterr().err
 
 
+def test_the_detection_demo_trains_the_per_image_ca_beside_the_papers_by_default():
+    from keras_coordatt.layers import CoordAttention
+    from keras_coordatt.training.networks import task_model
+
+    args = deepforest_demo.argument_parser().parse_args(["--start", "scratch"])
+    assert args.attentions == ["none", "se", "ca", "ca_ln"]
+    built = {}
+    for attention in ("ca", "ca_ln"):
+        config = deepforest_demo.demo_config(args, attention, 0, None)
+        config.validate()
+        layers = [layer for layer in task_model(config, 1).layers
+                  if isinstance(layer, CoordAttention)]
+        built[attention] = {layer.normalization for layer in layers}, len(layers)
+        assert config.output_dir.endswith(f"scratch_{attention}_seed0")
+    assert built == {"ca": ({"batch"}, 16), "ca_ln": ({"layer"}, 16)}
+
+
 def test_a_run_a_deadline_stopped_is_continued_not_reused_and_a_finished_one_is_reused(tmp_path):
     import dataclasses
     import json
@@ -63,3 +80,20 @@ def test_the_tables_read_the_last_epoch_of_a_runs_history_and_name_a_run_without
         task_demo.last_epoch(config, "boxes_loss")
     (tmp_path / "history.csv").write_text("epoch,boxes_loss\n1,2.5\n2,1.75\n")
     assert task_demo.last_epoch(config, "boxes_loss") == 1.75
+
+
+def test_the_table_has_a_row_for_every_attention_trained_in_the_order_run(tmp_path):
+    from training import task_demo
+
+    runs = [dict(attention=a, seed=s, params=p, AP50=v) for a, p, values in
+            (("none", 10, (0.1, 0.3)), ("ca_ln", 12, (0.2, 0.4)), ("eca", 11, (0.5, 0.5)))
+            for s, v in enumerate(values)]
+    rows = task_demo.summary_rows(runs, ["AP50"])
+    assert [(r["attention"], r["params"], r["runs"]) for r in rows] == [
+        ("none", 10, 2), ("ca_ln", 12, 2), ("eca", 11, 2)]
+    assert [r["AP50"] for r in rows] == pytest.approx([0.2, 0.3, 0.5])
+    assert rows[0]["AP50_std"] == pytest.approx(0.1414, abs=1e-4)
+    table = task_demo.results_table(runs, ["AP50"], ["AP50"])
+    assert "| ca_ln | 12 | 2 | 0.300 ± 0.141 |" in table
+    task_demo.plot_runs(runs, ["AP50"], ["AP50"], tmp_path / "runs.png", "three attentions")
+    assert (tmp_path / "runs.png").stat().st_size > 0

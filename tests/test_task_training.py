@@ -58,7 +58,7 @@ def _config(tmp_path, **changes):
 
 
 @pytest.mark.slow
-def test_detection_trains_evaluates_and_exports_checked_phone_files(tmp_path):
+def test_detection_trains_evaluates_and_exports_checked_phone_files(tmp_path, capsys):
     _write_voc(tmp_path / "data" / "train", 8)
     _write_voc(tmp_path / "data" / "val", 3, seed=1)
     config = _config(tmp_path, task="detection", dataset=f"voc:{tmp_path / 'data'}",
@@ -101,6 +101,35 @@ def test_detection_trains_evaluates_and_exports_checked_phone_files(tmp_path):
     (predicted,) = keras_coordatt.predict(tmp_path / "run", image, score_threshold=0.0)
     assert {d["name"] for d in predicted["detections"]} <= {"bar", "box"}
     assert predicted["detections"]
+    _check_mode_gap(tmp_path / "run", capsys)
+
+
+def _check_mode_gap(run, capsys):
+    """training.mode_gap on the finished model and on a checkpoint: a row per BatchNorm and per
+    attention layer; after two steps the CA's BatchNorm moving statistics (momentum 0.9) are not
+    yet the batch's, so every CA gate differs between the modes."""
+    import glob
+
+    import keras
+
+    from keras_coordatt.models.identity import attention_layers
+    from training import mode_gap
+
+    model = keras.saving.load_model(run / "model.keras", compile=False)
+    norms = sum(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers)
+    attention = len(attention_layers(model))
+    checkpoint = sorted(glob.glob(str(run / "checkpoints" / "ckpt-*.index")))[-1][:-len(".index")]
+    capsys.readouterr()
+    for weights in ([], ["--weights", checkpoint]):
+        assert mode_gap.main([str(run), "--images", "4", *weights]) == 0
+        rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines()
+                if line.startswith("| ") and "---" not in line]
+        ratios = [row for row in rows if len(row) == 2 and row[0] != "| BatchNorm layer"]
+        gaps = [row for row in rows if row[0].startswith("| block_") and len(row) == 4]
+        assert len(ratios) == norms and all(float(r[1].rstrip(" |")) >= 0 for r in ratios)
+        assert len(gaps) == attention > 0 and all(float(g[3].rstrip(" |")) > 0 for g in gaps)
+    assert mode_gap.main([str(run), "--weights", str(run / "nothing")]) == 2
+    assert f"--weights {run / 'nothing'}: no checkpoint there" in capsys.readouterr().err
 
 
 @pytest.mark.slow

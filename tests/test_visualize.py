@@ -121,6 +121,8 @@ def test_explain_command_writes_one_png_per_image(ca_model, tmp_path, capsys):
     assert [float(line.split()[6]) for line in lines] == pytest.approx(
         [row["from_start"] for row in expected], abs=1e-3)
     assert max(float(line.split()[6]) for line in lines) > 0.05  # ca_model's gates are not flat
+    assert [float(line.split()[8]) for line in lines] == pytest.approx(
+        [row["mode_gap"] for row in expected], abs=1e-4)
 
 
 def test_explain_names_the_runs_classes_and_takes_a_class_by_name(ca_model, tmp_path, capsys):

@@ -48,6 +48,8 @@ def epoch_rows(folder, loss="loss"):
             "most_moved_saturated": most["saturated"],
             "attention_grad": float(np.median([r["grad_norm"] for r in layers])),
             "reader_grad": float(np.median([r["reader_grad_norm"] for r in layers])),
+            # NaN in the records of a monitor from before the column
+            "largest_mode_gap": float(max(r.get("mode_gap", np.nan) for r in layers)),
         })
     return rows
 
@@ -58,14 +60,16 @@ def markdown(folder, rows, loss):
 
     lines = [f"{folder}", "",
              f"| epoch | {loss} | held-out | mean \\|g - start\\| | most moved layer | its "
-             f"\\|g - start\\| | its saturated | median grad, attention / reader |",
-             "|---:|---:|---:|---:|---|---:|---:|---:|"]
+             f"\\|g - start\\| | its saturated | median grad, attention / reader | "
+             f"largest \\|g train - g inference\\| |",
+             "|---:|---:|---:|---:|---|---:|---:|---:|---:|"]
     for row in rows:
         lines.append(
             f"| {row['epoch']} | {number(row['loss'], 2)} | {number(row['held_out_loss'], 2)} | "
             f"{row['mean_from_start']:.4f} | {row['most_moved']} | "
             f"{row['most_moved_from_start']:.3f} | {row['most_moved_saturated']:.1%} | "
-            f"{row['attention_grad']:.3f} / {row['reader_grad']:.3f} |")
+            f"{row['attention_grad']:.3f} / {row['reader_grad']:.3f} | "
+            f"{'' if np.isnan(row['largest_mode_gap']) else format(row['largest_mode_gap'], '.3f')} |")
     return "\n".join(lines)
 
 

@@ -23,6 +23,7 @@ import time
 from keras_coordatt.errors import run_reporting_errors
 from keras_coordatt.plotting import pyplot
 from training.task_demo import ATTENTIONS
+from training.task_demo import attention_choices
 from training.task_demo import imagenet_start
 from training.parallel import check_parallel
 from training.task_demo import add_grid_arguments
@@ -43,7 +44,8 @@ def main(argv=None):
     parser.add_argument("--output", default="demo_output/stardist",
                         help="folder for the runs and results (default: demo_output/stardist)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--attentions", nargs="+", choices=ATTENTIONS, default=list(ATTENTIONS))
+    parser.add_argument("--attentions", nargs="+", choices=attention_choices(),
+                        default=list(ATTENTIONS))
     parser.add_argument("--start", choices=("imagenet", "scratch"), default="imagenet")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--alpha", type=float, default=None,

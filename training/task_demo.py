@@ -9,17 +9,27 @@ import numpy as np
 from keras_coordatt.plotting import pyplot
 from training.results import write_results as write_results_files
 
-ATTENTIONS = ("none", "se", "ca")
+ATTENTIONS = ("none", "se", "ca")  # the default; --attentions takes any name of get_attention
+
+
+def attention_choices():
+    """What ``--attentions`` accepts: none and every name of ``get_attention``."""
+    from keras_coordatt.layers.factory import attention_names
+
+    return ["none", *attention_names()]
+
+
+def attentions_of(runs):
+    """The attentions the runs trained, in the order they first appear."""
+    return list(dict.fromkeys(r["attention"] for r in runs))
 
 
 def summary_rows(runs, metrics):
     """Per attention: its parameters, the number of runs, and each metric's mean and the
     standard deviation over seeds (None for one run)."""
     rows = []
-    for attention in ATTENTIONS:
+    for attention in attentions_of(runs):
         mine = [r for r in runs if r["attention"] == attention]
-        if not mine:
-            continue
         row = {"attention": attention, "params": mine[0]["params"], "runs": len(mine)}
         for key in metrics:
             values = np.array([r[key] for r in mine], float)
@@ -48,12 +58,13 @@ def plot_runs(runs, metrics, headers, path, title):
     plt = pyplot()
     figure, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.2), squeeze=False)
     for axis, key, header in zip(axes[0], metrics, headers):
-        for position, attention in enumerate(ATTENTIONS):
+        attentions = attentions_of(runs)
+        for position, attention in enumerate(attentions):
             values = [r[key] for r in runs if r["attention"] == attention]
             axis.scatter([position] * len(values), values, color=f"C{position}")
             if values:
                 axis.hlines(np.mean(values), position - 0.25, position + 0.25, color=f"C{position}")
-        axis.set_xticks(range(len(ATTENTIONS)), ATTENTIONS)
+        axis.set_xticks(range(len(attentions)), attentions)
         axis.set_title(header)
         axis.grid(alpha=0.3)
     figure.suptitle(title)

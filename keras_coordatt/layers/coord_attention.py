@@ -7,6 +7,7 @@ from keras_coordatt.layers import fused
 from keras_coordatt.layers.base import AttentionLayer
 
 DIRECTIONS = ("hw", "h", "w")
+NORMALIZATIONS = ("batch", "layer")
 
 
 @keras.saving.register_keras_serializable(package="keras_coordatt")
@@ -48,6 +49,19 @@ class CoordAttention(AttentionLayer):
         bn_momentum: BatchNorm momentum in Keras' convention. Defaults to 0.9,
             PyTorch's 0.1.
         bn_epsilon: BatchNorm epsilon. Defaults to 1e-5, PyTorch's default.
+        normalization: what normalises ``F1``'s output: ``"batch"`` (default,
+            the paper's BatchNorm) or ``"layer"``: each image's descriptor over
+            its own rows, columns and channels (``GroupNormalization`` with one
+            group, sub-layer ``norm``, epsilon ``bn_epsilon``). With ``"layer"``
+            the gates are the same function of the image in training and at
+            inference: no batch statistics, no moving averages. BatchNorm's
+            gates are computed from the batch's statistics in training and the
+            moving ones at inference, and in small-batch fine-tuning at a high
+            learning rate the two drift apart: on the DeepForest detector at
+            lr 0.02 and batch 8 the same input's gates differed by up to 0.13
+            between the modes (docs/results/attention-learning.md). Not the
+            paper's layer: the official checkpoint cannot be loaded into it.
+            ``get_attention("ca_ln")`` builds it.
         data_format: ``"channels_last"`` (default) or ``"channels_first"``.
         **kwargs: the usual `keras.layers.Layer` arguments (``name``,
             ``dtype``, ``trainable``).
@@ -71,6 +85,7 @@ class CoordAttention(AttentionLayer):
         directions="hw",
         bn_momentum=0.9,
         bn_epsilon=1e-5,
+        normalization="batch",
         data_format=None,
         **kwargs,
     ):
@@ -82,21 +97,35 @@ class CoordAttention(AttentionLayer):
                 f"{DIRECTIONS}: 'hw' pools and gates along both height and "
                 "width, 'h' or 'w' along one only."
             )
+        if normalization not in NORMALIZATIONS:
+            raise ValueError(
+                f"{cls}: unknown normalization={normalization!r}. Expected one of "
+                f"{NORMALIZATIONS}: 'batch' is the paper's BatchNorm, 'layer' normalises "
+                "each image's descriptor on its own (the same in training and inference)."
+            )
         self.directions = directions
+        self.normalization = normalization
         self.bn_momentum = bn_momentum
         self.bn_epsilon = bn_epsilon
 
     def build_attention(self, channels):
         self.mip = self.bottleneck_width(channels)
         self.conv_reduce = self.conv(self.mip, "conv_reduce", input_channels=channels)
-        self.bn = keras.layers.BatchNormalization(
-            axis=-1,
-            momentum=self.bn_momentum,
-            epsilon=self.bn_epsilon,
-            dtype=self.dtype_policy,
-            name="bn",
-        )
-        self.bn.build((None, None, 1, self.mip))
+        if self.normalization == "batch":
+            self.bn = keras.layers.BatchNormalization(
+                axis=-1,
+                momentum=self.bn_momentum,
+                epsilon=self.bn_epsilon,
+                dtype=self.dtype_policy,
+                name="bn",
+            )
+            self.norm = self.bn
+        else:
+            self.bn = None  # the paper's sub-layer is absent; the converter says so
+            self.norm = keras.layers.GroupNormalization(
+                groups=1, axis=-1, epsilon=self.bn_epsilon, dtype=self.dtype_policy, name="norm"
+            )
+        self.norm.build((None, None, 1, self.mip))
         if "h" in self.directions:
             self.conv_h = self.conv(channels, "conv_h", input_channels=self.mip)
         if "w" in self.directions:
@@ -106,7 +135,7 @@ class CoordAttention(AttentionLayer):
         channels_last = self.data_format == "channels_last"
         # A synchronized BatchNorm all-reduces its statistics across replicas,
         # which cannot happen inside the compiled function.
-        if fused.use_fused(training) and not self.bn.synchronized:
+        if fused.use_fused(training) and self.bn is not None and not self.bn.synchronized:
             return self.fused_training_call(inputs, channels_last)
         logits_h, logits_w = self.gate_logits(inputs, training)
         # x * g_h * g_w, with g = sigmoid(logits).
@@ -124,7 +153,7 @@ class CoordAttention(AttentionLayer):
         # concatenated as (N, H + W, 1, C) for one shared F1 and one BatchNorm.
         descriptor = fused.coord_pool(inputs, self.directions, channels_last)
         f = self.activation_fn(
-            self.bn(self.conv_reduce(descriptor), training=training)
+            self.norm(self.conv_reduce(descriptor), training=training)
         )
         f_h, f_w = fused.split_descriptor(f, inputs, self.directions, channels_last)
         logits_h = None if f_h is None else self.conv_h(f_h)  # (N, H, 1, C)
@@ -187,6 +216,7 @@ class CoordAttention(AttentionLayer):
                 "directions": self.directions,
                 "bn_momentum": self.bn_momentum,
                 "bn_epsilon": self.bn_epsilon,
+                "normalization": self.normalization,
             }
         )
         return config

@@ -20,6 +20,7 @@ ATTENTION_LAYERS = {
     "ca": (CoordAttention, {}),
     "ca_h": (CoordAttention, {"directions": "h"}),
     "ca_w": (CoordAttention, {"directions": "w"}),
+    "ca_ln": (CoordAttention, {"normalization": "layer"}),
     "eca": (EfficientChannelAttention, {}),
     "simam": (SimAM, {}),
     "ela": (EfficientLocalAttention, {}),
@@ -51,7 +52,9 @@ def get_attention(spec, **kwargs):
             - ``None`` or ``"none"``: no attention (returns None);
             - a name: ``"se"``, ``"cbam"``, ``"ca"``, ``"ca_h"``, ``"ca_w"``
               (``"ca_h"``/``"ca_w"`` are Coordinate Attention along one
-              direction, the paper's ablation), and CA's successors
+              direction, the paper's ablation), ``"ca_ln"`` (CA normalising
+              each image on its own instead of BatchNorm: the same gates in
+              training and inference), and CA's successors
               ``"eca"``, ``"simam"``, ``"ela"`` (ELA-B) and ``"ela_t"``;
             - a dict: ``{"type": "ca", "reduction": 16}``, or a Keras
               serialization dict (``{"class_name": ..., "config": ...}``, as

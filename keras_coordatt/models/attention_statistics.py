@@ -23,7 +23,8 @@ from keras_coordatt.models.identity import reader_of
 
 # A sigmoid gate this close to 0 or 1 passes almost no gradient (slope < 0.02).
 SATURATED = (0.02, 0.98)
-STATISTICS = ("mean", "std", "position_std", "channel_std", "from_start", "saturated")
+STATISTICS = ("mean", "std", "position_std", "channel_std", "from_start", "saturated",
+              "mode_gap")
 
 
 def attention_inputs(model, images):
@@ -63,8 +64,11 @@ def gate_statistics(model, images):
     averaged over images and channels: 0 for SE, whose gate has no positions),
     ``channel_std`` (the spread over channels at one position, averaged),
     ``from_start`` (mean |gate - its value at logit 0|: 0.5 for the sigmoid,
-    where the identity start puts every gate) and ``saturated`` (the share of
-    gates below 0.02 or above 0.98).
+    where the identity start puts every gate), ``saturated`` (the share of
+    gates below 0.02 or above 0.98) and ``mode_gap`` (mean |gate in training
+    mode - gate at inference| on the same input: what the layer's own batch
+    statistics change between the two; 0 for a layer without any, such as SE,
+    CBAM or ``"ca_ln"``; the moving statistics are left as they were).
 
     Raises:
         ValueError: ``model`` has no attention layer of this package.
@@ -77,9 +81,21 @@ def gate_statistics(model, images):
     return [_summary(layer, inputs[layer.name]) for layer in layers]
 
 
+def gate_values(layer, inputs, training=False):
+    """The layer's gates on ``inputs`` as float32 arrays, one per gate; a training-mode call's updates of the moving
+    statistics are put back."""
+    saved = [ops.convert_to_numpy(v) for v in layer.non_trainable_variables] if training else []
+    try:
+        return [ops.convert_to_numpy(ops.cast(gate, "float32"))
+                for gate in layer.gates(inputs, training=training).values()]
+    finally:
+        for variable, value in zip(layer.non_trainable_variables, saved):
+            variable.assign(value)
+
+
 def _summary(layer, inputs):
-    gates = [ops.convert_to_numpy(ops.cast(gate, "float32"))
-             for gate in layer.gates(inputs, training=False).values()]
+    gates = gate_values(layer, inputs, training=False)
+    in_training = gate_values(layer, inputs, training=True)
     starts = layer.gate_midpoints()
     values = np.concatenate([gate.ravel() for gate in gates])
     distance = np.concatenate([np.abs(gate - start).ravel() for gate, start in zip(gates, starts)])
@@ -95,6 +111,8 @@ def _summary(layer, inputs):
         "channel_std": float(np.mean(channel_std)) if channel_std else 0.0,
         "from_start": float(distance.mean()),
         "saturated": float(np.mean((values < SATURATED[0]) | (values > SATURATED[1]))),
+        "mode_gap": float(np.mean(np.concatenate(
+            [np.abs(a - b).ravel() for a, b in zip(in_training, gates)]))),
     }
 
 

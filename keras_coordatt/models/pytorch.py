@@ -423,6 +423,11 @@ def _weight_pairs(layer, prefix):
     if isinstance(layer, CoordAttention):
         # The official CoordAtt's conv1/bn1/conv2/conv3 are the paper's
         # F1, BN, F_h and F_w (see CoordAttention's docstring).
+        if layer.bn is None:
+            raise ValueError(
+                f"convert: '{layer.name}' normalises with normalization="
+                f"{layer.normalization!r}; the official CoordAtt has a BatchNorm (bn1) there, "
+                "so only normalization='batch' layers have official weights.")
         pairs = []
         for keras_name, torch_name in (
             ("conv_reduce", "conv1"),

@@ -95,7 +95,8 @@ class AttentionMonitor(keras.callbacks.Callback):
         writer = tf.summary.create_file_writer(self.tensorboard_dir)
         with writer.as_default(step=epoch):
             for row in rows:
-                for key in ("mean", "from_start", "position_std", "saturated", "grad_ratio"):
+                for key in ("mean", "from_start", "position_std", "saturated", "mode_gap",
+                            "grad_ratio"):
                     if not math.isnan(row[key]):
                         tf.summary.scalar(f"attention/{row['layer']}/{key}", row[key])
         writer.close()
@@ -106,7 +107,7 @@ def read_records(path):
     if not os.path.exists(path):
         return []
     with open(path, newline="") as f:
-        return [{key: value if key in ("layer", "type") else float(value)
+        return [{key: value if key in ("layer", "type") else float(value or "nan")
                  for key, value in row.items()} for row in csv.DictReader(f)]
 
 
@@ -118,7 +119,8 @@ def write_records(path, epoch, rows):
         writer = csv.DictWriter(f, FIELDS)
         writer.writeheader()
         for row in kept + rows:
-            writer.writerow({key: row[key] for key in FIELDS})
+            # rows from a monitor that had no such column yet (a resumed older run) leave it empty
+            writer.writerow({key: row.get(key, "") for key in FIELDS})
 
 
 def gate_movement(path, threshold=0.05, kind=None):

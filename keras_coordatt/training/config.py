@@ -55,7 +55,8 @@ class TrainConfig:
     # model
     model: str = option("mobilenet_v2", f"network family: {', '.join(FAMILIES)}")
     attention: Optional[str] = option(
-        "ca", "attention in every block: none, se, cbam, ca, ca_h, ca_w "
+        "ca", "attention in every block: none, se, cbam, ca, ca_h, ca_w, ca_ln (CA with a "
+        "per-image normalisation, the same in training and inference), eca, simam, ela "
         "(efficientnet_b0 also efficientnet_se, its own SE)")
     alpha: float = option(1.0, "width multiplier (MobileNetV2, MobileNeXt)")
     dropout_rate: float = option(0.1, "dropout before the classifier")
