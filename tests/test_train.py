@@ -481,6 +481,28 @@ def test_the_inserted_attention_can_take_adams_step_where_the_rest_takes_sgds(tm
         dataclasses.replace(config, attention_optimizer="lamb").validate()
 
 
+def test_clip_global_norm_scales_a_large_step_down_and_leaves_a_small_one(tmp_path):
+    import keras
+
+    from keras_coordatt.training.recipe import make_optimizer
+
+    config = small_config(clip_global_norm=1.0, momentum=0.0, weight_decay=0.0, warmup_epochs=0.0)
+    rate = config.scaled_learning_rate
+    for scale, expected_norm in ((10.0, 1.0), (0.1, None)):
+        variables = [keras.Variable(np.zeros(3, "float32")), keras.Variable(np.zeros(4, "float32"))]
+        optimizer = make_optimizer(config, steps_per_epoch=1000)
+        grads = [np.full(3, scale, "float32"), np.full(4, -scale, "float32")]
+        optimizer.apply(grads, variables)
+        step = np.concatenate([keras.ops.convert_to_numpy(v) for v in variables]) / -rate
+        full = np.concatenate(grads)
+        # The direction is kept; only a step whose gradients exceed the norm is scaled down.
+        np.testing.assert_allclose(
+            step, full * (expected_norm / np.linalg.norm(full) if expected_norm else 1.0),
+            rtol=1e-4)
+    with pytest.raises(ValueError, match="clip_global_norm=0.0: must be positive"):
+        dataclasses.replace(config, clip_global_norm=0.0).validate()
+
+
 def test_a_compilation_cache_off_jax_is_refused_in_one_line(tmp_path):
     from keras_coordatt.training import train
 

@@ -64,6 +64,8 @@ def argument_parser():
                         help="width (default 1.0; other widths need --start scratch)")
     parser.add_argument("--anchor_scale", type=float, default=0.6)
     parser.add_argument("--tile_overlap", type=float, default=0.5)
+    parser.add_argument("--clip_global_norm", type=float, default=None,
+                        help="clip each step's gradients to this global norm (default: none)")
     add_grid_arguments(parser)
     add_results_argument(parser, "deepforest")
     parser.add_argument("--debug", action="store_true")
@@ -92,7 +94,8 @@ def demo_config(args, attention, seed, weights):
         batch_size=8, learning_rate=0.02, reference_batch_size=8, warmup_epochs=0.5,
         weight_decay=4e-5, seed=seed, init_weights=weights, limit_train=None,
         output_dir=os.path.join(args.output, f"{args.start}_{attention}_seed{seed}"),
-        verbose="line", deadline_minutes=getattr(args, "deadline_minutes", None))
+        verbose="line", deadline_minutes=getattr(args, "deadline_minutes", None),
+        clip_global_norm=getattr(args, "clip_global_norm", None))
 
 
 def run(args):

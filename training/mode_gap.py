@@ -1,6 +1,6 @@
 """Training mode against inference mode, on one batch of a run's training data.
 
-    python -m training.mode_gap RUN_FOLDER [--weights CHECKPOINT] [--images 8]
+    python -m training.mode_gap RUN_FOLDER [--weights CHECKPOINT] [--images 8] [--gradient_batches N]
 
 A BatchNorm layer normalises with the batch's statistics in training and with its moving
 averages at inference. Where the two disagree, the network evaluated is not the one that was
@@ -9,7 +9,8 @@ trained. For a detection or segmentation run (its ``config.json``) and a checkpo
 BatchNorm layer, the median over channels of std(inference-mode output) / std(training-mode
 output) on the same augmented training images (1 where the modes agree), and per attention
 layer its gates' mean distance from 0.5 in each mode and the mean |gate in training - gate at
-inference| on the same input. It is how docs/attention-learning.md located the DeepForest
+inference| on the same input (and, with ``--gradient_batches N``, the loss's global gradient
+norm on N training batches). It is how docs/results/attention-learning.md located the DeepForest
 detector's held-out jumps with Coordinate Attention: the gap opens at the convolution that
 reads each attention's output and compounds with depth.
 """
@@ -33,6 +34,9 @@ def main(argv=None):
                              "(default: RUN/model.keras)")
     parser.add_argument("--images", type=int, default=8,
                         help="training images in the batch (default 8)")
+    parser.add_argument("--gradient_batches", type=int, default=0,
+                        help="also the loss's global gradient norm (training mode) on this many "
+                             "training batches: median and largest (default 0: not measured)")
     parser.add_argument("--debug", action="store_true")
     args = parser.parse_args(argv)
     def run():
@@ -85,7 +89,28 @@ def report(args):
             lines.append(f"| {layer.name} | {np.abs(trained - 0.5).mean():.4f} | "
                          f"{np.abs(inferred - 0.5).mean():.4f} | "
                          f"{np.abs(trained - inferred).mean():.4f} |")
+    if args.gradient_batches > 0:
+        lines += ["", _gradient_line(model, config, data, args.gradient_batches)]
     return "\n".join(lines)
+
+
+def _gradient_line(model, config, data, count):
+    """The global gradient norm of the config's loss on ``count`` training batches."""
+    from keras import ops
+
+    from keras_coordatt.models.attention_statistics import gradients
+    from keras_coordatt.training.tasks import compile_task
+
+    compile_task(model, config, max(1, count), data.num_classes)
+    variables = model.trainable_variables
+    norms = []
+    for x, y in data.train_for_epoch(0).take(count):
+        squares = [float(np.sum(np.square(ops.convert_to_numpy(g))))
+                   for g in gradients(model, variables, x, y) if g is not None]
+        norms.append(float(np.sqrt(sum(squares))))
+    return (f"global gradient norm of the loss over {len(norms)} training batches of "
+            f"{config.batch_size}: median {np.median(norms):.2f}, largest {max(norms):.2f}, "
+            f"smallest {min(norms):.2f}")
 
 
 def _model(args, config, num_classes):

@@ -132,10 +132,10 @@ def gradient_norms(model, x, y):
         raise ValueError(f"gradient_norms: model '{model.name}' is not compiled; compile it "
                          "with its loss (or load it with compile=True)")
     variables = model.trainable_variables
-    gradients = _gradients(model, variables, x, y)
+    gradients_ = gradients(model, variables, x, y)
     norm_of = {id(variable): float(np.sqrt(np.sum(np.square(
         ops.convert_to_numpy(ops.cast(gradient, "float32"))))))
-        for variable, gradient in zip(variables, gradients) if gradient is not None}
+        for variable, gradient in zip(variables, gradients_) if gradient is not None}
     norms = {}
     for layer in attention_layers(model):
         squares = [norm_of.get(id(v), 0.0) ** 2 for v in layer.trainable_weights]
@@ -152,8 +152,9 @@ def _reader(layer):
         return None
 
 
-def _gradients(model, variables, x, y):
-    """The gradients of the model's loss on ``(x, y)`` for ``variables``, on any backend."""
+def gradients(model, variables, x, y):
+    """The gradients of the compiled model's loss on ``(x, y)`` for ``variables``, on any
+    backend: one training-mode pass; the BatchNorm statistics it moves are put back."""
     backend = keras.backend.backend()
     saved = [ops.convert_to_numpy(v) for v in model.non_trainable_variables]
     try:

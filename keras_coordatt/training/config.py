@@ -116,6 +116,9 @@ class TrainConfig:
     reference_batch_size: int = option(256, "batch size learning_rate is given for (scaled linearly)")
     momentum: float = option(0.9, "SGD momentum")
     weight_decay: float = option(4e-5, "decoupled weight decay")
+    clip_global_norm: Optional[float] = option(
+        None, "scale each step's gradients down to this global norm where they exceed it "
+        "(default: no clipping, the paper's recipe)")
     warmup_epochs: float = option(0.0, "linear warm-up from 0 before the cosine decay, in epochs")
     new_layer_lr_multiplier: float = option(
         1.0, "with init_weights: the layers the weights lack (inserted attention, a new head) "
@@ -183,6 +186,9 @@ class TrainConfig:
             (self.deadline_minutes is None or self.deadline_minutes > 0,
              f"deadline_minutes={self.deadline_minutes}: must be positive"),
             (self.learning_rate > 0, f"learning_rate={self.learning_rate}: must be positive"),
+            (self.clip_global_norm is None or self.clip_global_norm > 0,
+             f"clip_global_norm={self.clip_global_norm}: must be positive (or left out for no "
+             "clipping)"),
             (self.new_layer_lr_multiplier > 0,
              f"new_layer_lr_multiplier={self.new_layer_lr_multiplier}: must be positive"),
             (self.attention_lr_multiplier is None or self.attention_lr_multiplier > 0,

@@ -32,7 +32,8 @@ def adam_paths(config, new_layers):
 
 
 def make_optimizer(config, steps_per_epoch, new_layers=()):
-    """The config's SGD with momentum, decoupled weight decay and warm-up + cosine schedule.
+    """The config's SGD with momentum, decoupled weight decay and warm-up + cosine schedule
+    (and gradients clipped to ``clip_global_norm`` where it is set).
 
     ``new_layers`` (those the starting weights did not provide) learn at the
     multiples `new_layer_multipliers` gives them; inserted attention takes
@@ -52,7 +53,8 @@ def make_optimizer(config, steps_per_epoch, new_layers=()):
     return LayerwiseSGD(
         lr_multipliers=new_layer_multipliers(config, new_layers),
         adam_paths=adam_paths(config, new_layers), learning_rate=schedule,
-        momentum=config.momentum, weight_decay=config.weight_decay
+        momentum=config.momentum, weight_decay=config.weight_decay,
+        global_clipnorm=config.clip_global_norm,
     )
 
 
