@@ -80,7 +80,7 @@ def test_bad_config_values_are_named(field, value):
 
 def test_attention_names_are_checked_with_the_valid_ones_listed():
     with pytest.raises(ValueError, match="attention='coordatt2' is not known for mobilenet_v2; "
-                                         "expected one of none, ca, ca_h, ca_w, cbam, eca, ela, ela_t, se, simam"):
+                                         "expected one of none, ca, ca_h, ca_ln, ca_w, cbam, eca, ela, ela_t, se, simam"):
         TrainConfig(attention="coordatt2").validate()
     TrainConfig(model="efficientnet_b0", attention="efficientnet_se").validate()
     with pytest.raises(ValueError, match="efficientnet_se"):
