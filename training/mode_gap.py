@@ -39,6 +39,10 @@ def main(argv=None):
                              "training batches: median and largest (default 0: not measured)")
     parser.add_argument("--debug", action="store_true")
     args = parser.parse_args(argv)
+    if args.images < 1 or args.gradient_batches < 0:
+        parser.error(f"--images {args.images} / --gradient_batches {args.gradient_batches}: "
+                     "at least one image, and no negative batch count")
+
     def run():
         print(report(args))
         return 0

@@ -82,8 +82,11 @@ def gate_statistics(model, images):
 
 
 def gate_values(layer, inputs, training=False):
-    """The layer's gates on ``inputs`` as float32 arrays, one per gate; a training-mode call's updates of the moving
-    statistics are put back."""
+    """The layer's gates on ``inputs`` as float32 arrays, one per gate.
+
+    With ``training=True`` the layer runs in training mode (its BatchNorm on the batch's
+    statistics); the moving statistics that call updates are put back.
+    """
     saved = [ops.convert_to_numpy(v) for v in layer.non_trainable_variables] if training else []
     try:
         return [ops.convert_to_numpy(ops.cast(gate, "float32"))
@@ -132,10 +135,10 @@ def gradient_norms(model, x, y):
         raise ValueError(f"gradient_norms: model '{model.name}' is not compiled; compile it "
                          "with its loss (or load it with compile=True)")
     variables = model.trainable_variables
-    gradients_ = gradients(model, variables, x, y)
+    computed = gradients(model, variables, x, y)
     norm_of = {id(variable): float(np.sqrt(np.sum(np.square(
         ops.convert_to_numpy(ops.cast(gradient, "float32"))))))
-        for variable, gradient in zip(variables, gradients_) if gradient is not None}
+        for variable, gradient in zip(variables, computed) if gradient is not None}
     norms = {}
     for layer in attention_layers(model):
         squares = [norm_of.get(id(v), 0.0) ** 2 for v in layer.trainable_weights]
