@@ -54,6 +54,7 @@ def report(args):
     import keras
 
     from keras_coordatt.models.attention_statistics import attention_inputs
+    from keras_coordatt.models.attention_statistics import statistics_kept
     from keras_coordatt.models.identity import attention_layers
     from keras_coordatt.training.config import TrainConfig
     from keras_coordatt.training.tasks import load_task_data
@@ -74,10 +75,8 @@ def report(args):
     norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     probe = keras.Model(model.inputs, [layer.output for layer in norms])
     at_inference = probe(images, training=False)
-    saved = [np.asarray(v) for v in model.non_trainable_variables]
-    in_training = probe(images, training=True)
-    for variable, value in zip(model.non_trainable_variables, saved):
-        variable.assign(value)
+    with statistics_kept(model.non_trainable_variables):
+        in_training = probe(images, training=True)
     lines = [f"{args.run} ({args.weights or 'model.keras'}), {len(images)} training images", "",
              "| BatchNorm layer | std at inference / std in training |", "|---|---:|"]
     for layer, a, b in zip(norms, at_inference, in_training):

@@ -13,6 +13,8 @@ training multiplies its input by a constant: the network then computes what
 it would without the attention, at the attention's cost.
 """
 
+import contextlib
+
 import keras
 import numpy as np
 from keras import ops
@@ -81,19 +83,27 @@ def gate_statistics(model, images):
     return [_summary(layer, inputs[layer.name]) for layer in layers]
 
 
+@contextlib.contextmanager
+def statistics_kept(variables):
+    """Puts ``variables`` (a network's moving statistics) back as they were when the block
+    ends: a training-mode pass taken only to look moves them."""
+    saved = [ops.convert_to_numpy(v) for v in variables]
+    try:
+        yield
+    finally:
+        for variable, value in zip(variables, saved):
+            variable.assign(value)
+
+
 def gate_values(layer, inputs, training=False):
     """The layer's gates on ``inputs`` as float32 arrays, one per gate.
 
     With ``training=True`` the layer runs in training mode (its BatchNorm on the batch's
     statistics); the moving statistics that call updates are put back.
     """
-    saved = [ops.convert_to_numpy(v) for v in layer.non_trainable_variables] if training else []
-    try:
+    with statistics_kept(layer.non_trainable_variables if training else []):
         return [ops.convert_to_numpy(ops.cast(gate, "float32"))
                 for gate in layer.gates(inputs, training=training).values()]
-    finally:
-        for variable, value in zip(layer.non_trainable_variables, saved):
-            variable.assign(value)
 
 
 def _summary(layer, inputs):
@@ -159,8 +169,7 @@ def gradients(model, variables, x, y):
     """The gradients of the compiled model's loss on ``(x, y)`` for ``variables``, on any
     backend: one training-mode pass; the BatchNorm statistics it moves are put back."""
     backend = keras.backend.backend()
-    saved = [ops.convert_to_numpy(v) for v in model.non_trainable_variables]
-    try:
+    with statistics_kept(model.non_trainable_variables):
         if backend == "tensorflow":
             import tensorflow as tf
 
@@ -185,9 +194,6 @@ def gradients(model, variables, x, y):
             return gradients
         raise ValueError(f"gradient_norms: the {backend!r} backend is not supported "
                          "(TensorFlow, JAX and PyTorch are)")
-    finally:
-        for variable, value in zip(model.non_trainable_variables, saved):
-            variable.assign(value)
 
 
 def _jax_gradient_function(model):
