@@ -25,6 +25,46 @@ def write_image_folder(root):
                 Image.fromarray(image).save(folder / f"{index}.png")
     return root
 
+
+def write_voc(folder, count, side=112, seed=0):
+    """Images with one or two bright squares (class 'box') or bars (class 'bar'), VOC XML beside."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    os.makedirs(folder, exist_ok=True)
+    for number in range(count):
+        image = rng.integers(0, 60, (side, side, 3), dtype=np.uint8)
+        objects = []
+        for _ in range(rng.integers(1, 3)):
+            name = ("box", "bar")[rng.integers(0, 2)]
+            w, h = (32, 32) if name == "box" else (48, 16)
+            x, y = rng.integers(0, side - w), rng.integers(0, side - h)
+            image[y:y + h, x:x + w] = 230
+            objects.append(f"<object><name>{name}</name><bndbox><xmin>{x}</xmin><ymin>{y}</ymin>"
+                           f"<xmax>{x + w}</xmax><ymax>{y + h}</ymax></bndbox></object>")
+        Image.fromarray(image).save(os.path.join(folder, f"{number}.png"))
+        with open(os.path.join(folder, f"{number}.xml"), "w") as f:
+            f.write(f"<annotation><filename>{number}.png</filename><size><width>{side}</width>"
+                    f"<height>{side}</height><depth>3</depth></size>{''.join(objects)}</annotation>")
+
+
+def write_masks(root, split, count, side=80, seed=0):
+    """A square of class 1 on class 0, the top two rows 255 (ignored); images and masks folders."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for kind in ("images", "masks"):
+        os.makedirs(os.path.join(root, split, kind), exist_ok=True)
+    for number in range(count):
+        mask = np.zeros((side, side), np.uint8)
+        y, x = rng.integers(0, side - 30, 2)
+        mask[y:y + 30, x:x + 30] = 1
+        mask[:2] = 255
+        image = np.repeat(np.where(mask == 1, 220, 30).astype(np.uint8)[..., None], 3, axis=-1)
+        Image.fromarray(image).save(os.path.join(root, split, "images", f"{number}.png"))
+        Image.fromarray(mask).save(os.path.join(root, split, "masks", f"{number}.png"))
+
+
 def tiny(tmp_path, image_folder, **overrides):
     values = dict(
         model="mobilenet_v2", alpha=0.35, attention="ca", image_size=32, dropout_rate=0.0,

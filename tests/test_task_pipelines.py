@@ -107,7 +107,7 @@ def test_targets_mark_the_matching_anchor_and_code_its_box():
     cx, cy, w, h = anchors[index] * 160
     box = tf.constant([[cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]], tf.float32)
     image, targets = make_targets(tf.zeros((160, 160, 3)), box, tf.constant([2]),
-                                  tf.constant(anchors), options)
+                                  anchors, options)
     classes, box_targets = targets["classes"].numpy(), targets["boxes"].numpy()
     assert classes[index] == 3  # label 2 -> class 3 (0 is background)
     np.testing.assert_allclose(box_targets[index, :4], 0, atol=1e-4)
@@ -116,7 +116,7 @@ def test_targets_mark_the_matching_anchor_and_code_its_box():
     np.testing.assert_allclose(np.asarray(decoded)[0], np.repeat(box.numpy() / 160, (classes > 0).sum(), 0),
                                atol=1e-4)
     _, empty = make_targets(tf.zeros((160, 160, 3)), tf.zeros((0, 4)), tf.zeros((0,), tf.int32),
-                            tf.constant(anchors), options)
+                            anchors, options)
     assert int(tf.reduce_max(empty["classes"])) == 0
     assert float(image.numpy().min()) == -1.0  # the MobileNet pixel range
 

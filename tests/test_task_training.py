@@ -7,46 +7,13 @@ import os
 
 import numpy as np
 import pytest
-from PIL import Image
 
 import keras_coordatt
 from keras_coordatt.cli import main
 from keras_coordatt.training.config import TrainConfig
 from keras_coordatt.training.trainer import train
-
-
-def _write_voc(folder, count, side=112, seed=0):
-    """Images with one or two bright squares (class 'box') or bars (class 'bar'), VOC XML beside."""
-    rng = np.random.default_rng(seed)
-    os.makedirs(folder, exist_ok=True)
-    for number in range(count):
-        image = rng.integers(0, 60, (side, side, 3), dtype=np.uint8)
-        objects = []
-        for _ in range(rng.integers(1, 3)):
-            name = ("box", "bar")[rng.integers(0, 2)]
-            w, h = (32, 32) if name == "box" else (48, 16)
-            x, y = rng.integers(0, side - w), rng.integers(0, side - h)
-            image[y:y + h, x:x + w] = 230
-            objects.append(f"<object><name>{name}</name><bndbox><xmin>{x}</xmin><ymin>{y}</ymin>"
-                           f"<xmax>{x + w}</xmax><ymax>{y + h}</ymax></bndbox></object>")
-        Image.fromarray(image).save(os.path.join(folder, f"{number}.png"))
-        with open(os.path.join(folder, f"{number}.xml"), "w") as f:
-            f.write(f"<annotation><filename>{number}.png</filename><size><width>{side}</width>"
-                    f"<height>{side}</height><depth>3</depth></size>{''.join(objects)}</annotation>")
-
-
-def _write_masks(root, split, count, side=80, seed=0):
-    rng = np.random.default_rng(seed)
-    for kind in ("images", "masks"):
-        os.makedirs(os.path.join(root, split, kind), exist_ok=True)
-    for number in range(count):
-        mask = np.zeros((side, side), np.uint8)
-        y, x = rng.integers(0, side - 30, 2)
-        mask[y:y + 30, x:x + 30] = 1
-        mask[:2] = 255
-        image = np.repeat(np.where(mask == 1, 220, 30).astype(np.uint8)[..., None], 3, axis=-1)
-        Image.fromarray(image).save(os.path.join(root, split, "images", f"{number}.png"))
-        Image.fromarray(mask).save(os.path.join(root, split, "masks", f"{number}.png"))
+from runs import write_masks
+from runs import write_voc
 
 
 def _config(tmp_path, **changes):
@@ -59,8 +26,8 @@ def _config(tmp_path, **changes):
 
 @pytest.mark.slow
 def test_detection_trains_evaluates_and_exports_checked_phone_files(tmp_path, capsys):
-    _write_voc(tmp_path / "data" / "train", 8)
-    _write_voc(tmp_path / "data" / "val", 3, seed=1)
+    write_voc(tmp_path / "data" / "train", 8)
+    write_voc(tmp_path / "data" / "val", 3, seed=1)
     config = _config(tmp_path, task="detection", dataset=f"voc:{tmp_path / 'data'}",
                      detection_augment="ssd")
     metrics = train(config)
@@ -129,13 +96,13 @@ def _check_mode_gap(run, capsys):
         assert len(ratios) == norms and all(float(r[1].rstrip(" |")) >= 0 for r in ratios)
         assert len(gaps) == attention > 0 and all(float(g[3].rstrip(" |")) > 0 for g in gaps)
     assert mode_gap.main([str(run), "--weights", str(run / "nothing")]) == 2
-    assert f"--weights {run / 'nothing'}: no checkpoint there" in capsys.readouterr().err
+    assert f"--weights: {run / 'nothing'}: no checkpoint there" in capsys.readouterr().err
 
 
 @pytest.mark.slow
 def test_segmentation_trains_and_scores_miou_on_full_size_masks(tmp_path):
-    _write_masks(tmp_path / "data", "train", 6)
-    _write_masks(tmp_path / "data", "val", 2, side=96, seed=1)
+    write_masks(tmp_path / "data", "train", 6)
+    write_masks(tmp_path / "data", "val", 2, side=96, seed=1)
     (tmp_path / "data" / "class_names.txt").write_text("background\nsquare\n")
     config = _config(tmp_path, task="segmentation", dataset=f"masks:{tmp_path / 'data'}",
                      repeats=2, epochs=1)

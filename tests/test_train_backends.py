@@ -120,6 +120,63 @@ def test_a_checkpoint_of_another_network_is_named_not_loaded(tmp_path, image_fol
         train(config)
 
 
+def test_one_checkpoint_restores_into_a_network_for_looking_at(tmp_path, unbroken):
+    """restore_model (what training.mode_gap uses): the run's last checkpoint into a network
+    whose weights were wiped gives the last weights back; no checkpoint, or a TensorFlow one
+    on this backend, is named in the error."""
+    from keras_coordatt.training.checkpoints import restore_model
+
+    config, _ = unbroken
+    run = config.output_dir
+    reference = keras.saving.load_model(os.path.join(run, "model.keras"), compile=False)
+    reference.load_weights(os.path.join(run, "last.weights.h5"))
+    model = keras.saving.load_model(os.path.join(run, "model.keras"), compile=False)
+    for variable in model.variables:
+        variable.assign(keras.ops.zeros(variable.shape, variable.dtype))
+    prefix = os.path.join(run, "checkpoints", "ckpt-4")
+    assert restore_model(model, prefix) == prefix + ".npz"
+    for got, want in zip(model.variables, reference.variables):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(got),
+                                   keras.ops.convert_to_numpy(want), rtol=1e-6, atol=1e-7)
+    with pytest.raises(ValueError, match=r"ckpt-9: no checkpoint there"):
+        restore_model(model, os.path.join(run, "checkpoints", "ckpt-9"))
+    (tmp_path / "ckpt-1.index").write_bytes(b"")
+    with pytest.raises(ValueError, match=f"TensorFlow checkpoint .* the {BACKEND} backend"):
+        restore_model(model, tmp_path / "ckpt-1")
+
+
+@pytest.mark.parametrize("task", ["detection", "segmentation"])
+def test_detection_and_segmentation_train_and_score(tmp_path, task):
+    """The dense tasks' input pipelines make their targets in NumPy (anchor matching included),
+    so an SSDLite or DeepLabV3 run trains, scores and saves on this backend too."""
+    from keras_coordatt.training import TrainConfig
+    from keras_coordatt.training import train
+    from runs import write_masks
+    from runs import write_voc
+
+    if task == "detection":
+        write_voc(tmp_path / "data" / "train", 8)
+        write_voc(tmp_path / "data" / "val", 3, seed=1)
+        dataset = f"voc:{tmp_path / 'data'}"
+    else:
+        write_masks(tmp_path / "data", "train", 8)
+        write_masks(tmp_path / "data", "val", 3, seed=1)
+        dataset = f"masks:{tmp_path / 'data'}"
+    config = TrainConfig(task=task, dataset=dataset, model="mobilenet_v2", alpha=0.35,
+                         attention="ca", image_size=128, batch_size=4, epochs=1,
+                         learning_rate=0.02, reference_batch_size=4, seed=1,
+                         attention_monitor=False, output_dir=str(tmp_path / "run"),
+                         verbose="quiet")
+    metrics = train(config)
+    assert metrics["global_steps"] == 2 and np.isfinite(metrics["eval_loss"])
+    score = "AP50" if task == "detection" else "mIoU"
+    assert 0.0 <= metrics[score] <= 1.0
+    model = keras.saving.load_model(tmp_path / "run" / "model.keras")
+    x = np.zeros((1, 128, 128, 3), "float32")
+    outputs = keras.tree.flatten(model(x, training=False))
+    assert all(np.isfinite(keras.ops.convert_to_numpy(o)).all() for o in outputs)
+
+
 @pytest.mark.skipif(BACKEND != "jax", reason="keras.distribution's DataParallel is JAX's")
 def test_data_parallel_over_two_jax_devices_matches_one_device(tmp_path, image_folder):
     import jax

@@ -125,14 +125,14 @@ def _model(args, config, num_classes):
             raise ValueError(f"{weights}: no such file (a finished run writes model.keras; "
                              "give --weights RUN/checkpoints/ckpt-N for an unfinished one)")
         return keras.saving.load_model(weights, compile=False)
-    if not os.path.exists(weights + ".index"):
-        raise ValueError(f"--weights {weights}: no checkpoint there ({weights}.index missing)")
-    import tensorflow as tf
-
+    from keras_coordatt.training.checkpoints import restore_model
     from keras_coordatt.training.networks import task_model
 
     model = task_model(config, num_classes)
-    tf.train.Checkpoint(model=model).restore(weights).expect_partial()
+    try:
+        restore_model(model, weights)
+    except ValueError as error:
+        raise ValueError(f"--weights: {error}") from None
     return model
 
 

@@ -13,15 +13,16 @@ Matching gives each anchor the ground truth it overlaps most if that IoU is
 at least 0.5 (else background), and then every ground truth its own best
 anchor whatever the IoU, so no object goes unassigned. Boxes are coded as
 offsets from their anchor in centre-size form divided by the variances
-0.1 (centre) and 0.2 (size), through `keras.utils.bounding_boxes`.
+0.1 (centre) and 0.2 (size). Matching and coding make the training targets in the input
+pipeline (NumPy, on every backend); decoding runs in the model (`keras.ops`).
 """
 
 import dataclasses
 import itertools
 import math
 
+import keras
 import numpy as np
-from keras import ops
 from keras.utils import bounding_boxes
 
 from keras_coordatt.tasks.boxes import box_iou
@@ -120,7 +121,7 @@ def anchors_from_config(config):
 
 
 def match_anchors(boxes, labels, anchors, iou_threshold=0.5):
-    """Each anchor's ground truth: ``(matched boxes (A, 4) xyxy, labels (A,))``.
+    """Each anchor's ground truth: ``(matched boxes (A, 4) xyxy, labels (A,))``, NumPy.
 
     Args:
         boxes: ``(G, 4)`` ground-truth boxes, relative ``xyxy``; padding rows
@@ -133,30 +134,30 @@ def match_anchors(boxes, labels, anchors, iou_threshold=0.5):
         The box each anchor regresses to (its best ground truth; meaningless
         for background anchors) and its class, 0 for background. Every real
         ground truth has at least its best anchor.
+
+    Matching makes training targets in the input pipeline, so it is NumPy
+    (float32), the same on every backend (in ``tf.data`` through
+    ``tf.numpy_function``).
     """
-    boxes = ops.convert_to_tensor(boxes, "float32")
-    labels = ops.cast(ops.convert_to_tensor(labels), "int32")
-    anchors_xyxy = bounding_boxes.convert_format(anchors, "center_xywh", "xyxy")
-    iou = box_iou(boxes, anchors_xyxy, ops)  # (G, A)
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    labels = np.asarray(labels).astype(np.int32).reshape(-1)
+    if not len(boxes):
+        count = len(anchors)
+        return np.zeros((count, 4), np.float32), np.zeros(count, np.int32)
     real = labels >= 0
-    iou = ops.where(real[:, None], iou, -1.0)  # padding never matches
-    best_truth = ops.cast(ops.argmax(iou, axis=0), "int32")  # (A,)
-    best_iou = ops.max(iou, axis=0)
-    # Force every real ground truth onto its best anchor.
-    best_anchor = ops.cast(ops.argmax(iou, axis=1), "int32")  # (G,)
-    forced = ops.where(real, best_anchor, -1)
-    positions = ops.arange(ops.shape(anchors_xyxy)[0], dtype="int32")
-    hit = ops.equal(positions[:, None], forced[None, :])  # (A, G)
-    is_forced = ops.any(hit, axis=1)
-    forced_truth = ops.cast(ops.argmax(ops.cast(hit, "int32"), axis=1), "int32")
-    best_truth = ops.where(is_forced, forced_truth, best_truth)
-    positive = ops.logical_or(is_forced, best_iou >= iou_threshold)
-    matched_labels = ops.where(positive, ops.take(labels, best_truth), 0)
-    return ops.take(boxes, best_truth, axis=0), matched_labels
+    iou = np.where(real[:, None], box_iou(boxes, _xyxy(anchors)), -1.0)  # (G, A); padding: -1
+    best_truth = np.argmax(iou, axis=0)  # (A,)
+    positive = np.max(iou, axis=0) >= iou_threshold
+    # Every real ground truth onto its best anchor; where two pick the same anchor, the first.
+    for truth in np.flatnonzero(real)[::-1]:
+        anchor = np.argmax(iou[truth])
+        best_truth[anchor], positive[anchor] = truth, True
+    matched_labels = np.where(positive, labels[best_truth], 0).astype(np.int32)
+    return boxes[best_truth], matched_labels
 
 
 def anchor_targets(boxes, labels, anchors, iou_threshold=0.5):
-    """An image's SSD training targets: ``(classes (A,) int32, boxes (A, 5) float32)``.
+    """An image's SSD training targets: ``(classes (A,) int32, boxes (A, 5) float32)``, NumPy.
 
     ``boxes`` are its ground truth ``(G, 4)`` relative ``xyxy`` (G may be 0),
     ``labels`` ``(G,)`` 0-based classes, negative for padding rows (so a
@@ -164,24 +165,36 @@ def anchor_targets(boxes, labels, anchors, iou_threshold=0.5):
     ``center_xywh``. The class targets are 0 for background and label + 1
     for matched anchors; the box targets are the coded offsets of each
     anchor's box (`encode_boxes`) followed by its class target, what
-    `SSDClassificationLoss` and `SSDBoxLoss` read. `keras.ops` only, so it
-    runs in ``tf.data`` on TensorFlow and eagerly on the other backends.
+    `SSDClassificationLoss` and `SSDBoxLoss` read.
     """
-    # One padding row (label -1) so images without boxes match nothing.
-    boxes = ops.concatenate([ops.cast(boxes, "float32"), ops.zeros((1, 4), "float32")], axis=0)
-    labels = ops.cast(labels, "int32")
-    labels = ops.concatenate([ops.where(labels >= 0, labels + 1, -1), -ops.ones((1,), "int32")],
-                             axis=0)
-    matched, classes = match_anchors(boxes, labels, anchors, iou_threshold)
+    labels = np.asarray(labels).astype(np.int32).reshape(-1)
+    matched, classes = match_anchors(boxes, np.where(labels >= 0, labels + 1, -1), anchors,
+                                     iou_threshold)
     offsets = encode_boxes(matched, anchors)
-    return classes, ops.concatenate([offsets, ops.cast(classes, "float32")[:, None]], axis=-1)
+    return classes, np.concatenate([offsets, classes.astype(np.float32)[:, None]], axis=-1)
 
 
 def encode_boxes(boxes, anchors, variances=VARIANCES):
-    """Relative ``xyxy`` boxes as SSD offsets from their ``center_xywh`` anchors, ``(..., A, 4)``."""
-    return bounding_boxes.encode_box_to_deltas(
-        anchors, boxes, anchor_format="center_xywh", box_format="xyxy",
-        encoding_format="center_xywh", variance=list(variances))
+    """Relative ``xyxy`` boxes ``(..., A, 4)`` as SSD offsets from their ``center_xywh``
+    anchors ``(A, 4)``, NumPy float32: the centre's shift in anchor sizes and the log of the
+    size ratio, divided by ``variances``. `decode_boxes` (`keras.ops`, in the model) undoes it.
+    """
+    boxes = np.asarray(boxes, np.float32)
+    anchors = np.asarray(anchors, np.float32)
+    tiny = np.float32(keras.config.epsilon())
+    centres = (boxes[..., :2] + boxes[..., 2:]) / 2
+    sizes = np.maximum(boxes[..., 2:] - boxes[..., :2], tiny)
+    anchor_sizes = np.maximum(anchors[..., 2:], tiny)
+    offsets = np.concatenate([(centres - anchors[..., :2]) / anchor_sizes,
+                              np.log(sizes / anchor_sizes)], axis=-1)
+    return (offsets / np.asarray(variances, np.float32)).astype(np.float32)
+
+
+def _xyxy(anchors):
+    """``center_xywh`` -> ``xyxy``, NumPy."""
+    anchors = np.asarray(anchors, np.float32)
+    half = anchors[..., 2:] / 2
+    return np.concatenate([anchors[..., :2] - half, anchors[..., :2] + half], axis=-1)
 
 
 def decode_boxes(offsets, anchors, variances=VARIANCES):

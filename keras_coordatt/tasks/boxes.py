@@ -3,8 +3,8 @@
 One implementation for the whole library. It is written with the few
 functions NumPy, `keras.ops` and TensorFlow share (``maximum``, ``minimum``,
 ``where``) and takes the one to use as ``xp``: the scores
-(`keras_coordatt.tasks.evaluation`) and tiled NMS run it in NumPy,
-anchor matching and the inference layer in `keras.ops` on any backend, and
+(`keras_coordatt.tasks.evaluation`), tiled NMS and anchor matching run it in
+NumPy, the inference layer in `keras.ops` on any backend, and
 the detection pipeline's random crop in TensorFlow inside ``tf.data``.
 """
 

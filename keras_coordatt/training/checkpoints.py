@@ -195,6 +195,54 @@ class KerasRunCheckpoint(_Position):
         self.best_accuracy = float(accuracy)
 
 
+def restore_model(model, prefix):
+    """The model's weights from one checkpoint of a run, either kind; the optimizer and the
+    position are left out.
+
+    ``prefix`` is a checkpoint's path without its ending
+    (``RUN/checkpoints/ckpt-N``): ``ckpt-N.npz`` (written on JAX or PyTorch,
+    read on any backend) or ``ckpt-N.index`` with its data files (written on
+    TensorFlow, read there). ``model`` must be the run's network, as
+    `keras_coordatt.training.networks.task_model` builds it from the run's
+    config. Raises ValueError naming the checkpoint when there is none, when
+    it holds another network, or when it needs TensorFlow and the backend is
+    another.
+    """
+    import keras
+
+    prefix = os.fspath(prefix)
+    if prefix.endswith(".npz") or prefix.endswith(".index"):
+        prefix = prefix.rsplit(".", 1)[0]
+    if os.path.exists(prefix + ".npz"):
+        variables = list(model.variables)
+        with np.load(prefix + ".npz") as stored:
+            count = int(stored["model_count"])
+            if count != len(variables):
+                raise ValueError(f"{prefix}.npz holds {count} model variables and this network "
+                                 f"has {len(variables)}: it was written by another network")
+            for i, variable in enumerate(variables):
+                value = stored[f"model_{i}"]
+                if tuple(value.shape) != tuple(variable.shape):
+                    raise ValueError(f"{prefix}.npz: variable {variable.path} has shape "
+                                     f"{tuple(value.shape)} there and {tuple(variable.shape)} "
+                                     "in this network")
+                variable.assign(keras.ops.cast(value, variable.dtype))
+        return prefix + ".npz"
+    if os.path.exists(prefix + ".index"):
+        backend = keras.backend.backend()
+        if backend != "tensorflow":
+            raise ValueError(f"{prefix} is a TensorFlow checkpoint (tf.train), which the "
+                             f"{backend} backend cannot read: run with KERAS_BACKEND=tensorflow")
+        import tensorflow as tf
+
+        status = tf.train.Checkpoint(model=model).restore(prefix)
+        status.expect_partial().assert_existing_objects_matched()
+        return prefix
+    raise ValueError(f"{prefix}: no checkpoint there (neither {os.path.basename(prefix)}.npz, "
+                     f"written on JAX or PyTorch, nor {os.path.basename(prefix)}.index, written "
+                     "on TensorFlow)")
+
+
 def run_checkpoint(model, directory, keep):
     """The run's checkpoints: ``tf.train`` ones on TensorFlow (every strategy), else Keras'."""
     import keras

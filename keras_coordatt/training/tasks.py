@@ -95,10 +95,12 @@ def predict_masks(model, examples, preprocessing, batch_size=8):
     masks = []
     for start in range(0, len(examples), batch_size):
         chunk = [image_of(e) for e in examples[start:start + batch_size]]
-        logits = model(tf.stack([stretch_to_input(image, side, preprocessing.pixel_range)
-                                 for image in chunk]), training=False)
+        x = np.stack([np.asarray(stretch_to_input(image, side, preprocessing.pixel_range))
+                      for image in chunk])
+        # NumPy in and out: the model may be any backend's.
+        logits = keras.ops.convert_to_numpy(model(x, training=False)).astype(np.float32)
         for image, row in zip(chunk, logits):
-            full = tf.image.resize(tf.cast(row, tf.float32), image.shape[:2], method="bilinear")
+            full = tf.image.resize(row, image.shape[:2], method="bilinear")
             masks.append(np.argmax(full.numpy(), axis=-1).astype(np.uint8))
     return masks
 

@@ -90,7 +90,7 @@ def detection_batches(examples, options, train, epoch=0):
     """
     if not examples:
         raise ValueError("no detection examples to make batches from")
-    anchors = tf.constant(options.anchors.boxes())
+    anchors = options.anchors.boxes()
     order = np.arange(len(examples))
     epoch_seed = seed_of_epoch(options.seed, epoch)
     if train:
@@ -122,8 +122,12 @@ def make_targets(image, boxes, labels, anchors, options):
     size = tf.cast(tf.shape(image)[:2], tf.float32)
     relative = boxes / tf.stack([size[1], size[0], size[1], size[0]])
     image = stretch_to_input(image, options.image_size, options.preprocessing.pixel_range)
-    classes, box_targets = anchor_targets(relative, labels, anchors, options.iou_threshold)
-    return image, {"classes": classes, "boxes": box_targets}
+    classes, box_targets = tf.numpy_function(
+        lambda b, l: anchor_targets(b, l, anchors, options.iou_threshold), [relative, labels],
+        [tf.int32, tf.float32], stateful=False)
+    count = len(anchors)
+    return image, {"classes": tf.ensure_shape(classes, (count,)),
+                   "boxes": tf.ensure_shape(box_targets, (count, 5))}
 
 
 def augment_example(image, boxes, labels, seed, kind):
