@@ -20,12 +20,13 @@ def test_a_demo_passes_its_deadline_to_every_run_and_refuses_no_parallel_runs(de
     assert "--parallel 0: must be at least 1" in capsys.readouterr().err
 
 
-def test_the_detection_demo_trains_the_per_image_ca_beside_the_papers_by_default():
+def test_the_detection_demo_trains_the_papers_attentions_and_the_per_image_ca_when_asked():
     from keras_coordatt.layers import CoordAttention
     from keras_coordatt.training.networks import task_model
 
-    args = deepforest_demo.argument_parser().parse_args(["--start", "scratch"])
-    assert args.attentions == ["none", "se", "ca", "ca_ln"]
+    assert deepforest_demo.argument_parser().parse_args([]).attentions == ["none", "se", "ca"]
+    args = deepforest_demo.argument_parser().parse_args(
+        ["--start", "scratch", "--attentions", "ca", "ca_ln"])
     built = {}
     for attention in ("ca", "ca_ln"):
         config = deepforest_demo.demo_config(args, attention, 0, None)
@@ -35,6 +36,15 @@ def test_the_detection_demo_trains_the_per_image_ca_beside_the_papers_by_default
         built[attention] = {layer.normalization for layer in layers}, len(layers)
         assert config.output_dir.endswith(f"scratch_{attention}_seed0")
     assert built == {"ca": ({"batch"}, 16), "ca_ln": ({"layer"}, 16)}
+
+
+def test_the_detection_demo_clips_the_global_norm_unless_told_0():
+    default = deepforest_demo.argument_parser().parse_args([])
+    assert deepforest_demo.demo_config(default, "ca", 0, None).clip_global_norm == 6.0
+    off = deepforest_demo.argument_parser().parse_args(["--clip_global_norm", "0"])
+    config = deepforest_demo.demo_config(off, "ca", 0, None)
+    assert config.clip_global_norm is None
+    config.validate()
 
 
 def test_a_run_a_deadline_stopped_is_continued_not_reused_and_a_finished_one_is_reused(tmp_path):
