@@ -133,27 +133,15 @@ class KerasRunCheckpoint(_Position):
         """Restores the newest checkpoint; returns its path, or None if there is none."""
         import json
 
-        import keras
-
         names = self._index()
         if not names:
             return None
         latest = os.path.join(self.directory, names[-1])
         with np.load(latest + ".npz") as stored:
             for group, variables in self._variables().items():
-                count = int(stored[f"{group}_count"])
-                if count != len(variables):
-                    raise ValueError(
-                        f"{latest}.npz holds {count} {group} variables and this run's "
-                        f"{group} has {len(variables)}: it was written by another network or "
-                        "optimizer; train into another --output_dir or pass --resume false")
-                for i, variable in enumerate(variables):
-                    value = stored[f"{group}_{i}"]
-                    if tuple(value.shape) != tuple(variable.shape):
-                        raise ValueError(
-                            f"{latest}.npz: {group} variable {variable.path} has shape "
-                            f"{tuple(value.shape)} there and {tuple(variable.shape)} in this run")
-                    variable.assign(keras.ops.cast(value, variable.dtype))
+                _assign_stored(stored, group, variables, latest + ".npz", f"this run's {group}",
+                               "another network or optimizer; train into another "
+                               "--output_dir or pass --resume false")
             position = json.loads(str(stored["position"]))
         self.epoch, self.step_in_epoch = position["epoch"], position["step_in_epoch"]
         self.best_accuracy = position["best_accuracy"]
@@ -214,19 +202,9 @@ def restore_model(model, prefix):
     if prefix.endswith(".npz") or prefix.endswith(".index"):
         prefix = prefix.rsplit(".", 1)[0]
     if os.path.exists(prefix + ".npz"):
-        variables = list(model.variables)
         with np.load(prefix + ".npz") as stored:
-            count = int(stored["model_count"])
-            if count != len(variables):
-                raise ValueError(f"{prefix}.npz holds {count} model variables and this network "
-                                 f"has {len(variables)}: it was written by another network")
-            for i, variable in enumerate(variables):
-                value = stored[f"model_{i}"]
-                if tuple(value.shape) != tuple(variable.shape):
-                    raise ValueError(f"{prefix}.npz: variable {variable.path} has shape "
-                                     f"{tuple(value.shape)} there and {tuple(variable.shape)} "
-                                     "in this network")
-                variable.assign(keras.ops.cast(value, variable.dtype))
+            _assign_stored(stored, "model", list(model.variables), prefix + ".npz",
+                           "this network", "another network")
         return prefix + ".npz"
     if os.path.exists(prefix + ".index"):
         backend = keras.backend.backend()
@@ -241,6 +219,25 @@ def restore_model(model, prefix):
     raise ValueError(f"{prefix}: no checkpoint there (neither {os.path.basename(prefix)}.npz, "
                      f"written on JAX or PyTorch, nor {os.path.basename(prefix)}.index, written "
                      "on TensorFlow)")
+
+
+def _assign_stored(stored, group, variables, path, holder, writer):
+    """``group``'s values in a `KerasRunCheckpoint` file (``stored``, opened from ``path``)
+    into ``variables``, after checking their count and shapes against ``holder``'s (a
+    mismatch: "it was written by ``writer``")."""
+    import keras
+
+    count = int(stored[f"{group}_count"])
+    if count != len(variables):
+        raise ValueError(f"{path} holds {count} {group} variables and {holder} has "
+                         f"{len(variables)}: it was written by {writer}")
+    for i, variable in enumerate(variables):
+        value = stored[f"{group}_{i}"]
+        if tuple(value.shape) != tuple(variable.shape):
+            raise ValueError(f"{path}: {group} variable {variable.path} has shape "
+                             f"{tuple(value.shape)} there and {tuple(variable.shape)} in "
+                             f"{holder}")
+        variable.assign(keras.ops.cast(value, variable.dtype))
 
 
 def run_checkpoint(model, directory, keep):
