@@ -4,7 +4,8 @@
 images (`check_detector_tflite`: every float32 detection, 90% of int8 ones,
 within the file precision's tolerances). This script measures what a user
 shipping the file cares about, on detectors that were actually trained
-(`training.deepforest_gpu train`, which saves ``last.weights.h5`` per run):
+(`python -m training.deepforest_demo`, whose run folders hold ``config.json`` and
+``last.weights.h5``):
 
 - each run's test scores (AP, AP50, precision / recall at IoU 0.4 as
   DeepForest counts them) with the Keras model, the float32 TFLite file and
@@ -22,7 +23,7 @@ run on the ``ai_edge_litert`` interpreter with the XNNPACK delegate, one
 thread. Reproduce (from the repository root, after a `train` run):
 
     TF_CPP_MIN_LOG_LEVEL=2 python benchmarks/tflite_detector_accuracy.py \\
-        --runs demo_output/deepforest_gpu --data gpu_data
+        --runs demo_output/deepforest
 
 Prints one row per run and format, then the mean change from Keras per
 attention; writes ``tflite_accuracy.json`` in ``--runs`` and the table as CSV / JSON in
@@ -37,7 +38,6 @@ import os
 import statistics
 import sys
 import time
-import types
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
@@ -59,8 +59,8 @@ from keras_coordatt.tasks import predict_detections  # noqa: E402
 from keras_coordatt.tasks import tile_examples  # noqa: E402
 from keras_coordatt.tasks.tiling import model_tiles  # noqa: E402
 from keras_coordatt.tasks.tiling import SCORE_THRESHOLD  # noqa: E402
-from keras_coordatt.training.networks import task_model  # noqa: E402
-from training import deepforest_gpu  # noqa: E402
+from keras_coordatt.data.detection.deepforest import read_split  # noqa: E402
+from keras_coordatt.training.tasks import load_run  # noqa: E402
 
 POSTPROCESS = dict(score_threshold=SCORE_THRESHOLD, activation="softmax", max_detections=100)
 METRICS = ("AP", "AP50", "precision_at_iou0.4", "recall_at_iou0.4")
@@ -71,54 +71,41 @@ def log(message):
 
 
 def trained_runs(folder):
-    """(run folder, its test_metrics.json) for every run that saved last.weights.h5."""
+    """(run folder, its metrics.json) for every finished detection run under ``folder``."""
     runs = []
     for weights in sorted(glob.glob(os.path.join(folder, "**", "last.weights.h5"), recursive=True)):
-        metrics_path = os.path.join(os.path.dirname(weights), "test_metrics.json")
+        metrics_path = os.path.join(os.path.dirname(weights), "metrics.json")
         if not os.path.exists(metrics_path):
-            log(f"skipping {os.path.dirname(weights)}: no test_metrics.json (unfinished run)")
+            log(f"skipping {os.path.dirname(weights)}: no metrics.json (unfinished run)")
             continue
         with open(metrics_path) as f:
             runs.append((os.path.dirname(weights), json.load(f)))
     if not runs:
-        raise SystemExit(f"no finished run (last.weights.h5 beside test_metrics.json) under "
-                         f"{folder}; train with `python -m training.deepforest_gpu train`")
+        raise SystemExit(f"no finished run (last.weights.h5 beside metrics.json) under "
+                         f"{folder}; train with `python -m training.deepforest_demo`")
     return runs
 
 
-def rebuilt(run_dir, metrics, args):
-    """The run's network (the training script's config) with its trained weights."""
-    run_args = types.SimpleNamespace(output=args.runs, data=args.data,
-                                     epochs=metrics["epochs_asked"],
-                                     batch_size=metrics["batch_size"],
-                                     learning_rate=metrics["learning_rate"])
-    config = deepforest_gpu.run_config(run_args, metrics["attention"], metrics["seed"])
-    if os.path.abspath(config.output_dir) != os.path.abspath(run_dir):
-        raise SystemExit(f"{run_dir}: its settings name another folder ({config.output_dir}); "
-                         "pass the --runs folder the run was trained into")
-    model = task_model(config, 1)
-    model.load_weights(os.path.join(run_dir, "last.weights.h5"))
-    return model, config
-
-
-def calibration_tiles(data, count, side, pixel_range, seed=0):
-    tiles = tile_examples(deepforest_gpu.read_examples(data, "train"), deepforest_gpu.TILE,
-                          deepforest_gpu.OVERLAP)
+def calibration_tiles(config, count, seed=0):
+    """``count`` training tiles (a seeded pick) as the network sees them."""
+    side, pixel_range = config.image_size, config.preprocessing.pixel_range
+    tiles = tile_examples(read_split("train"), config.tile_size, config.tile_overlap)
     pick = np.random.default_rng(seed).choice(len(tiles), min(count, len(tiles)), replace=False)
     return np.stack([np.asarray(stretch_to_input(tiles[i]["image"], side, pixel_range))
                      for i in sorted(pick)]).astype(np.float32)
 
 
-def test_tiles(test, side, pixel_range):
+def test_tiles(test, config):
     """Every test tile as the network sees it in the tiled prediction (for the matched share)."""
     return np.stack([tile for example in test for tile in model_tiles(
-        example["image"], side, pixel_range, deepforest_gpu.TILE)[0]]).astype(np.float32)
+        example["image"], config.image_size, config.preprocessing.pixel_range,
+        config.tile_size)[0]]).astype(np.float32)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", required=True, help="a `deepforest_gpu train` --output folder")
-    parser.add_argument("--data", required=True, help="the folder `deepforest_gpu prepare` wrote")
+    parser.add_argument("--runs", required=True,
+                        help="a `python -m training.deepforest_demo` --output folder")
     parser.add_argument("--calibration", type=int, default=100,
                         help="training tiles for the int8 calibration")
     parser.add_argument("--seeds", type=int, nargs="+", default=None,
@@ -129,18 +116,17 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
-    test = deepforest_gpu.read_examples(args.data, "test")
+    test = read_split("test")
     runs = [(path, metrics) for path, metrics in trained_runs(args.runs)
-            if args.seeds is None or metrics["seed"] in args.seeds]
+            if args.seeds is None or metrics.get("seed") in args.seeds]
     rows, inputs = [], {}
     for run_dir, metrics in runs:
-        model, config = rebuilt(run_dir, metrics, args)
-        side, pixel_range = config.image_size, tuple(config.preprocessing.pixel_range)
-        if (side, pixel_range) not in inputs:  # the same for every run of one training script
-            inputs[side, pixel_range] = (
-                calibration_tiles(args.data, args.calibration, side, pixel_range),
-                test_tiles(test, side, pixel_range))
-        calibration, tiles = inputs[side, pixel_range]
+        config, model, _ = load_run(run_dir, split="val")
+        key = (config.image_size, str(config.preprocessing.pixel_range), config.tile_size,
+               config.tile_overlap)
+        if key not in inputs:  # the same for every run of one demo
+            inputs[key] = (calibration_tiles(config, args.calibration), test_tiles(test, config))
+        calibration, tiles = inputs[key]
         files = {"float32": detector_tflite(model, **POSTPROCESS)}
         files["int8"] = detector_tflite(model, "int8", calibration, **POSTPROCESS)
         predictors = {"keras": None}
@@ -148,10 +134,10 @@ def main(argv=None):
             predictors[name] = functools.partial(run_detector_tflite, content)
         for name, predictor in predictors.items():
             detections = predict_detections(model, test, config.preprocessing,
-                                             deepforest_gpu.TILE, predictor=predictor,
+                                             config.tile_size, predictor=predictor,
                                              max_detections=POSTPROCESS["max_detections"])
             scores = detection_scores(test, detections, ["Tree"])
-            row = {"attention": metrics["attention"], "seed": metrics["seed"], "format": name,
+            row = {"attention": config.attention, "seed": config.seed, "format": name,
                    **{key: scores[key] for key in METRICS}}
             if name != "keras":
                 report = check_detector_tflite(files[name], model, tiles, min_agreement=0.0,
@@ -161,7 +147,7 @@ def main(argv=None):
                            tflite_detections=report["tflite_detections"],
                            megabytes=round(len(files[name]) / 2**20, 2))
             rows.append(row)
-            log(f"{metrics['attention']} seed {metrics['seed']} {name}: AP50 {row['AP50']:.4f} "
+            log(f"{config.attention} seed {config.seed} {name}: AP50 {row['AP50']:.4f} "
                 f"({(time.perf_counter() - started) / 60:.1f} min)")
 
     print(f"# TFLite detectors against Keras on the DeepForest test sites ({len(runs)} trained "

@@ -8,6 +8,7 @@ import keras
 import pytest
 
 MODULES = [
+    "keras_coordatt.data.core.arrays",
     "keras_coordatt.layers.coord_attention",
     "keras_coordatt.layers.squeeze_excite",
     "keras_coordatt.layers.cbam",

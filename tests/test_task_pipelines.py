@@ -1,18 +1,17 @@
-"""Detection and segmentation pipelines: tiling, box- and mask-aware augmentation, anchor targets."""
+"""Detection and segmentation pipelines: tiling, anchor targets, batches through both loaders
+(``tf.data`` and the PyDataset for machines without TensorFlow). The augmentations
+themselves: test_augment.py."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from keras_coordatt.data.core.batches import ExampleBatches
+from keras_coordatt.data.core.batches import first_batch
 from keras_coordatt.data.detection.pipeline import DetectionPipelineOptions
 from keras_coordatt.data.detection.pipeline import detection_batches
-from keras_coordatt.data.detection.pipeline import dihedral
-from keras_coordatt.data.detection.pipeline import flip
 from keras_coordatt.data.detection.pipeline import make_targets
-from keras_coordatt.data.detection.pipeline import min_iou_crop
-from keras_coordatt.data.detection.pipeline import photometric_distortion
 from keras_coordatt.data.detection.pipeline import tile_examples
-from keras_coordatt.data.detection.pipeline import zoom_out
 from keras_coordatt.data.segmentation.pipeline import SegmentationPipelineOptions
 from keras_coordatt.data.segmentation.pipeline import segmentation_batches
 from keras_coordatt.tasks.anchors import anchor_coverage
@@ -52,50 +51,6 @@ def test_tiles_keep_boxes_mostly_inside_clipped_and_drop_the_rest():
     np.testing.assert_allclose(second["boxes"], [[0, 0, 9, 10], [30, 40, 50, 50]])
 
 
-def _scene(height=90, width=120, box=(30, 20, 70, 50)):
-    image = np.zeros((height, width, 3), np.float32)
-    x1, y1, x2, y2 = box
-    image[y1:y2, x1:x2] = 255.0
-    return tf.constant(image), tf.constant([box], tf.float32)
-
-
-def _bright_box(image):
-    ys, xs = np.nonzero(np.asarray(image)[..., 0] > 127)
-    return np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float32)
-
-
-@pytest.mark.parametrize("seed", range(6))
-def test_geometric_augmentations_move_the_boxes_with_the_pixels(seed):
-    image, boxes = _scene()
-    seed = tf.constant([seed, 7], tf.int64)
-    for transform in (lambda i, b: flip(i, b, seed, horizontal=True),
-                      lambda i, b: flip(i, b, seed, horizontal=False),
-                      lambda i, b: dihedral(i, b, seed),
-                      lambda i, b: zoom_out(i, b - 0.0, seed, probability=1.0)):
-        moved_image, moved_boxes = transform(image, boxes)
-        np.testing.assert_allclose(moved_boxes.numpy()[0], _bright_box(moved_image), atol=1)
-
-
-@pytest.mark.parametrize("seed", range(8))
-def test_the_min_iou_crop_keeps_boxes_whose_centre_is_inside_clipped_to_the_crop(seed):
-    image, _ = _scene()
-    boxes = tf.constant([[30, 20, 70, 50]], tf.float32)
-    cropped, kept, labels = min_iou_crop(image, boxes, tf.constant([3]), tf.constant([seed, 1], tf.int64))
-    assert cropped.shape[0] >= 1 and cropped.shape[1] >= 1
-    if len(kept):
-        np.testing.assert_array_equal(labels, [3])
-        np.testing.assert_allclose(kept.numpy()[0], _bright_box(cropped), atol=1)
-    else:
-        assert (np.asarray(cropped) > 127).sum() < 40 * 30  # the object's centre was cut off
-
-
-def test_the_photometric_distortion_changes_colours_not_the_range():
-    image = tf.random.stateless_uniform((32, 32, 3), (1, 2), 0, 255)
-    changed = [photometric_distortion(image, tf.constant([s, 0], tf.int64)) for s in range(8)]
-    assert all(0 <= float(tf.reduce_min(c)) and float(tf.reduce_max(c)) <= 255 for c in changed)
-    assert any(float(tf.reduce_max(tf.abs(c - image))) > 5 for c in changed)
-
-
 def _options(side=160, augment="ssd", **kwargs):
     return DetectionPipelineOptions(side, 4, ssdlite_anchors(side), augment=augment, **kwargs)
 
@@ -105,20 +60,34 @@ def test_targets_mark_the_matching_anchor_and_code_its_box():
     anchors = options.anchors.boxes()
     index = 123
     cx, cy, w, h = anchors[index] * 160
-    box = tf.constant([[cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]], tf.float32)
-    image, targets = make_targets(tf.zeros((160, 160, 3)), box, tf.constant([2]),
-                                  anchors, options)
-    classes, box_targets = targets["classes"].numpy(), targets["boxes"].numpy()
+    box = np.array([[cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]], np.float32)
+    image, classes, box_targets = make_targets(np.zeros((160, 160, 3), np.float32), box,
+                                               np.array([2], np.int32), anchors, options)
     assert classes[index] == 3  # label 2 -> class 3 (0 is background)
     np.testing.assert_allclose(box_targets[index, :4], 0, atol=1e-4)
     np.testing.assert_array_equal(box_targets[:, 4], classes)
     decoded = decode_boxes(box_targets[None, classes > 0, :4], anchors[classes > 0])
-    np.testing.assert_allclose(np.asarray(decoded)[0], np.repeat(box.numpy() / 160, (classes > 0).sum(), 0),
+    np.testing.assert_allclose(np.asarray(decoded)[0], np.repeat(box / 160, (classes > 0).sum(), 0),
                                atol=1e-4)
-    _, empty = make_targets(tf.zeros((160, 160, 3)), tf.zeros((0, 4)), tf.zeros((0,), tf.int32),
-                            anchors, options)
-    assert int(tf.reduce_max(empty["classes"])) == 0
-    assert float(image.numpy().min()) == -1.0  # the MobileNet pixel range
+    _, empty, _ = make_targets(np.zeros((160, 160, 3), np.float32), np.zeros((0, 4), np.float32),
+                               np.zeros((0,), np.int32), anchors, options)
+    assert int(empty.max()) == 0
+    assert float(image.min()) == -1.0  # the MobileNet pixel range
+
+
+def test_targets_of_a_resized_image_code_its_boxes_relative_to_its_size():
+    options = _options(augment=None)
+    anchors = options.anchors.boxes()
+    # the same object on a 320 x 240 image and on the 160 x 160 input it is stretched to
+    box = np.array([[64, 48, 192, 144]], np.float32)
+    image, classes, box_targets = make_targets(np.full((240, 320, 3), 255, np.float32), box,
+                                               np.array([0], np.int32), anchors, options)
+    assert image.shape == (160, 160, 3) and np.allclose(image, 1.0)
+    square = np.array([[32, 32, 96, 96]], np.float32)
+    _, same_classes, same_targets = make_targets(np.zeros((160, 160, 3), np.float32), square,
+                                                 np.array([0], np.int32), anchors, options)
+    np.testing.assert_array_equal(classes, same_classes)
+    np.testing.assert_allclose(box_targets, same_targets, atol=1e-5)
 
 
 def _examples(count=6, side=96):
@@ -130,6 +99,13 @@ def _examples(count=6, side=96):
         examples.append({"image": image, "boxes": np.array([[x, y, x + 40, y + 30]], np.float32),
                          "labels": np.array([number % 2], np.int32), "id": str(number)})
     return examples
+
+
+def _arrays(batches):
+    """Every batch of a tf.data pipeline or an ExampleBatches, as NumPy."""
+    items = batches if not isinstance(batches, ExampleBatches) else (
+        batches[i] for i in range(len(batches)))
+    return [tf.nest.map_structure(np.asarray, batch) for batch in items]
 
 
 def test_training_batches_repeat_per_seed_and_epoch_and_eval_batches_keep_every_example():
@@ -147,6 +123,37 @@ def test_training_batches_repeat_per_seed_and_epoch_and_eval_batches_keep_every_
     assert int(detection_batches(_examples(), options, True).cardinality()) == 1
     assert all(b[1]["classes"].shape == (b[0].shape[0], options.anchors.boxes().shape[0])
                for b in evaluated)
+
+
+@pytest.mark.parametrize("augment", ["ssd", "aerial", None])
+def test_both_loaders_give_the_same_detection_batches(augment):
+    made = {}
+    for loader in ("tf.data", "python"):
+        options = _options(augment=augment, seed=3, loader=loader)
+        made[loader] = (_arrays(detection_batches(_examples(9), options, True, epoch=1)),
+                        _arrays(detection_batches(_examples(9), options, False)))
+    assert isinstance(detection_batches(_examples(), _options(loader="python"), True),
+                      ExampleBatches)
+    for (train_a, eval_a), (train_b, eval_b) in [(made["tf.data"], made["python"])]:
+        assert len(train_a) == len(train_b) == 2 and len(eval_a) == len(eval_b) == 3
+        for a, b in zip(train_a + eval_a, train_b + eval_b):
+            np.testing.assert_array_equal(a[0], b[0])
+            for key in ("classes", "boxes"):
+                np.testing.assert_array_equal(a[1][key], b[1][key])
+
+
+def test_python_batches_skip_as_tf_data_does_and_refuse_indexes_past_the_end():
+    options = _options(augment="aerial", seed=1, loader="python")
+    batches = detection_batches(_examples(13), options, True, epoch=4)
+    assert len(batches) == 3
+    rest = batches.skip(2)
+    assert len(rest) == 1
+    np.testing.assert_array_equal(rest[0][0], batches[2][0])
+    with pytest.raises(IndexError):
+        batches[3]
+    np.testing.assert_array_equal(first_batch(batches)[0], batches[0][0])
+    tf_batches = detection_batches(_examples(13), _options(augment="aerial", seed=1), True, 4)
+    np.testing.assert_array_equal(first_batch(tf_batches.skip(2))[0], rest[0][0])
 
 
 def test_keras_reports_each_validation_loss_at_its_value():
@@ -177,6 +184,8 @@ def test_pipeline_options_refuse_anchors_of_another_size_and_unknown_augmentatio
         _options(augment="mosaic")
     with pytest.raises(ValueError, match="no detection examples"):
         detection_batches([], _options(), True)
+    with pytest.raises(ValueError, match="loader must be one of"):
+        _options(loader="torch")
 
 
 def test_smaller_anchors_cover_small_objects_better():
@@ -191,7 +200,8 @@ def test_smaller_anchors_cover_small_objects_better():
 
 
 @pytest.mark.parametrize("aerial", [False, True])
-def test_segmentation_augmentation_keeps_image_and_mask_aligned(aerial):
+@pytest.mark.parametrize("loader", ["tf.data", "python"])
+def test_segmentation_augmentation_keeps_image_and_mask_aligned(aerial, loader):
     rng = np.random.default_rng(1)
     mask = np.zeros((96, 80), np.uint8)
     for _ in range(6):
@@ -199,18 +209,31 @@ def test_segmentation_augmentation_keeps_image_and_mask_aligned(aerial):
         mask[y:y + 20, x:x + 14] = 1
     mask[:4] = 255  # ignored rows stay ignored
     image = np.repeat((mask == 1)[..., None] * 255, 3, axis=-1).astype(np.uint8)
-    options = SegmentationPipelineOptions(64, 2, aerial=aerial, repeats=3, seed=5)
-    batches = list(segmentation_batches([{"image": image, "mask": mask}], options, True))
+    options = SegmentationPipelineOptions(64, 2, aerial=aerial, repeats=3, seed=5, loader=loader)
+    batches = _arrays(segmentation_batches([{"image": image, "mask": mask}], options, True))
     assert len(batches) == 1  # 1 example x 3 repeats, batch 2, last dropped
-    assert int(segmentation_batches([{"image": image, "mask": mask}], options, True)
-               .cardinality()) == 1
-    images, masks = batches[0][0].numpy(), batches[0][1].numpy()
+    images, masks = batches[0]
     assert images.shape == (2, 64, 64, 3) and masks.shape == (2, 64, 64)
     assert set(np.unique(masks)) <= {0, 1, 255}
     bright = images[..., 0] > 0  # MobileNet range: -1 black, +1 white
     labelled = masks != 255
     agreement = (bright == (masks == 1))[labelled].mean()
     assert agreement > 0.95
-    evaluated = list(segmentation_batches([{"image": image, "mask": mask}], options, False))
+    evaluated = _arrays(segmentation_batches([{"image": image, "mask": mask}], options, False))
     nearest = tf.image.resize(mask[..., None], (64, 64), method="nearest").numpy()[..., 0]
-    np.testing.assert_array_equal(evaluated[0][1].numpy()[0], nearest)
+    np.testing.assert_array_equal(evaluated[0][1][0], nearest)
+
+
+def test_both_loaders_give_the_same_segmentation_batches():
+    rng = np.random.default_rng(2)
+    examples = [{"image": rng.integers(0, 256, (50 + 7 * n, 70, 3), dtype=np.uint8),
+                 "mask": rng.integers(0, 4, (50 + 7 * n, 70), dtype=np.uint8)} for n in range(5)]
+    made = {}
+    for loader in ("tf.data", "python"):
+        options = SegmentationPipelineOptions(48, 2, repeats=2, seed=7, loader=loader)
+        made[loader] = (_arrays(segmentation_batches(examples, options, True, epoch=3))
+                        + _arrays(segmentation_batches(examples, options, False)))
+    assert len(made["python"]) == 5 + 3  # 10 / 2 training batches, 5 eval in 3
+    for a, b in zip(made["tf.data"], made["python"]):
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(a[1], b[1])

@@ -145,6 +145,9 @@ def test_one_checkpoint_restores_into_a_network_for_looking_at(tmp_path, unbroke
         restore_model(model, tmp_path / "ckpt-1")
 
 
+@pytest.mark.skipif(BACKEND == "jax", reason="on JAX the same runs train without TensorFlow "
+                    "(test_dense_tasks_train_where_tensorflow_is_not_installed); the two loaders "
+                    "give the same batches (test_task_pipelines)")
 @pytest.mark.parametrize("task", ["detection", "segmentation"])
 def test_detection_and_segmentation_train_and_score(tmp_path, task):
     """The dense tasks' input pipelines make their targets in NumPy (anchor matching included),
@@ -175,6 +178,65 @@ def test_detection_and_segmentation_train_and_score(tmp_path, task):
     x = np.zeros((1, 128, 128, 3), "float32")
     outputs = keras.tree.flatten(model(x, training=False))
     assert all(np.isfinite(keras.ops.convert_to_numpy(o)).all() for o in outputs)
+
+
+NO_TENSORFLOW_RUN = """
+import sys
+
+import keras
+import numpy as np
+
+from keras_coordatt.data.core.batches import ExampleBatches
+from keras_coordatt.training import TrainConfig
+from keras_coordatt.training import train
+from keras_coordatt.training.tasks import load_task_data
+from runs import write_masks
+from runs import write_voc
+
+root, task = sys.argv[1], sys.argv[2]
+if task == "detection":
+    write_voc(f"{root}/data/train", 8)
+    write_voc(f"{root}/data/val", 3, seed=1)
+    dataset = f"voc:{root}/data"
+else:
+    write_masks(f"{root}/data", "train", 8)
+    write_masks(f"{root}/data", "val", 3, seed=1)
+    dataset = f"masks:{root}/data"
+config = TrainConfig(task=task, dataset=dataset, model="mobilenet_v2", alpha=0.35,
+                     attention="ca", image_size=128, batch_size=4, epochs=1,
+                     learning_rate=0.02, reference_batch_size=4, seed=1,
+                     output_dir=f"{root}/run", verbose="quiet")
+assert isinstance(load_task_data(config).train_for_epoch(0), ExampleBatches)
+metrics = train(config)
+model = keras.saving.load_model(f"{root}/run/model.keras")
+outputs = keras.tree.flatten(model(np.zeros((1, 128, 128, 3), "float32"), training=False))
+print("RESULT", metrics["global_steps"], metrics["AP50" if task == "detection" else "mIoU"],
+      all(np.isfinite(keras.ops.convert_to_numpy(o)).all() for o in outputs),
+      "tensorflow" in sys.modules and sys.modules["tensorflow"] is not None)
+"""
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="one backend is enough: the GPU machines' JAX")
+@pytest.mark.parametrize("task", ["detection", "segmentation"])
+def test_dense_tasks_train_where_tensorflow_is_not_installed(tmp_path, task):
+    """The GPU machines have JAX and no TensorFlow: there the dense tasks' batches come from a
+    keras.utils.PyDataset, and a run trains, scores, saves and writes its folder (no
+    TensorBoard logs; one line says why). TensorFlow is hidden by a stand-in package."""
+    import subprocess
+    import sys
+
+    tests = os.path.dirname(os.path.abspath(__file__))
+    env = dict(os.environ, KERAS_BACKEND=BACKEND, PYTHONPATH=os.pathsep.join(
+        [os.path.join(tests, "no_tensorflow"), tests, os.path.dirname(tests)]))
+    done = subprocess.run([sys.executable, "-c", NO_TENSORFLOW_RUN, str(tmp_path), task],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    steps, score, finite, tensorflow_loaded = done.stdout.split("RESULT ")[1].split()
+    assert steps == "2" and 0.0 <= float(score) <= 1.0 and finite == "True"
+    assert tensorflow_loaded == "False"
+    assert "No TensorBoard logs: they need TensorFlow" in done.stdout
+    for name in ("history.csv", "attention.csv", "metrics.json", "last.weights.h5"):
+        assert (tmp_path / "run" / name).exists(), name
 
 
 @pytest.mark.skipif(BACKEND != "jax", reason="keras.distribution's DataParallel is JAX's")

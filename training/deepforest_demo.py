@@ -71,6 +71,13 @@ def argument_parser():
                         help="width (default 1.0; other widths need --start scratch)")
     parser.add_argument("--anchor_scale", type=float, default=0.6)
     parser.add_argument("--tile_overlap", type=float, default=0.5)
+    parser.add_argument("--learning_rate", type=float, default=0.02,
+                        help="SGD's peak learning rate per 8 tiles, scaled linearly with "
+                             "--batch_size (default 0.02)")
+    parser.add_argument("--batch_size", type=int, default=8)
+    parser.add_argument("--compilation_cache", default=None, metavar="DIR",
+                        help="JAX's persistent compilation cache, shared by the runs (later "
+                             "runs load the first one's compiled steps; JAX backend only)")
     parser.add_argument("--clip_global_norm", type=float, default=CLIP_GLOBAL_NORM,
                         help=f"clip each step's gradients to this global norm (default "
                              f"{CLIP_GLOBAL_NORM:g}, about twice the median norm at lr 0.02; "
@@ -100,7 +107,9 @@ def demo_config(args, attention, seed, weights):
         alpha=alpha, attention=attention, image_size=320, tile_size=320,
         tile_overlap=args.tile_overlap, anchor_scale=args.anchor_scale,
         detection_augment="aerial", detection_loss="multibox", epochs=args.epochs,
-        batch_size=8, learning_rate=0.02, reference_batch_size=8, warmup_epochs=0.5,
+        batch_size=getattr(args, "batch_size", 8),
+        learning_rate=getattr(args, "learning_rate", 0.02), reference_batch_size=8,
+        warmup_epochs=0.5, compilation_cache=getattr(args, "compilation_cache", None),
         weight_decay=4e-5, seed=seed, init_weights=weights, limit_train=None,
         output_dir=os.path.join(args.output, f"{args.start}_{attention}_seed{seed}"),
         verbose="line", deadline_minutes=getattr(args, "deadline_minutes", None),

@@ -20,59 +20,52 @@
 - `core`: what they share: split names, image decoding, folder listing,
   tensorflow-datasets.
 
-Needs TensorFlow; the ``elpv`` source needs the ``[demo]`` extra
-(``elpv-dataset``), ``tfds:`` the ``[train]`` extra (``tensorflow-datasets``),
-mask PNGs Pillow.
+The classifier's pipelines are ``tf.data`` (TensorFlow needed); the detection
+and segmentation ones are NumPy, fed through ``tf.data`` where TensorFlow is
+installed and through a ``keras.utils.PyDataset`` where it is not
+(`keras_coordatt.data.core.batches`). Names are imported when first used, so
+``import keras_coordatt.data`` works without TensorFlow. The ``elpv`` source
+needs the ``[demo]`` extra (``elpv-dataset``), ``tfds:`` the ``[train]`` extra
+(``tensorflow-datasets``), mask PNGs Pillow.
 """
 
-try:
-    import tensorflow  # noqa: F401  (the pipelines below are tf.data)
-except ImportError as error:
-    raise ImportError(
-        "keras_coordatt.data (the trainer's input pipelines) is built on tf.data and TensorFlow "
-        "is not installed here: pip install tensorflow-cpu==2.21.0 beside your backend (the "
-        "network still trains on it); the layers, models and tasks need no TensorFlow") from error
+import importlib
 
-from keras_coordatt.data.classification.pipeline import SOURCE_FORMS
-from keras_coordatt.data.classification.pipeline import Datasets
-from keras_coordatt.data.classification.pipeline import PipelineOptions
-from keras_coordatt.data.classification.pipeline import load_datasets
-from keras_coordatt.data.classification.pipeline import load_images
-from keras_coordatt.data.classification.pipeline import open_source
-from keras_coordatt.data.core.images import load_image
-from keras_coordatt.data.detection.factory import open_detection_source
-from keras_coordatt.data.detection.source import DetectionSource
-from keras_coordatt.data.detection.source import DetectionSplit
-from keras_coordatt.data.detection.source import detection_split
-from keras_coordatt.data.segmentation.factory import open_segmentation_source
-from keras_coordatt.data.segmentation.source import IGNORE_LABEL
-from keras_coordatt.data.segmentation.source import SegmentationSource
-from keras_coordatt.data.segmentation.source import SegmentationSplit
-from keras_coordatt.data.segmentation.source import load_mask
-from keras_coordatt.data.segmentation.source import load_segmentation_example
-from keras_coordatt.data.segmentation.source import segmentation_split
-from keras_coordatt.data.task_data import TaskDatasets
-from keras_coordatt.data.task_data import load_task_datasets
+_NAMES = {
+    "keras_coordatt.data.classification.pipeline": (
+        "SOURCE_FORMS", "Datasets", "PipelineOptions", "load_datasets", "load_images",
+        "open_source"),
+    "keras_coordatt.data.core.images": ("load_image",),
+    "keras_coordatt.data.detection.factory": ("open_detection_source",),
+    "keras_coordatt.data.detection.source": ("DetectionSource", "DetectionSplit",
+                                             "detection_split"),
+    "keras_coordatt.data.segmentation.factory": ("open_segmentation_source",),
+    "keras_coordatt.data.segmentation.source": (
+        "IGNORE_LABEL", "SegmentationSource", "SegmentationSplit", "load_mask",
+        "load_segmentation_example", "segmentation_split"),
+    "keras_coordatt.data.task_data": ("TaskDatasets", "load_task_datasets"),
+}
+_MODULE_OF = {name: module for module, names in _NAMES.items() for name in names}
+__all__ = sorted(_MODULE_OF)
 
-__all__ = [
-    "IGNORE_LABEL",
-    "SOURCE_FORMS",
-    "Datasets",
-    "DetectionSource",
-    "DetectionSplit",
-    "PipelineOptions",
-    "SegmentationSource",
-    "SegmentationSplit",
-    "TaskDatasets",
-    "detection_split",
-    "load_datasets",
-    "load_image",
-    "load_images",
-    "load_mask",
-    "load_segmentation_example",
-    "load_task_datasets",
-    "open_detection_source",
-    "open_segmentation_source",
-    "open_source",
-    "segmentation_split",
-]
+
+def __getattr__(name):
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    try:
+        value = getattr(importlib.import_module(module), name)
+    except ModuleNotFoundError as error:
+        if error.name != "tensorflow":
+            raise
+        raise ImportError(
+            f"keras_coordatt.data.{name} (the classifier's input pipeline) is built on tf.data "
+            "and TensorFlow is not installed here: pip install tensorflow-cpu==2.21.0 beside "
+            "your backend (the network still trains on it); the detection and segmentation "
+            "pipelines, the layers, models and tasks need no TensorFlow") from error
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

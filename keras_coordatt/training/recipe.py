@@ -88,10 +88,10 @@ def jit_compile(config):
 
 def label_transform(config, num_classes, one_hot):
     """One-hot labels and optional mixup, as a tf.data map over batches; None if not needed."""
-    import tensorflow as tf
-
     if not one_hot:
         return None
+    import tensorflow as tf
+
     alpha = config.mixup_alpha
 
     def transform(images, labels):

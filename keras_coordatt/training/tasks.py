@@ -88,20 +88,18 @@ def evaluate_detection(model, datasets, config):
 
 
 def predict_masks(model, examples, preprocessing, batch_size=8):
-    """Each example's class mask at its own size (logits resized bilinearly, then argmax)."""
-    import tensorflow as tf
-
+    """Each example's class mask at its own size (logits resized bilinearly, then argmax;
+    NumPy in and out, so the model may be any backend's)."""
     side = model.input.shape[1]
     masks = []
     for start in range(0, len(examples), batch_size):
         chunk = [image_of(e) for e in examples[start:start + batch_size]]
         x = np.stack([np.asarray(stretch_to_input(image, side, preprocessing.pixel_range))
                       for image in chunk])
-        # NumPy in and out: the model may be any backend's.
         logits = keras.ops.convert_to_numpy(model(x, training=False)).astype(np.float32)
         for image, row in zip(chunk, logits):
-            full = tf.image.resize(row, image.shape[:2], method="bilinear")
-            masks.append(np.argmax(full.numpy(), axis=-1).astype(np.uint8))
+            full = keras.ops.image.resize(row, image.shape[:2], interpolation="bilinear")
+            masks.append(np.argmax(keras.ops.convert_to_numpy(full), axis=-1).astype(np.uint8))
     return masks
 
 

@@ -33,8 +33,8 @@ import time
 import keras
 import numpy as np
 
-from keras_coordatt.data import PipelineOptions
-from keras_coordatt.data import load_datasets
+from keras_coordatt.data.core.batches import first_batch
+from keras_coordatt.data.core.batches import tensorflow_available
 from keras_coordatt.models.families import build_model
 from keras_coordatt.models.macs import count_trainable_params
 from keras_coordatt.models.identity import attention_layers
@@ -250,6 +250,9 @@ class Trainer:
     def _load_data(self):
         config = self.config
         if config.task == "classification":
+            from keras_coordatt.data import PipelineOptions  # tf.data: TensorFlow needed
+            from keras_coordatt.data import load_datasets
+
             options = PipelineOptions(
                 image_size=config.image_size,
                 batch_size=config.batch_size,
@@ -295,17 +298,22 @@ class Trainer:
         if self.config.strategy == "multiworker":
             work_around_keras_multi_worker(
                 self.model, self.strategy, self._labelled(self.datasets.train_for_epoch(0)).element_spec)
-        self.tensorboard = keras.callbacks.TensorBoard(
-            os.path.join(self.config.output_dir, "tensorboard"))
+        self.tensorboard = []
+        if tensorflow_available():  # Keras writes TensorBoard logs with tf.summary
+            self.tensorboard = [keras.callbacks.TensorBoard(
+                os.path.join(self.config.output_dir, "tensorboard"))]
+        elif self.chief:
+            print("No TensorBoard logs: they need TensorFlow, which is not installed here "
+                  "(history.csv and training_curves.png have every epoch's numbers)", flush=True)
         self.monitor = self._attention_monitor()
 
     def _attention_monitor(self):
         """The monitor on the first held-out images (a fixed batch), or None."""
         if not (self.config.attention_monitor and self.chief and attention_layers(self.model)):
             return None
-        x, y = next(iter(self.eval_data.take(1)))[:2]
+        x, y = first_batch(self.eval_data)[:2]
         # NumPy, so the probe feeds any backend's model (and JAX's jit) as it is.
-        probe = keras.tree.map_structure(lambda t: np.asarray(t)[:PROBE_IMAGES], (x, y))
+        probe = keras.tree.map_structure(lambda t: t[:PROBE_IMAGES], (x, y))
         return AttentionMonitor(probe, self.config.output_dir,
                                 os.path.join(self.config.output_dir, "tensorboard", "attention"))
 
@@ -342,7 +350,7 @@ class Trainer:
                 # only earned a warning that it is ignored for a tf.data.Dataset.
                 train_data, validation_data=self.eval_data, initial_epoch=epoch,
                 epochs=epoch + 1, shuffle=False,
-                callbacks=[watch, EpochProgress(self.config.epochs), self.tensorboard,
+                callbacks=[watch, EpochProgress(self.config.epochs), *self.tensorboard,
                            *([self.monitor] if self.monitor else []), *self.callbacks],
                 verbose=_verbosity(self.config),
             )

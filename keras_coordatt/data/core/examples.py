@@ -10,8 +10,6 @@ import dataclasses
 from typing import Callable
 from typing import Sequence
 
-import tensorflow as tf
-
 
 @dataclasses.dataclass(frozen=True)
 class ExampleSplit:
@@ -28,7 +26,7 @@ class ExampleSplit:
 
     name: str
     examples: Sequence[dict]
-    dataset_fn: Callable[[], tf.data.Dataset] = dataclasses.field(repr=False)
+    dataset_fn: Callable[[], object] = dataclasses.field(repr=False)  # a tf.data.Dataset
     notes: str = ""
 
     @property

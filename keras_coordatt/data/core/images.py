@@ -2,7 +2,9 @@
 
 A file that cannot be read or decoded is a ValueError naming it, whether it is
 met while a source is checked or inside a ``tf.data`` pipeline (where
-TensorFlow's own decode error would not say which file it was).
+TensorFlow's own decode error would not say which file it was). TensorFlow
+decodes where it is installed (``tf.io.decode_image``, what the classifier's
+``tf.data`` pipeline uses too); without it, Pillow does.
 """
 
 import concurrent.futures
@@ -10,7 +12,8 @@ import os
 import time
 
 import numpy as np
-import tensorflow as tf
+
+from keras_coordatt.data.core.optional import tensorflow_available
 
 # Files ending in these (any case) are images: what tf.io.decode_image reads.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp")
@@ -30,13 +33,38 @@ def read_image(path):
             data = file.read()
     except OSError as error:
         raise ValueError(f"cannot read image file {path}: {error.strerror or error}") from None
+    if not tensorflow_available():
+        return _decode_with_pillow(data, path)
+    import tensorflow as tf
+
     try:
         return tf.io.decode_image(data, channels=3, dtype=tf.uint8,
                                   expand_animations=False).numpy()
     except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as error:
         reason = " ".join((error.message or type(error).__name__).split())
-        raise ValueError(f"cannot decode image file {path} (corrupt, truncated or not an "
-                         f"image?): {reason}") from None
+        raise _undecodable(path, reason) from None
+
+
+def _decode_with_pillow(data, path):
+    import io
+
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return np.asarray(image.convert("RGB"), np.uint8)
+    except (OSError, ValueError, SyntaxError) as error:  # PIL's errors for bad files
+        raise _undecodable(path, str(error) or type(error).__name__) from None
+
+
+def _undecodable(path, reason):
+    return ValueError(f"cannot decode image file {path} (corrupt, truncated or not an "
+                      f"image?): {' '.join(reason.split())}")
+
+
+def is_array(value):
+    """Whether an example's image or mask is an array (NumPy or a TensorFlow tensor), not a path."""
+    return isinstance(value, np.ndarray) or type(value).__module__.startswith("tensorflow")
 
 
 def load_image(example):
@@ -48,7 +76,7 @@ def load_image(example):
     array is not uint8 ``(H, W, 3)``.
     """
     image = example["image"]
-    if isinstance(image, (np.ndarray, tf.Tensor)):
+    if is_array(image):
         image = np.asarray(image)
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3:
             raise ValueError(f"example {example.get('id')!r}: the image is {image.dtype} "

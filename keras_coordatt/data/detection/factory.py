@@ -12,7 +12,6 @@ is wrong, an unknown split one listing the splits.
 import os
 
 from keras_coordatt.data.detection.coco import open_coco
-from keras_coordatt.data.detection.tfds import open_tfds
 from keras_coordatt.data.detection.voc import open_voc
 
 SPEC_FORMS = '"voc:PATH", "coco:PATH", "coco:FILE.json" or "tfds:NAME" (e.g. "tfds:voc/2007")'
@@ -38,6 +37,9 @@ def open_detection_source(spec, data_dir=None, class_names=None):
         if not class_names or len(set(class_names)) != len(class_names):
             raise ValueError(f"class_names must be distinct names, at least one: {class_names}")
     if kind == "tfds":
+        # tensorflow-datasets (and TensorFlow) only for tfds: sources.
+        from keras_coordatt.data.detection.tfds import open_tfds
+
         return open_tfds(rest, data_dir, class_names)
     path = os.path.expanduser(rest)
     if kind == "voc":

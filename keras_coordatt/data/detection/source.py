@@ -12,7 +12,6 @@ COCO sources also carry ``image_id``.
 
 
 import numpy as np
-import tensorflow as tf
 
 from keras_coordatt.data.core.examples import ExampleSource
 from keras_coordatt.data.core.examples import ExampleSplit
@@ -44,6 +43,8 @@ def detection_split(name, examples, notes=""):
                 np.asarray(example["labels"], np.int32).reshape(-1))
 
     def read(index):
+        import tensorflow as tf
+
         image, boxes, labels = tf.py_function(load, [index], [tf.uint8, tf.float32, tf.int32])
         image.set_shape([None, None, 3])
         boxes.set_shape([None, 4])
@@ -51,6 +52,8 @@ def detection_split(name, examples, notes=""):
         return {"image": image, "boxes": boxes, "labels": labels}
 
     def dataset_fn():
+        import tensorflow as tf
+
         return tf.data.Dataset.range(len(examples)).map(
             read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 

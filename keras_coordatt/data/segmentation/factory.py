@@ -39,7 +39,6 @@ from keras_coordatt.data.segmentation.source import IGNORE_LABEL
 from keras_coordatt.data.segmentation.source import SegmentationSource
 from keras_coordatt.data.segmentation.source import read_mask_file
 from keras_coordatt.data.segmentation.source import segmentation_split
-from keras_coordatt.data.segmentation.tfds import open_tfds
 from keras_coordatt.data.segmentation.voc import VOC_CLASSES
 from keras_coordatt.data.segmentation.voc import is_voc_palette
 from keras_coordatt.data.segmentation.voc import voc_parts
@@ -71,6 +70,9 @@ def open_segmentation_source(spec, data_dir=None, class_names=None):
             raise ValueError(f"class_names must be 1 to {IGNORE_LABEL} distinct names: "
                              f"{class_names}")
     if kind == "tfds":
+        # tensorflow-datasets (and TensorFlow) only for tfds: sources.
+        from keras_coordatt.data.segmentation.tfds import open_tfds
+
         return open_tfds(rest, data_dir, class_names)
     root = os.path.expanduser(rest)
     name = f"{kind}:{root}"

@@ -17,10 +17,10 @@ decode. Mask PNGs need Pillow.
 import os
 
 import numpy as np
-import tensorflow as tf
 
 from keras_coordatt.data.core.examples import ExampleSource
 from keras_coordatt.data.core.examples import ExampleSplit
+from keras_coordatt.data.core.images import is_array
 from keras_coordatt.data.core.images import load_image
 
 # The mask value of pixels without a class: not scored, no loss.
@@ -45,7 +45,7 @@ def load_mask(example, num_classes=None):
     values outside ``[0, num_classes)`` other than 255.
     """
     mask = example["mask"]
-    if isinstance(mask, (np.ndarray, tf.Tensor)):
+    if is_array(mask):
         where, values = f"example {example.get('id')!r}'s mask", np.asarray(mask)
         if values.ndim == 3 and values.shape[-1] == 1:
             values = values[..., 0]
@@ -97,12 +97,16 @@ def segmentation_split(name, examples, num_classes=None):
         return load_segmentation_example(examples[int(index)], num_classes)
 
     def read(index):
+        import tensorflow as tf
+
         image, mask = tf.py_function(load, [index], [tf.uint8, tf.uint8])
         image.set_shape([None, None, 3])
         mask.set_shape([None, None])
         return {"image": image, "mask": mask}
 
     def dataset_fn():
+        import tensorflow as tf
+
         return tf.data.Dataset.range(len(examples)).map(
             read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
@@ -139,4 +143,4 @@ def read_mask_file(path):
 
 
 def _name(item, fallback):
-    return fallback if isinstance(item, (np.ndarray, tf.Tensor)) else os.fspath(item)
+    return fallback if is_array(item) else os.fspath(item)
