@@ -77,7 +77,8 @@ def test_the_scripts_and_the_cli_use_the_library_convention_not_each_other():
 
 
 def test_training_without_tensorflow_says_what_to_install_in_one_line(tmp_path):
-    """The GPU machines have JAX and no TensorFlow; the trainer's tf.data input pipeline needs it."""
+    """The GPU machines have JAX and no TensorFlow; the classifier's tf.data pipeline needs it
+    (detection and segmentation train without it: test_train_backends.py)."""
     import os
     import subprocess
     import sys

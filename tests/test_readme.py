@@ -55,9 +55,9 @@ NOT_RUN = {
     ".venv/bin/python -m training.stardist_demo": "the detection and segmentation demos (half "
                                                   "an hour and more here); test_task_training.py "
                                                   "trains both tasks on small files",
-    ".venv/bin/python -m training.deepforest_gpu prepare": "the GPU run's two steps (the second "
-                                                          "needs a GPU machine); "
-                                                          "test_deepforest_gpu.py tests its parts",
+    ".venv/bin/python -m training.deepforest_demo --seeds 0 1 2 --epochs 16": "the longer "
+        "DeepForest runs (hours here, the second on a GPU machine); test_task_demos.py runs the "
+        "demo on a slice and test_train_backends.py trains detection without TensorFlow",
     "python benchmarks/": "benchmarks: minutes of an idle machine each, and they rewrite "
                           "docs/results/",
     "keras-coordatt predict runs/forest": "the reader's own detection and segmentation runs; "

@@ -4,14 +4,16 @@
 metrics; ``keras-coordatt train`` is the same from the command line. It runs
 on every Keras backend: ``tf.distribute`` strategies and ``tf.train``
 checkpoints on TensorFlow, ``keras.distribution.DataParallel`` on JAX, one
-device on PyTorch (checkpoints of the Keras variables on both); the data
-pipeline is ``tf.data`` everywhere, so TensorFlow must be installed.
+device on PyTorch (checkpoints of the Keras variables on both). The
+classifier's data pipeline is ``tf.data`` (TensorFlow needed); detection and
+segmentation also train where TensorFlow is not installed (their batches
+then come from a ``keras.utils.PyDataset``).
 """
 
 import importlib
 
 # Loaded on first use, so that ``keras_coordatt.training.config`` and
-# ``.recipe`` import without TensorFlow (the trainer itself needs it).
+# ``.recipe`` import without TensorFlow.
 _HOME = {
     "TrainingDiverged": "callbacks",
     "TrainConfig": "config",

@@ -3,8 +3,8 @@
 `task_model` (SSDLite or DeepLabV3 on the config's backbone) and
 `load_init_weights` (the config's ``init_weights``, new attention as the
 identity) are what the trainer builds; they import no data or TensorFlow
-module, so a script on another Keras backend (``training/deepforest_gpu.py``
-on JAX) builds exactly the trainer's network.
+module, so a script on another Keras backend (``benchmarks/`` on JAX) builds
+exactly the trainer's network.
 """
 
 import os
