@@ -132,6 +132,33 @@ def test_import_keras_coordatt_stays_light():
     assert "keras_coordatt.models" in added and "keras_coordatt.layers" in added
 
 
+def test_the_dense_tasks_data_and_the_trainer_import_without_tensorflow():
+    """What a GPU machine with JAX only loads to train detection or segmentation: with
+    TensorFlow hidden (tests/no_tensorflow), the modules import and choose the PyDataset
+    loader; only the classifier's tf.data pipeline says what to install."""
+    tests = pathlib.Path(__file__).resolve().parent
+    code = (
+        "import keras_coordatt.data as data\n"
+        "from keras_coordatt.data.core.batches import resolve_loader\n"
+        "from keras_coordatt.data.task_data import load_task_datasets\n"
+        "from keras_coordatt.training.trainer import train\n"
+        "from keras_coordatt.training.tasks import evaluate_segmentation\n"
+        "print(resolve_loader('auto'), data.load_task_datasets is load_task_datasets)\n"
+        "try:\n"
+        "    data.load_datasets\n"
+        "except ImportError as error:\n"
+        "    print('refused:', error)\n"
+    )
+    env = {**os.environ, "KERAS_BACKEND": "jax",
+           "PYTHONPATH": os.pathsep.join([str(tests / "no_tensorflow"), str(tests.parent)])}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    first, refused = result.stdout.splitlines()
+    assert first.split() == ["python", "True"]
+    assert "classifier's input pipeline) is built on tf.data" in refused
+    assert "pip install tensorflow-cpu" in refused
+
+
 def test_the_elpv_images_come_with_the_demo_extra_not_with_train():
     """Training on one's own data does not download the 91 MB ELPV wheel; make demo does."""
     import configparser
